@@ -1,0 +1,363 @@
+"""The cost model: the single source of truth of what a placement costs.
+
+Every rule here is written out in ``models/formulation.md`` (section numbers are cited as §n). The
+MILP encodes the same rules; `evaluate` costs any assignment with plain Python and numpy, no solver,
+so that the two can be checked against each other.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from .instance import INPUT, Instance
+
+# Relative tolerance for preferring an earlier-found route when two have the same latency, so that
+# routes are deterministic.
+_TIE = 1e-12
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A tensor that may cross the network: the raw input (producer -1) or a layer's output."""
+
+    name: str
+    producer: int  # layer index, or -1 for the raw input (which sits at the source node)
+    size_bytes: float
+    consumers: tuple[int, ...]  # layer indices
+    to_sink: bool  # the output tensor, sent to network.sink
+
+
+@dataclass(frozen=True)
+class Arc:
+    """One direction of a link."""
+
+    tail: int
+    head: int
+    bandwidth_bytes_per_s: float
+    latency_s: float
+
+    def hop_time_s(self, size_bytes: float) -> float:
+        return self.latency_s + size_bytes / self.bandwidth_bytes_per_s  # §2 store and forward
+
+
+class Tables:
+    """Dense arrays of an instance that both the evaluator and the MILP read.
+
+    Built once per instance (`tables(instance)` caches it).
+    """
+
+    def __init__(self, inst: Instance) -> None:
+        self.instance = inst
+        net, dnn = inst.network, inst.dnn
+        self.layers = inst.layer_names
+        self.nodes = inst.node_names
+        self.layer_index = {name: i for i, name in enumerate(self.layers)}
+        self.node_index = {name: k for k, name in enumerate(self.nodes)}
+        self.source = self.node_index[net.source]
+        self.sink = self.node_index[net.sink] if net.sink is not None else None
+        V, K = len(self.layers), len(self.nodes)
+
+        # §1 compute time: measured time of the node's class, else flops / flops_per_s.
+        self.compute_s = np.empty((V, K))
+        for v, layer in enumerate(dnn.layers):
+            for k, node in enumerate(net.nodes):
+                t = layer.time_s.get(node.device_class) if node.device_class else None
+                self.compute_s[v, k] = t if t is not None else layer.flops / node.flops_per_s
+        self.compute_power_w = np.array([n.compute_power_w for n in net.nodes])
+        self.tx_power_w = np.array([n.tx_power_w for n in net.nodes])
+        self.memory_bytes = [n.memory_bytes for n in net.nodes]
+
+        self.arcs: list[Arc] = []
+        for link in net.links:
+            a, b = self.node_index[link.source], self.node_index[link.target]
+            self.arcs.append(Arc(a, b, link.bandwidth_bytes_per_s, link.latency_s))
+            if link.bidirectional:
+                self.arcs.append(Arc(b, a, link.bandwidth_bytes_per_s, link.latency_s))
+        self.arc_index = {(arc.tail, arc.head): i for i, arc in enumerate(self.arcs)}
+
+        # §3 tensors and who consumes them.
+        out_bytes = {INPUT: dnn.input_bytes} | {la.name: la.out_bytes for la in dnn.layers}
+        consumers: dict[str, list[int]] = {INPUT: []} | {la.name: [] for la in dnn.layers}
+        for v, layer in enumerate(dnn.layers):
+            for src in layer.inputs:
+                consumers[src].append(v)
+        output = dnn.output_layer
+        self.output = self.layer_index[output]
+        self.tensors = [
+            Tensor(
+                name=name,
+                producer=-1 if name == INPUT else self.layer_index[name],
+                size_bytes=out_bytes[name],
+                consumers=tuple(consumers[name]),
+                to_sink=name == output and self.sink is not None,
+            )
+            for name in [INPUT, *self.layers]
+        ]
+        # §6 working memory of a layer: its distinct input tensors plus its output.
+        self.param_bytes = np.array([la.param_bytes for la in dnn.layers])
+        self.work_bytes = np.array(
+            [sum(out_bytes[s] for s in la.inputs) + la.out_bytes for la in dnn.layers]
+        )
+        self._paths: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+        self.reasons: list[str] = []  # why the instance is infeasible, when it can be told upfront
+        self.allowed = self._allowed_nodes()
+
+    # ------------------------------------------------------------------ routing (§2)
+
+    def shortest_paths(self, size_bytes: float) -> tuple[np.ndarray, np.ndarray]:
+        """All-pairs (transfer time in s, next hop) for a tensor of `size_bytes` (Floyd-Warshall).
+
+        Unreachable pairs have time inf and next hop -1. Cached per size.
+        """
+        key = float(size_bytes)
+        hit = self._paths.get(key)
+        if hit is not None:
+            return hit
+        K = len(self.nodes)
+        dist = np.full((K, K), np.inf)
+        nxt = np.full((K, K), -1, dtype=np.int64)
+        np.fill_diagonal(dist, 0.0)
+        nxt[np.arange(K), np.arange(K)] = np.arange(K)
+        for arc in self.arcs:
+            dist[arc.tail, arc.head] = arc.hop_time_s(key)
+            nxt[arc.tail, arc.head] = arc.head
+        for k in range(K):
+            alt = dist[:, k : k + 1] + dist[k : k + 1, :]
+            better = alt < dist * (1.0 - _TIE)
+            if better.any():
+                dist = np.where(better, alt, dist)
+                nxt = np.where(better, nxt[:, k : k + 1], nxt)
+        self._paths[key] = (dist, nxt)
+        return dist, nxt
+
+    def route(self, size_bytes: float, a: int, b: int) -> list[int] | None:
+        """Nodes from a to b on the fastest path for this size, or None if b is unreachable."""
+        _, nxt = self.shortest_paths(size_bytes)
+        if nxt[a, b] < 0:
+            return None
+        path = [a]
+        while path[-1] != b:
+            path.append(int(nxt[path[-1], b]))
+        return path
+
+    @cached_property
+    def reach(self) -> np.ndarray:
+        """reach[a, b]: some path leads from node a to node b."""
+        return np.isfinite(self.shortest_paths(0.0)[0])
+
+    # ------------------------------------------------------------------ allowed nodes
+
+    def _allowed_nodes(self) -> list[list[int]]:
+        """Per layer, the nodes it may run on in any feasible plan.
+
+        A node is dropped when it is not pinned, when the input cannot reach it, when it cannot
+        reach the sink although the layer feeds the output, or when the layer alone exceeds the
+        node's memory. Dropping them is exact (no feasible plan uses them) and keeps the MILP small.
+        """
+        inst = self.instance
+        reach = self.reach
+        feeds_output = self._ancestors_of_output()
+        allowed = []
+        for v, layer in enumerate(inst.dnn.layers):
+            pins = inst.constraints.pin.get(layer.name)
+            cand = [self.node_index[n] for n in pins] if pins else list(range(len(self.nodes)))
+            why = []
+            keep = []
+            for k in cand:
+                if not reach[self.source, k]:
+                    why.append(f"{self.nodes[k]} cannot be reached from the source")
+                elif self.sink is not None and feeds_output[v] and not reach[k, self.sink]:
+                    why.append(f"{self.nodes[k]} cannot reach the sink")
+                elif self._exceeds_memory(v, k):
+                    mem = self.memory_bytes[k]
+                    need = self.param_bytes[v] + self.work_bytes[v]
+                    why.append(
+                        f"{self.nodes[k]} has memory_bytes {mem:g} but the layer alone needs "
+                        f"{need:g} (param_bytes + inputs + out_bytes)"
+                    )
+                else:
+                    keep.append(k)
+            if not keep:
+                where = "pinned nodes" if pins else "nodes"
+                self.reasons.append(
+                    f"layer '{layer.name}' fits none of its {where}: " + "; ".join(why)
+                )
+            allowed.append(keep)
+        return allowed
+
+    def _exceeds_memory(self, v: int, k: int) -> bool:
+        mem = self.memory_bytes[k]
+        return mem is not None and self.param_bytes[v] + self.work_bytes[v] > mem
+
+    def _ancestors_of_output(self) -> list[bool]:
+        feeds = [False] * len(self.layers)
+        feeds[self.output] = True
+        for v in range(len(self.layers) - 1, -1, -1):
+            if feeds[v]:
+                for src in self.instance.dnn.layers[v].inputs:
+                    if src != INPUT:
+                        feeds[self.layer_index[src]] = True
+        return feeds
+
+
+def tables(inst: Instance) -> Tables:
+    """The (cached) dense tables of an instance."""
+    cached = inst.__dict__.get("_tables")
+    if cached is None:
+        cached = Tables(inst)
+        object.__setattr__(inst, "_tables", cached)
+    return cached
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One tensor sent from one node to another along its route (§3)."""
+
+    tensor: str
+    size_bytes: float
+    source: str
+    target: str
+    route: tuple[str, ...]
+    time_s: float
+    energy_j: float
+
+
+@dataclass
+class Evaluation:
+    """The cost of one assignment under the cost model, with its breakdown and any violations."""
+
+    assignment: dict[str, str]
+    compute_s: float
+    transfer_s: float
+    compute_energy_j: float
+    transfer_energy_j: float
+    period_s: float
+    node_compute_s: dict[str, float]
+    link_load_s: dict[tuple[str, str], float]
+    memory_bytes: dict[str, float]
+    transfers: list[Transfer]
+    violations: list[str] = field(default_factory=list)
+
+    @property
+    def latency_s(self) -> float:
+        return self.compute_s + self.transfer_s  # §4
+
+    @property
+    def energy_j(self) -> float:
+        return self.compute_energy_j + self.transfer_energy_j  # §5
+
+    @property
+    def feasible(self) -> bool:
+        return not self.violations
+
+    def objective(self, inst: Instance) -> float:
+        """The value of the instance's objective (§4, §5, §7)."""
+        kind = inst.objective.kind
+        if kind == "latency":
+            return self.latency_s
+        if kind == "energy":
+            return self.energy_j
+        if kind == "throughput":
+            return self.period_s
+        o = inst.objective
+        return o.latency_weight * self.latency_s + o.energy_weight * self.energy_j
+
+
+def evaluate(inst: Instance, assignment: Mapping[str, str]) -> Evaluation:
+    """Cost an assignment {layer: node} by the cost model, independent of any solver.
+
+    Constraint violations (pins, memory, latency limit, missing routes) are listed in
+    `Evaluation.violations` rather than raised, so that heuristics can be costed too. A layer
+    missing from the assignment or an unknown node raises `ValueError`.
+    """
+    tb = tables(inst)
+    place = np.empty(len(tb.layers), dtype=np.int64)
+    for v, name in enumerate(tb.layers):
+        node = assignment.get(name)
+        if node not in tb.node_index:
+            raise ValueError(f"layer '{name}': assigned to unknown node {node!r}")
+        place[v] = tb.node_index[node]
+    extra = set(assignment) - set(tb.layer_index)
+    if extra:
+        raise ValueError(f"assignment names unknown layers: {', '.join(sorted(extra))}")
+
+    violations: list[str] = []
+    compute = tb.compute_s[np.arange(len(tb.layers)), place]
+    node_compute = np.bincount(place, weights=compute, minlength=len(tb.nodes))
+    compute_energy = float(np.dot(compute, tb.compute_power_w[place]))
+
+    transfers: list[Transfer] = []
+    arc_load = np.zeros(len(tb.arcs))
+    for t in tb.tensors:
+        src = tb.source if t.producer < 0 else int(place[t.producer])
+        dests = sorted({int(place[c]) for c in t.consumers} | ({tb.sink} if t.to_sink else set()))
+        for dst in dests:
+            if dst == src:
+                continue
+            path = tb.route(t.size_bytes, src, dst)
+            if path is None:
+                violations.append(
+                    f"tensor '{t.name}' cannot reach {tb.nodes[dst]} from {tb.nodes[src]}"
+                )
+                continue
+            time_s = energy = 0.0
+            for a, b in itertools.pairwise(path):
+                arc = tb.arcs[tb.arc_index[(a, b)]]
+                hop = arc.hop_time_s(t.size_bytes)
+                time_s += hop
+                energy += hop * tb.tx_power_w[a]  # §5 the hop's sender transmits
+                arc_load[tb.arc_index[(a, b)]] += t.size_bytes / arc.bandwidth_bytes_per_s  # §7
+            transfers.append(
+                Transfer(
+                    t.name,
+                    t.size_bytes,
+                    tb.nodes[src],
+                    tb.nodes[dst],
+                    tuple(tb.nodes[k] for k in path),
+                    time_s,
+                    float(energy),
+                )
+            )
+
+    # §6 memory per node: parameters of its layers + the largest working set among them.
+    memory = {}
+    for k, name in enumerate(tb.nodes):
+        mine = place == k
+        used = float(tb.param_bytes[mine].sum() + (tb.work_bytes[mine].max() if mine.any() else 0))
+        memory[name] = used
+        cap = tb.memory_bytes[k]
+        if cap is not None and used > cap * (1 + 1e-9):
+            violations.append(f"node {name} needs {used:g} bytes of memory > memory_bytes {cap:g}")
+    for layer, allowed in inst.constraints.pin.items():
+        if assignment[layer] not in allowed:
+            violations.append(f"layer '{layer}' is pinned to {', '.join(allowed)}")
+
+    link_load = {
+        (tb.nodes[arc.tail], tb.nodes[arc.head]): float(arc_load[i])
+        for i, arc in enumerate(tb.arcs)
+    }
+    ev = Evaluation(
+        assignment={name: tb.nodes[place[v]] for v, name in enumerate(tb.layers)},
+        compute_s=float(compute.sum()),
+        transfer_s=float(sum(tr.time_s for tr in transfers)),
+        compute_energy_j=compute_energy,
+        transfer_energy_j=float(sum(tr.energy_j for tr in transfers)),
+        period_s=float(max(node_compute.max(), arc_load.max(initial=0.0))),
+        node_compute_s={name: float(node_compute[k]) for k, name in enumerate(tb.nodes)},
+        link_load_s=link_load,
+        memory_bytes=memory,
+        transfers=transfers,
+        violations=violations,
+    )
+    limit = inst.constraints.max_latency_s
+    if limit is not None and ev.latency_s > limit * (1 + 1e-9) + 1e-12:
+        violations.append(f"latency {ev.latency_s:.6g} s > max_latency_s {limit:g}")
+    return ev

@@ -1,0 +1,133 @@
+"""Seeded random instances: chains and DAGs of layers on chain, star, mesh and complete networks.
+
+Used by the tests (small instances with brute-force optima) and the benchmark's scaling families.
+Figures are drawn from ranges typical of edge inference (device ~1e9-1e10 FLOP/s, edge ~1e11,
+cloud ~1e12; wireless 1e6-1e7 B/s, wired 1e8 B/s); they are synthetic, not measurements.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .instance import (
+    DNN,
+    INPUT,
+    Constraints,
+    Instance,
+    Layer,
+    Link,
+    Network,
+    Node,
+    Objective,
+)
+
+TOPOLOGIES = ("chain", "star", "mesh", "complete")
+
+
+def random_dnn(n_layers: int, rng: np.random.Generator, skip_prob: float = 0.0) -> DNN:
+    """A chain of layers, plus (with probability `skip_prob` per layer) a skip connection."""
+    layers = []
+    for i in range(n_layers):
+        inputs = [INPUT if i == 0 else f"l{i - 1}"]
+        if i >= 2 and rng.random() < skip_prob:
+            inputs.append(f"l{int(rng.integers(0, i - 1))}")
+        layers.append(
+            Layer(
+                name=f"l{i}",
+                inputs=tuple(inputs),
+                flops=float(10 ** rng.uniform(6, 9)),
+                param_bytes=float(round(10 ** rng.uniform(3, 6.5))),
+                out_bytes=float(round(10 ** rng.uniform(3, 6))),
+            )
+        )
+    return DNN("random", float(round(10 ** rng.uniform(4, 6))), tuple(layers))
+
+
+def random_network(
+    n_nodes: int,
+    rng: np.random.Generator,
+    topology: str = "chain",
+    memory_bytes: float | None = None,
+) -> Network:
+    """Node 0 is the device (source and sink); the others grow faster away from it."""
+    if topology not in TOPOLOGIES:
+        raise ValueError(f"unknown topology {topology!r}; expected one of {', '.join(TOPOLOGIES)}")
+    nodes = []
+    for k in range(n_nodes):
+        speed = 1e9 * 10 ** (3 * k / max(n_nodes - 1, 1)) * rng.uniform(0.7, 1.3)
+        nodes.append(
+            Node(
+                name=f"n{k}",
+                flops_per_s=float(speed),
+                memory_bytes=memory_bytes,
+                compute_power_w=float(rng.uniform(2, 10) if k == 0 else rng.uniform(20, 300)),
+                tx_power_w=float(rng.uniform(0.5, 2.0) if k == 0 else rng.uniform(5, 20)),
+            )
+        )
+
+    def link(a: int, b: int) -> Link:
+        wireless = a == 0 or b == 0
+        bw = 10 ** rng.uniform(6, 7) if wireless else 10 ** rng.uniform(7.5, 8.5)
+        lat = rng.uniform(5e-3, 2e-2) if wireless else rng.uniform(1e-3, 5e-3)
+        return Link(f"n{a}", f"n{b}", float(bw), float(lat))
+
+    pairs: list[tuple[int, int]] = []
+    if topology == "chain":
+        pairs = [(k, k + 1) for k in range(n_nodes - 1)]
+    elif topology == "star":
+        pairs = [(0, k) for k in range(1, n_nodes)]
+    elif topology == "complete":
+        pairs = [(a, b) for a in range(n_nodes) for b in range(a + 1, n_nodes)]
+    else:  # a grid as square as possible
+        cols = int(np.ceil(np.sqrt(n_nodes)))
+        for k in range(n_nodes):
+            if (k + 1) % cols and k + 1 < n_nodes:
+                pairs.append((k, k + 1))
+            if k + cols < n_nodes:
+                pairs.append((k, k + cols))
+    return Network(tuple(nodes), tuple(link(a, b) for a, b in pairs), "n0", "n0")
+
+
+def random_instance(
+    n_layers: int,
+    n_nodes: int,
+    seed: int = 0,
+    topology: str = "chain",
+    skip_prob: float = 0.0,
+    objective: str = "latency",
+    memory_fraction: float | None = None,
+    pin_first: bool = False,
+    max_latency_factor: float | None = None,
+) -> Instance:
+    """A random instance.
+
+    `memory_fraction` gives every node memory_bytes = that fraction of all parameters plus the
+    largest working set; `pin_first` pins the first layer to the device (privacy);
+    `max_latency_factor` sets max_latency_s to that factor times the all-on-device latency.
+    """
+    rng = np.random.default_rng(seed)
+    dnn = random_dnn(n_layers, rng, skip_prob)
+    mem = None
+    if memory_fraction is not None:
+        work = max(
+            sum(
+                dnn.input_bytes if s == INPUT else dnn.layers[int(s[1:])].out_bytes
+                for s in la.inputs
+            )
+            + la.out_bytes
+            for la in dnn.layers
+        )
+        mem = float(memory_fraction * sum(la.param_bytes for la in dnn.layers) + work)
+    net = random_network(n_nodes, rng, topology, mem)
+    weights = {"latency": 1.0, "energy": float(rng.uniform(0.05, 1.0))}
+    obj = (
+        Objective("weighted", weights["latency"], weights["energy"])
+        if objective == "weighted"
+        else Objective(objective)
+    )
+    pin = {dnn.layers[0].name: ("n0",)} if pin_first else {}
+    limit = None
+    if max_latency_factor is not None:
+        local = sum(la.flops for la in dnn.layers) / net.nodes[0].flops_per_s
+        limit = float(max_latency_factor * local)
+    return Instance(dnn, net, obj, Constraints(pin, limit), f"random-{n_layers}x{n_nodes}-{seed}")

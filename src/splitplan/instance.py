@@ -1,0 +1,571 @@
+"""Instances: the DNN's per-layer data, the network of compute nodes, objective and constraints.
+
+An `Instance` is immutable and validated once, when it is built (from JSON or in code); everything
+downstream trusts it. Every problem a user can make in an instance is reported as one
+`InstanceError` carrying the file, the field path (e.g. ``dnn.layers[3].inputs``) and the reason.
+
+The file format is ``splitplan-instance/1``; its JSON Schema ships as
+``splitplan/schema/instance.schema.json`` and the cost model it feeds is ``models/formulation.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+FORMAT = "splitplan-instance/1"
+INPUT = "input"  # reserved name of the raw input tensor, which exists at network.source
+OBJECTIVE_KINDS = ("latency", "throughput", "energy", "weighted")
+
+
+class InstanceError(ValueError):
+    """A user mistake in an instance: which file, which field, what is wrong."""
+
+    def __init__(self, field: str, reason: str, file: str | None = None) -> None:
+        self.field = field
+        self.reason = reason
+        self.file = file
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"{self.file}: " if self.file else ""
+        at = f"{self.field}: " if self.field else ""
+        return f"{where}{at}{self.reason}"
+
+    def in_file(self, file: str) -> InstanceError:
+        return InstanceError(self.field, self.reason, file)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One splittable layer. `time_s` maps a device class to a measured compute time in seconds."""
+
+    name: str
+    inputs: tuple[str, ...]
+    flops: float = 0.0
+    param_bytes: float = 0.0
+    out_bytes: float = 0.0
+    time_s: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DNN:
+    """Layers in topological order; `output` (default: the last layer) is the result tensor."""
+
+    name: str
+    input_bytes: float
+    layers: tuple[Layer, ...]
+    output: str | None = None
+
+    @property
+    def output_layer(self) -> str:
+        return self.output if self.output is not None else self.layers[-1].name
+
+
+@dataclass(frozen=True)
+class Node:
+    """A compute node. `memory_bytes=None` means unlimited; a missing power is 0 W."""
+
+    name: str
+    flops_per_s: float
+    device_class: str | None = None
+    memory_bytes: float | None = None
+    compute_power_w: float = 0.0
+    tx_power_w: float = 0.0
+
+
+@dataclass(frozen=True)
+class Link:
+    """A network link; bidirectional links carry traffic both ways with separate capacity."""
+
+    source: str
+    target: str
+    bandwidth_bytes_per_s: float
+    latency_s: float = 0.0
+    bidirectional: bool = True
+
+
+@dataclass(frozen=True)
+class Network:
+    nodes: tuple[Node, ...]
+    links: tuple[Link, ...]
+    source: str
+    sink: str | None = None
+
+
+@dataclass(frozen=True)
+class Objective:
+    """`kind`: latency, throughput, energy or weighted (latency_weight x s + energy_weight x J)."""
+
+    kind: str = "latency"
+    latency_weight: float = 1.0
+    energy_weight: float = 0.0
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """`pin` maps a layer to the nodes it may run on; `max_latency_s` bounds one inference."""
+
+    pin: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    max_latency_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Instance:
+    dnn: DNN
+    network: Network
+    objective: Objective = field(default_factory=Objective)
+    constraints: Constraints = field(default_factory=Constraints)
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    # Convenience lookups; the cost module builds the dense arrays.
+    @property
+    def layer_names(self) -> list[str]:
+        return [layer.name for layer in self.dnn.layers]
+
+    @property
+    def node_names(self) -> list[str]:
+        return [node.name for node in self.network.nodes]
+
+    def with_objective(self, objective: Objective) -> Instance:
+        return Instance(self.dnn, self.network, objective, self.constraints, self.name)
+
+    def with_constraints(self, constraints: Constraints) -> Instance:
+        return Instance(self.dnn, self.network, self.objective, constraints, self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return instance_to_dict(self)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_number(value: Any, path: str, *, positive: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InstanceError(path, f"must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise InstanceError(path, f"must be finite, got {value!r}")
+    if positive and value <= 0:
+        raise InstanceError(path, f"must be positive, got {value!r}")
+    if value < 0:
+        raise InstanceError(path, f"must not be negative, got {value!r}")
+
+
+def _check_name(value: Any, path: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise InstanceError(path, f"must be a non-empty string, got {value!r}")
+
+
+def _reachable(adjacency: dict[str, set[str]], start: str) -> set[str]:
+    seen, stack = {start}, [start]
+    while stack:
+        for nxt in adjacency[stack.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
+
+
+def _find_cycle(layers: tuple[Layer, ...]) -> list[str] | None:
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    names = {layer.name for layer in layers}
+    for layer in layers:
+        graph.add_node(layer.name)
+        graph.add_edges_from((src, layer.name) for src in layer.inputs if src in names)
+    try:
+        return [u for u, _ in nx.find_cycle(graph)]
+    except nx.NetworkXNoCycle:
+        return None
+
+
+def _validate_dnn(dnn: DNN) -> None:
+    _check_name(dnn.name, "dnn.name")
+    _check_number(dnn.input_bytes, "dnn.input_bytes")
+    if not dnn.layers:
+        raise InstanceError("dnn.layers", "must list at least one layer")
+    position = {layer.name: i for i, layer in enumerate(dnn.layers)}
+    seen: set[str] = set()
+    for i, layer in enumerate(dnn.layers):
+        path = f"dnn.layers[{i}]"
+        _check_name(layer.name, f"{path}.name")
+        if layer.name == INPUT:
+            raise InstanceError(f"{path}.name", f"'{INPUT}' is reserved for the raw input tensor")
+        if layer.name in seen:
+            raise InstanceError(f"{path}.name", f"duplicate layer name '{layer.name}'")
+        seen.add(layer.name)
+        if not layer.inputs:
+            raise InstanceError(f"{path}.inputs", "must list at least one input tensor")
+        if len(set(layer.inputs)) != len(layer.inputs):
+            raise InstanceError(f"{path}.inputs", "lists the same tensor twice")
+        for src in layer.inputs:
+            if src == INPUT:
+                continue
+            if src not in position:
+                raise InstanceError(
+                    f"{path}.inputs", f"unknown tensor '{src}' (not '{INPUT}' nor a layer name)"
+                )
+            if position[src] >= i:
+                cycle = _find_cycle(dnn.layers)
+                if cycle:
+                    loop = " -> ".join([*cycle, cycle[0]])
+                    raise InstanceError(f"{path}.inputs", f"the layers form a cycle: {loop}")
+                raise InstanceError(
+                    f"{path}.inputs",
+                    f"tensor '{src}' is produced by a later layer; layers must be in "
+                    "topological order",
+                )
+        _check_number(layer.flops, f"{path}.flops")
+        _check_number(layer.param_bytes, f"{path}.param_bytes")
+        _check_number(layer.out_bytes, f"{path}.out_bytes")
+        for cls, t in layer.time_s.items():
+            _check_number(t, f"{path}.time_s.{cls}")
+    if dnn.output is not None and dnn.output not in position:
+        raise InstanceError("dnn.output", f"unknown layer '{dnn.output}'")
+
+
+def _validate_network(net: Network) -> dict[str, set[str]]:
+    if not net.nodes:
+        raise InstanceError("network.nodes", "must list at least one node")
+    names: set[str] = set()
+    for i, node in enumerate(net.nodes):
+        path = f"network.nodes[{i}]"
+        _check_name(node.name, f"{path}.name")
+        if node.name in names:
+            raise InstanceError(f"{path}.name", f"duplicate node name '{node.name}'")
+        names.add(node.name)
+        _check_number(node.flops_per_s, f"{path}.flops_per_s", positive=True)
+        if node.memory_bytes is not None:
+            _check_number(node.memory_bytes, f"{path}.memory_bytes")
+        _check_number(node.compute_power_w, f"{path}.compute_power_w")
+        _check_number(node.tx_power_w, f"{path}.tx_power_w")
+        if node.device_class is not None:
+            _check_name(node.device_class, f"{path}.class")
+    adjacency: dict[str, set[str]] = {name: set() for name in names}
+    pairs: set[tuple[str, str]] = set()
+    for i, link in enumerate(net.links):
+        path = f"network.links[{i}]"
+        for end, key in ((link.source, "from"), (link.target, "to")):
+            if end not in names:
+                raise InstanceError(f"{path}.{key}", f"unknown node '{end}'")
+        if link.source == link.target:
+            raise InstanceError(f"{path}.to", f"a link cannot connect '{link.source}' to itself")
+        _check_number(link.bandwidth_bytes_per_s, f"{path}.bandwidth_bytes_per_s", positive=True)
+        _check_number(link.latency_s, f"{path}.latency_s")
+        arcs = [(link.source, link.target)]
+        if link.bidirectional:
+            arcs.append((link.target, link.source))
+        for arc in arcs:
+            if arc in pairs:
+                raise InstanceError(
+                    path, f"a second link {arc[0]} -> {arc[1]}; merge them into one"
+                )
+            pairs.add(arc)
+            adjacency[arc[0]].add(arc[1])
+    if net.source not in names:
+        raise InstanceError("network.source", f"unknown node '{net.source}'")
+    if net.sink is not None:
+        if net.sink not in names:
+            raise InstanceError("network.sink", f"unknown node '{net.sink}'")
+        if net.sink not in _reachable(adjacency, net.source):
+            raise InstanceError(
+                "network.sink",
+                f"node '{net.sink}' cannot be reached from the source '{net.source}', "
+                "but the output must be sent there",
+            )
+    return adjacency
+
+
+def _validate(inst: Instance) -> None:
+    _validate_dnn(inst.dnn)
+    adjacency = _validate_network(inst.network)
+    obj = inst.objective
+    if obj.kind not in OBJECTIVE_KINDS:
+        raise InstanceError(
+            "objective.kind",
+            f"unknown kind {obj.kind!r}; expected one of {', '.join(OBJECTIVE_KINDS)}",
+        )
+    _check_number(obj.latency_weight, "objective.latency")
+    _check_number(obj.energy_weight, "objective.energy")
+    if obj.kind == "weighted" and obj.latency_weight == 0 and obj.energy_weight == 0:
+        raise InstanceError(
+            "objective", "a weighted objective needs a positive latency or energy weight"
+        )
+    cons = inst.constraints
+    if cons.max_latency_s is not None:
+        _check_number(cons.max_latency_s, "constraints.max_latency_s")
+    layers = set(inst.layer_names)
+    nodes = set(inst.node_names)
+    from_source = _reachable(adjacency, inst.network.source)
+    for layer, allowed in cons.pin.items():
+        path = f"constraints.pin.{layer}"
+        if layer not in layers:
+            raise InstanceError(path, f"unknown layer '{layer}'")
+        if not allowed:
+            raise InstanceError(path, "must list at least one node")
+        for node in allowed:
+            if node not in nodes:
+                raise InstanceError(path, f"unknown node '{node}'")
+        if not set(allowed) & from_source:
+            raise InstanceError(
+                path,
+                f"pinned to {', '.join(allowed)}, which the input cannot reach from the source "
+                f"'{inst.network.source}'",
+            )
+
+
+# --------------------------------------------------------------------------- JSON I/O
+
+_TOP_KEYS = {"format", "name", "dnn", "network", "objective", "constraints"}
+_DNN_KEYS = {"name", "input_bytes", "layers", "output"}
+_LAYER_KEYS = {"name", "inputs", "flops", "param_bytes", "out_bytes", "time_s"}
+_NET_KEYS = {"nodes", "links", "source", "sink"}
+_NODE_KEYS = {"name", "class", "flops_per_s", "memory_bytes", "compute_power_w", "tx_power_w"}
+_LINK_KEYS = {"from", "to", "bandwidth_bytes_per_s", "latency_s", "bidirectional"}
+_OBJ_KEYS = {"kind", "latency", "energy"}
+_CONS_KEYS = {"pin", "max_latency_s"}
+
+
+def _obj(value: Any, path: str, keys: set[str], required: tuple[str, ...] = ()) -> dict:
+    if not isinstance(value, dict):
+        raise InstanceError(path, f"must be an object, got {type(value).__name__}")
+    for key in value:
+        if key not in keys:
+            raise InstanceError(
+                f"{path}.{key}" if path else key,
+                f"unknown field; expected one of {', '.join(sorted(keys))}",
+            )
+    for key in required:
+        if key not in value:
+            raise InstanceError(f"{path}.{key}" if path else key, "is required")
+    return value
+
+
+def _list(value: Any, path: str) -> list:
+    if not isinstance(value, list):
+        raise InstanceError(path, f"must be a list, got {type(value).__name__}")
+    return value
+
+
+def _num(d: dict, key: str, path: str, default: Any = None) -> Any:
+    value = d.get(key, default)
+    if value is not None:
+        _check_number(value, f"{path}.{key}")
+    return value
+
+
+def _str(d: dict, key: str, path: str, default: Any = None) -> Any:
+    value = d.get(key, default)
+    if value is not None:
+        _check_name(value, f"{path}.{key}")
+    return value
+
+
+def instance_from_dict(data: Any) -> Instance:
+    """Build and validate an instance from parsed JSON; raises `InstanceError` with field paths."""
+    d = _obj(data, "", _TOP_KEYS, ("format", "dnn", "network"))
+    if d["format"] != FORMAT:
+        raise InstanceError("format", f"unsupported format {d['format']!r}; expected {FORMAT!r}")
+    dd = _obj(d["dnn"], "dnn", _DNN_KEYS, ("input_bytes", "layers"))
+    layers = []
+    for i, raw in enumerate(_list(dd["layers"], "dnn.layers")):
+        path = f"dnn.layers[{i}]"
+        ld = _obj(raw, path, _LAYER_KEYS, ("name", "inputs"))
+        inputs = _list(ld["inputs"], f"{path}.inputs")
+        for j, src in enumerate(inputs):
+            _check_name(src, f"{path}.inputs[{j}]")
+        times = _obj(ld.get("time_s", {}), f"{path}.time_s", set(ld.get("time_s", {}) or {}))
+        for cls in times:
+            _num(times, cls, f"{path}.time_s")
+        layers.append(
+            Layer(
+                name=_str(ld, "name", path),
+                inputs=tuple(inputs),
+                flops=_num(ld, "flops", path, 0.0),
+                param_bytes=_num(ld, "param_bytes", path, 0.0),
+                out_bytes=_num(ld, "out_bytes", path, 0.0),
+                time_s=MappingProxyType(dict(times)),
+            )
+        )
+    dnn = DNN(
+        name=_str(dd, "name", "dnn", "dnn"),
+        input_bytes=_num(dd, "input_bytes", "dnn"),
+        layers=tuple(layers),
+        output=_str(dd, "output", "dnn"),
+    )
+    nd = _obj(d["network"], "network", _NET_KEYS, ("nodes", "source"))
+    nodes = []
+    for i, raw in enumerate(_list(nd["nodes"], "network.nodes")):
+        path = f"network.nodes[{i}]"
+        n = _obj(raw, path, _NODE_KEYS, ("name", "flops_per_s"))
+        nodes.append(
+            Node(
+                name=_str(n, "name", path),
+                flops_per_s=_num(n, "flops_per_s", path),
+                device_class=_str(n, "class", path),
+                memory_bytes=_num(n, "memory_bytes", path),
+                compute_power_w=_num(n, "compute_power_w", path, 0.0),
+                tx_power_w=_num(n, "tx_power_w", path, 0.0),
+            )
+        )
+    links = []
+    for i, raw in enumerate(_list(nd.get("links", []), "network.links")):
+        path = f"network.links[{i}]"
+        ln = _obj(raw, path, _LINK_KEYS, ("from", "to", "bandwidth_bytes_per_s"))
+        bidirectional = ln.get("bidirectional", True)
+        if not isinstance(bidirectional, bool):
+            raise InstanceError(
+                f"{path}.bidirectional", f"must be true or false, got {bidirectional!r}"
+            )
+        links.append(
+            Link(
+                source=_str(ln, "from", path),
+                target=_str(ln, "to", path),
+                bandwidth_bytes_per_s=_num(ln, "bandwidth_bytes_per_s", path),
+                latency_s=_num(ln, "latency_s", path, 0.0),
+                bidirectional=bidirectional,
+            )
+        )
+    network = Network(
+        nodes=tuple(nodes),
+        links=tuple(links),
+        source=_str(nd, "source", "network"),
+        sink=_str(nd, "sink", "network"),
+    )
+    od = _obj(d.get("objective", {"kind": "latency"}), "objective", _OBJ_KEYS, ("kind",))
+    kind = od["kind"]
+    if not isinstance(kind, str):
+        raise InstanceError("objective.kind", f"must be a string, got {kind!r}")
+    if kind != "weighted" and ("latency" in od or "energy" in od):
+        raise InstanceError("objective", f"weights are only read for kind 'weighted', not {kind!r}")
+    objective = Objective(
+        kind=kind,
+        latency_weight=_num(od, "latency", "objective", 1.0 if kind != "weighted" else 0.0),
+        energy_weight=_num(od, "energy", "objective", 0.0),
+    )
+    cd = _obj(d.get("constraints", {}), "constraints", _CONS_KEYS)
+    pins = {}
+    pin_raw = _obj(cd.get("pin", {}), "constraints.pin", set(cd.get("pin", {}) or {}))
+    for layer, allowed in pin_raw.items():
+        allowed = [allowed] if isinstance(allowed, str) else allowed
+        allowed = _list(allowed, f"constraints.pin.{layer}")
+        for node in allowed:
+            _check_name(node, f"constraints.pin.{layer}")
+        pins[layer] = tuple(allowed)
+    constraints = Constraints(
+        pin=MappingProxyType(pins), max_latency_s=_num(cd, "max_latency_s", "constraints")
+    )
+    name = d.get("name", dnn.name)
+    _check_name(name, "name")
+    return Instance(dnn, network, objective, constraints, name)
+
+
+def load_instance(path: str | Path) -> Instance:
+    """Read and validate an instance file; every problem raises `InstanceError` naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InstanceError("", "no such file", str(path)) from None
+    except IsADirectoryError:
+        raise InstanceError("", "is a directory, not an instance file", str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InstanceError("", f"cannot read: {exc}", str(path)) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InstanceError(
+            "", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", str(path)
+        ) from None
+    try:
+        return instance_from_dict(data)
+    except InstanceError as exc:
+        raise exc.in_file(str(path)) from None
+
+
+def instance_to_dict(inst: Instance) -> dict[str, Any]:
+    """The JSON form of an instance (`instance_from_dict` reads it back unchanged)."""
+
+    def drop_none(d: dict) -> dict:
+        return {k: v for k, v in d.items() if v is not None}
+
+    layers = []
+    for layer in inst.dnn.layers:
+        ld: dict[str, Any] = {
+            "name": layer.name,
+            "inputs": list(layer.inputs),
+            "flops": layer.flops,
+            "param_bytes": layer.param_bytes,
+            "out_bytes": layer.out_bytes,
+        }
+        if layer.time_s:
+            ld["time_s"] = dict(layer.time_s)
+        layers.append(ld)
+    nodes = [
+        drop_none(
+            {
+                "name": n.name,
+                "class": n.device_class,
+                "flops_per_s": n.flops_per_s,
+                "memory_bytes": n.memory_bytes,
+                "compute_power_w": n.compute_power_w,
+                "tx_power_w": n.tx_power_w,
+            }
+        )
+        for n in inst.network.nodes
+    ]
+    links = []
+    for link in inst.network.links:
+        ld = {
+            "from": link.source,
+            "to": link.target,
+            "bandwidth_bytes_per_s": link.bandwidth_bytes_per_s,
+            "latency_s": link.latency_s,
+        }
+        if not link.bidirectional:
+            ld["bidirectional"] = False
+        links.append(ld)
+    objective: dict[str, Any] = {"kind": inst.objective.kind}
+    if inst.objective.kind == "weighted":
+        objective["latency"] = inst.objective.latency_weight
+        objective["energy"] = inst.objective.energy_weight
+    constraints: dict[str, Any] = {}
+    if inst.constraints.pin:
+        constraints["pin"] = {k: list(v) for k, v in inst.constraints.pin.items()}
+    if inst.constraints.max_latency_s is not None:
+        constraints["max_latency_s"] = inst.constraints.max_latency_s
+    return {
+        "format": FORMAT,
+        "name": inst.name or inst.dnn.name,
+        "dnn": drop_none(
+            {
+                "name": inst.dnn.name,
+                "input_bytes": inst.dnn.input_bytes,
+                "layers": layers,
+                "output": inst.dnn.output,
+            }
+        ),
+        "network": drop_none(
+            {
+                "nodes": nodes,
+                "links": links,
+                "source": inst.network.source,
+                "sink": inst.network.sink,
+            }
+        ),
+        "objective": objective,
+        "constraints": constraints,
+    }
+
+
+def save_instance(inst: Instance, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(instance_to_dict(inst), indent=1) + "\n", encoding="utf-8")

@@ -1,0 +1,373 @@
+"""The placement MILP of ``models/formulation.md``: one Pyomo model, a block per constraint family.
+
+Symbols follow the formulation: x[v,k] (layer v runs on node k), z[t,p,q] (tensor t goes from p to
+q, single consumer), f[t,a] (flow of tensor t on arc a, latency objective), r[t,q] / y[t,p,q]
+(tensor t needed at q / sent from p to q, several consumers), M[k] (working memory of node k) and
+P (the period). Each block's docstring names the section of the cost model it encodes.
+
+Every expression is built as a Pyomo `LinearExpression` from (coefficient, variable) terms, which
+keeps the build fast and lets `solvers` read the matrix back without Pyomo's generic compilers.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import pyomo.environ as pyo
+from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpression
+
+from .cost import Tables, Tensor, tables
+from .instance import Instance
+
+Terms = list[tuple[float, object]]  # (coefficient, Pyomo variable)
+
+
+def linear(terms: Terms, constant: float = 0.0) -> LinearExpression:
+    """A Pyomo linear expression sum(c * var) + constant."""
+    args: list = [MonomialTermExpression((c, var)) for c, var in terms if c != 0.0]
+    if constant or not args:
+        args.append(float(constant))
+    return LinearExpression(args)
+
+
+def _rows(block: pyo.Block, name: str, rows: dict, doc: str) -> None:
+    """Add the constraint family `name` to `block`: rows maps an index to (lb, terms, ub)."""
+    if not rows:
+        return
+    keys = list(rows)
+    index = pyo.Set(initialize=keys, dimen=len(keys[0]) if isinstance(keys[0], tuple) else 1)
+    block.add_component(f"{name}_index", index)
+
+    def rule(_b, *i):
+        lb, terms, ub = rows[i if len(i) > 1 else i[0]]
+        return (lb, linear(terms), ub)
+
+    block.add_component(name, pyo.Constraint(index, rule=rule, doc=doc))
+
+
+def _vars(block: pyo.Block, name: str, keys: list, doc: str, **kw) -> dict:
+    """Add variable family `name` over `keys` to `block`; returns {key: var}."""
+    if not keys:
+        return {}
+    dimen = len(keys[0]) if isinstance(keys[0], tuple) else 1
+    index = pyo.Set(initialize=keys, dimen=dimen)
+    block.add_component(f"{name}_index", index)
+    var = pyo.Var(index, doc=doc, **kw)
+    block.add_component(name, var)
+    return {key: var[key] for key in keys}
+
+
+@dataclass
+class Milp:
+    """A built model with the maps needed to read a solution back."""
+
+    instance: Instance
+    tables: Tables
+    model: pyo.ConcreteModel
+    x: dict[tuple[int, int], object]
+    encoding: str  # "flow" or "pair" for single-consumer transfers
+    latency_terms: Terms = field(repr=False, default_factory=list)
+    energy_terms: Terms = field(repr=False, default_factory=list)
+
+
+class _Builder:
+    def __init__(self, inst: Instance) -> None:
+        self.inst = inst
+        self.tb = tables(inst)
+        kind = inst.objective.kind
+        self.need_energy = kind == "energy" or (
+            kind == "weighted" and inst.objective.energy_weight > 0
+        )
+        self.need_loads = kind == "throughput"
+        # Flows price a path by its latency alone: usable when nothing else is priced per route.
+        self.encoding = "pair" if self.need_energy or self.need_loads else "flow"
+        self.m = pyo.ConcreteModel(name=inst.name or "splitplan")
+        self.L: Terms = []  # latency, §4
+        self.E: Terms = []  # device energy, §5
+        self.node_load: dict[int, Terms] = defaultdict(list)  # §7
+        self.arc_load: dict[int, Terms] = defaultdict(list)  # §7
+        self.const_L = self.const_E = 0.0  # transfers every plan makes
+        self.const_load: dict[int, float] = defaultdict(float)
+        self._route_cache: dict[tuple[float, int, int], tuple[float, list[int]]] = {}
+
+    # ------------------------------------------------------------------ helpers
+
+    def route_cost(self, size: float, p: int, q: int) -> tuple[float, list[int]]:
+        """(energy in J, arc indices) of the fixed route p -> q of a tensor of `size` bytes."""
+        key = (size, p, q)
+        hit = self._route_cache.get(key)
+        if hit is None:
+            tb = self.tb
+            path = tb.route(size, p, q)
+            assert path is not None
+            arcs = [tb.arc_index[(a, b)] for a, b in itertools.pairwise(path)]
+            energy = sum(tb.arcs[i].hop_time_s(size) * tb.tx_power_w[tb.arcs[i].tail] for i in arcs)
+            hit = self._route_cache[key] = (float(energy), arcs)
+        return hit
+
+    def send(self, size: float, p: int, q: int, var: object | None, dist) -> None:
+        """Charge a transfer p -> q of `size` bytes on its fixed route, made when `var` is 1
+        (always when `var` is None)."""
+        if p == q:
+            return
+        lat = float(dist[p, q])
+        energy, arcs = (
+            self.route_cost(size, p, q) if self.need_energy or self.need_loads else (0, [])
+        )
+        loads = [(a, size / self.tb.arcs[a].bandwidth_bytes_per_s) for a in arcs]
+        if var is None:
+            self.const_L += lat
+            self.const_E += energy
+            for a, load in loads:
+                self.const_load[a] += load
+            return
+        self.L.append((lat, var))
+        if self.need_energy:
+            self.E.append((energy, var))
+        for a, load in loads:
+            self.arc_load[a].append((load, var))
+
+    # ------------------------------------------------------------------ blocks
+
+    def build(self) -> Milp:
+        m, tb = self.m, self.tb
+        m.V = pyo.Set(initialize=range(len(tb.layers)), doc="layers, in topological order")
+        m.K = pyo.Set(initialize=range(len(tb.nodes)), doc="compute nodes")
+        m.A = pyo.Set(initialize=range(len(tb.arcs)), doc="arcs: one direction of a link")
+        pairs = [(v, k) for v in range(len(tb.layers)) for k in tb.allowed[v]]
+        m.VK = pyo.Set(initialize=pairs, dimen=2, doc="(layer, node) pairs a plan may use")
+        m.x = pyo.Var(m.VK, domain=pyo.Binary, doc="x[v,k] = 1 iff layer v runs on node k")
+        self.x = {vk: m.x[vk] for vk in pairs}
+        self.assignment_block()
+        self.compute_terms()
+        self.transfer_block()
+        self.memory_block()
+        self.latency_limit_block()
+        self.objective()
+        return Milp(self.inst, tb, m, self.x, self.encoding, self.L, self.E)
+
+    def assignment_block(self) -> None:
+        """§1: every layer runs on exactly one node (pins and unusable nodes are left out of VK)."""
+        self.m.assign = b = pyo.Block()
+        rows = {
+            v: (1.0, [(1.0, self.x[v, k]) for k in ks], 1.0) for v, ks in enumerate(self.tb.allowed)
+        }
+        _rows(b, "one_node", rows, "sum_k x[v,k] = 1")
+
+    def compute_terms(self) -> None:
+        """§1, §4, §5, §7: compute time, energy and node load of x[v,k]."""
+        tb = self.tb
+        for (v, k), var in self.x.items():
+            t = float(tb.compute_s[v, k])
+            self.L.append((t, var))
+            if self.need_energy:
+                self.E.append((t * float(tb.compute_power_w[k]), var))
+            if self.need_loads:
+                self.node_load[k].append((t, var))
+
+    def transfer_block(self) -> None:
+        """§2, §3: each tensor reaches every node that runs one of its consumers (and the sink).
+
+        Three encodings, each exact and as tight as we know for its case:
+        - a producer or consumer fixed in place: the transfer is linear in x;
+        - one consumer: a transportation problem z[t,p,q] with marginals x[producer,.] and
+          x[consumer,.] (pair), or, when only latency is priced, a unit flow f[t,a] on the arcs
+          whose cheapest path is the cheapest route (flow; far fewer variables);
+        - several consumers: r[t,q] >= x[c,q] marks the nodes that need the tensor and
+          y[t,p,q] <= x[producer,p], sum_p y[t,p,q] = r[t,q] picks where it comes from.
+        """
+        m, tb = self.m, self.tb
+        m.transfer = b = pyo.Block()
+        reach, x = tb.reach, self.x
+        z_keys, f_keys, r_keys, y_keys = [], [], [], []
+        fixed, single, multi = [], [], []
+        for ti, t in enumerate(tb.tensors):
+            producers = [tb.source] if t.producer < 0 else tb.allowed[t.producer]
+            if len(producers) == 1 or not t.consumers:
+                fixed.append(ti)
+            elif len(t.consumers) == 1 and not t.to_sink:
+                single.append(ti)
+                (c,) = t.consumers
+                if self.encoding == "flow":
+                    f_keys += [(ti, a) for a in range(len(tb.arcs))]
+                else:
+                    z_keys += [(ti, p, q) for p in producers for q in tb.allowed[c] if reach[p, q]]
+                continue
+            else:
+                multi.append(ti)
+                y_keys += [(ti, p, q) for p in producers for q in self._targets(t) if reach[p, q]]
+            if len(t.consumers) > 1 or (ti in multi):
+                # Where the tensor is needed; the sink always gets it, so it needs no r.
+                skip = {producers[0]} if len(producers) == 1 else set()
+                skip |= {tb.sink} if t.to_sink else set()
+                r_keys += [(ti, q) for q in self._targets(t, sink=False) if q not in skip]
+        z = _vars(b, "z", z_keys, "z[t,p,q]: tensor t goes from p to q", bounds=(0, 1))
+        f = _vars(b, "f", f_keys, "f[t,a]: flow of tensor t on arc a", bounds=(0, 1))
+        r = _vars(b, "r", r_keys, "r[t,q]: some consumer of t runs on q", bounds=(0, 1))
+        y = _vars(b, "y", y_keys, "y[t,p,q]: t is sent from p to q", bounds=(0, 1))
+        r_of: dict[int, list[int]] = defaultdict(list)
+        for ti, q in r:
+            r_of[ti].append(q)
+        z_of: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        for ti, p, q in z:
+            z_of[ti].append((p, q))
+        y_of: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        for ti, p, q in y:
+            y_of[ti].append((p, q))
+
+        rows_out, rows_in, rows_bal, rows_need, rows_pick, rows_from = {}, {}, {}, {}, {}, {}
+        for ti in fixed:
+            t = tb.tensors[ti]
+            size = t.size_bytes
+            dist, _ = tb.shortest_paths(size)
+            if t.producer >= 0 and len(tb.allowed[t.producer]) > 1:  # output only to the sink
+                for p in tb.allowed[t.producer]:
+                    self.send(size, p, tb.sink, x[t.producer, p], dist)
+                continue
+            p = tb.source if t.producer < 0 else tb.allowed[t.producer][0]
+            if t.to_sink:
+                self.send(size, p, tb.sink, None, dist)
+            if len(t.consumers) == 1:
+                (c,) = t.consumers
+                for q in tb.allowed[c]:
+                    if not (t.to_sink and q == tb.sink):
+                        self.send(size, p, q, x[c, q], dist)
+            for q in r_of[ti]:
+                self.send(size, p, q, r[ti, q], dist)
+        for ti in single:
+            t = tb.tensors[ti]
+            (c,) = t.consumers
+            v = t.producer
+            if self.encoding == "flow":
+                for k in range(len(tb.nodes)):
+                    terms = [(1.0, x[v, k])] if (v, k) in x else []
+                    if (c, k) in x:
+                        terms.append((-1.0, x[c, k]))
+                    for a, arc in enumerate(tb.arcs):
+                        if arc.head == k:
+                            terms.append((1.0, f[ti, a]))
+                        elif arc.tail == k:
+                            terms.append((-1.0, f[ti, a]))
+                    rows_bal[ti, k] = (0.0, terms, 0.0)
+                for a, arc in enumerate(tb.arcs):
+                    self.L.append((arc.hop_time_s(t.size_bytes), f[ti, a]))
+                continue
+            dist, _ = tb.shortest_paths(t.size_bytes)
+            out: dict[int, Terms] = defaultdict(list)
+            inn: dict[int, Terms] = defaultdict(list)
+            for p, q in z_of[ti]:
+                out[p].append((1.0, z[ti, p, q]))
+                inn[q].append((1.0, z[ti, p, q]))
+                self.send(t.size_bytes, p, q, z[ti, p, q], dist)
+            for p in tb.allowed[v]:
+                rows_out[ti, p] = (0.0, [*out[p], (-1.0, x[v, p])], 0.0)
+            for q in tb.allowed[c]:
+                rows_in[ti, q] = (0.0, [*inn[q], (-1.0, x[c, q])], 0.0)
+        for (ti, q), var in r.items():
+            for c in tb.tensors[ti].consumers:
+                if (c, q) in x:
+                    rows_need[ti, c, q] = (0.0, [(1.0, var), (-1.0, x[c, q])], None)
+        for ti in multi:
+            t = tb.tensors[ti]
+            dist, _ = tb.shortest_paths(t.size_bytes)
+            into: dict[int, Terms] = defaultdict(list)
+            for p, q in y_of[ti]:
+                var = y[ti, p, q]
+                into[q].append((1.0, var))
+                rows_from[ti, p, q] = (None, [(1.0, var), (-1.0, x[t.producer, p])], 0.0)
+                self.send(t.size_bytes, p, q, var, dist)
+            for q, terms in into.items():
+                if t.to_sink and q == tb.sink:
+                    rows_pick[ti, q] = (1.0, terms, 1.0)
+                elif (ti, q) in r:
+                    rows_pick[ti, q] = (0.0, [*terms, (-1.0, r[ti, q])], 0.0)
+        _rows(b, "pair_out", rows_out, "sum_q z[t,p,q] = x[producer(t),p]")
+        _rows(b, "pair_in", rows_in, "sum_p z[t,p,q] = x[consumer(t),q]")
+        _rows(b, "flow_balance", rows_bal, "x[producer,k] - x[consumer,k] + inflow - outflow = 0")
+        _rows(b, "need", rows_need, "r[t,q] >= x[c,q] for each consumer c of t")
+        _rows(b, "pick", rows_pick, "sum_p y[t,p,q] = r[t,q] (= 1 at the sink)")
+        _rows(b, "pick_from", rows_from, "y[t,p,q] <= x[producer(t),p]")
+
+    def _targets(self, t: Tensor, sink: bool = True) -> list[int]:
+        """Nodes that may need tensor t: where its consumers may run, and the sink."""
+        nodes = {q for c in t.consumers for q in self.tb.allowed[c]}
+        if sink and t.to_sink:
+            nodes.add(self.tb.sink)
+        return sorted(nodes)
+
+    def memory_block(self) -> None:
+        """§6: sum of param_bytes + M[k] <= memory_bytes, with M[k] >= work[v] x[v,k]."""
+        m, tb = self.m, self.tb
+        m.memory = b = pyo.Block()
+        on: dict[int, list[int]] = defaultdict(list)
+        for v, k in self.x:
+            on[k].append(v)
+        limited = []
+        for k, vs in on.items():
+            cap = tb.memory_bytes[k]
+            if cap is None:
+                continue
+            worst = sum(tb.param_bytes[v] for v in vs) + max(tb.work_bytes[v] for v in vs)
+            if worst > cap:  # otherwise no plan can exceed it
+                limited.append(k)
+        M = _vars(b, "M", limited, "M[k]: largest working set on node k, bytes", bounds=(0, None))
+        rows_cap, rows_work = {}, {}
+        for k in limited:
+            rows_cap[k] = (
+                None,
+                [*((float(tb.param_bytes[v]), self.x[v, k]) for v in on[k]), (1.0, M[k])],
+                float(tb.memory_bytes[k]),
+            )
+            for v in on[k]:
+                rows_work[v, k] = (
+                    0.0,
+                    [(1.0, M[k]), (-float(tb.work_bytes[v]), self.x[v, k])],
+                    None,
+                )
+        _rows(b, "capacity", rows_cap, "sum_v param[v] x[v,k] + M[k] <= memory_bytes[k]")
+        _rows(b, "working_set", rows_work, "M[k] >= work[v] x[v,k]")
+
+    def latency_limit_block(self) -> None:
+        """§4 with constraints.max_latency_s: latency <= the limit."""
+        limit = self.inst.constraints.max_latency_s
+        self.m.latency_limit = b = pyo.Block()
+        if limit is not None:
+            rows = {0: (None, self.L, float(limit) - self.const_L)}
+            _rows(b, "max_latency", rows, "latency <= max_latency_s")
+
+    def objective(self) -> None:
+        """§4, §5, §7: the objective of the instance."""
+        m, o = self.m, self.inst.objective
+        cl, ce = self.const_L, self.const_E
+        if o.kind == "latency":
+            expr = linear(self.L, cl)
+        elif o.kind == "energy":
+            expr = linear(self.E, ce)
+        elif o.kind == "weighted":
+            terms = [(o.latency_weight * c, v) for c, v in self.L]
+            terms += [(o.energy_weight * c, v) for c, v in self.E]
+            expr = linear(terms, o.latency_weight * cl + o.energy_weight * ce)
+        else:
+            m.throughput = b = pyo.Block()
+            b.P = pyo.Var(bounds=(0, None), doc="P: the period, s")
+            node_rows = {
+                k: (0.0, [(1.0, b.P), *((-c, v) for c, v in terms)], None)
+                for k, terms in self.node_load.items()
+            }
+            arc_rows = {}
+            for a in set(self.arc_load) | set(self.const_load):
+                terms = [(1.0, b.P), *((-c, v) for c, v in self.arc_load.get(a, []))]
+                arc_rows[a] = (self.const_load.get(a, 0.0), terms, None)
+            _rows(b, "node_period", node_rows, "P >= sum_v compute[v,k] x[v,k]")
+            _rows(
+                b, "arc_period", arc_rows, "P >= sum over tensors routed on arc a of B / bandwidth"
+            )
+            expr = linear([(1.0, b.P)])
+        m.objective = pyo.Objective(expr=expr, sense=pyo.minimize)
+
+
+def build_milp(inst: Instance) -> Milp:
+    """Build the Pyomo model of an instance (see models/formulation.md)."""
+    return _Builder(inst).build()

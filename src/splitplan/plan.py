@@ -1,0 +1,245 @@
+"""The result of planning: `solve(instance) -> Plan`, and how a plan summarises itself."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .cost import Evaluation, evaluate, tables
+from .instance import Instance
+
+STATUSES = ("optimal", "feasible", "infeasible", "time_limit", "error")
+
+
+@dataclass
+class Plan:
+    """A placement of every layer on a node, with its cost and the solver's proof.
+
+    `objective` is the evaluator's cost of `assignment` (models/formulation.md); `bound` is the
+    solver's proven lower bound on the optimum and `gap` = (objective - bound) / objective.
+    """
+
+    instance: Instance
+    status: str
+    solver: str
+    assignment: dict[str, str] | None = None
+    objective: float | None = None
+    bound: float | None = None
+    milp_objective: float | None = None
+    solve_time_s: float = 0.0
+    build_time_s: float = 0.0
+    nodes: int | None = None
+    evaluation: Evaluation | None = None
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def gap(self) -> float | None:
+        if self.objective is None or self.bound is None:
+            return None
+        if self.status == "optimal" and self.objective - self.bound <= 1e-9 * max(
+            1.0, abs(self.objective)
+        ):
+            return 0.0
+        return max(0.0, self.objective - self.bound) / max(abs(self.objective), 1e-12)
+
+    @property
+    def solved(self) -> bool:
+        return self.assignment is not None
+
+    def segments(self) -> list[tuple[str, list[str]]]:
+        """Maximal runs of consecutive layers (topological order) on the same node."""
+        if self.assignment is None:
+            return []
+        runs: list[tuple[str, list[str]]] = []
+        for layer in self.instance.layer_names:
+            node = self.assignment[layer]
+            if runs and runs[-1][0] == node:
+                runs[-1][1].append(layer)
+            else:
+                runs.append((node, [layer]))
+        return runs
+
+    def split_points(self) -> list[str]:
+        """The layers after which the next layer runs elsewhere."""
+        return [layers[-1] for _, layers in self.segments()[:-1]]
+
+    def to_dict(self) -> dict[str, Any]:
+        ev = self.evaluation
+        return {
+            "instance": self.instance.name,
+            "status": self.status,
+            "solver": self.solver,
+            "objective_kind": self.instance.objective.kind,
+            "objective": self.objective,
+            "bound": self.bound,
+            "gap": self.gap,
+            "assignment": self.assignment,
+            "split_points": self.split_points(),
+            "latency_s": ev.latency_s if ev else None,
+            "compute_s": ev.compute_s if ev else None,
+            "transfer_s": ev.transfer_s if ev else None,
+            "energy_j": ev.energy_j if ev else None,
+            "period_s": ev.period_s if ev else None,
+            "node_compute_s": ev.node_compute_s if ev else None,
+            "memory_bytes": ev.memory_bytes if ev else None,
+            "transfers": [
+                {
+                    "tensor": t.tensor,
+                    "bytes": t.size_bytes,
+                    "from": t.source,
+                    "to": t.target,
+                    "route": list(t.route),
+                    "time_s": t.time_s,
+                    "energy_j": t.energy_j,
+                }
+                for t in (ev.transfers if ev else [])
+            ],
+            "solve_time_s": self.solve_time_s,
+            "build_time_s": self.build_time_s,
+            "bb_nodes": self.nodes,
+            "reasons": self.reasons,
+        }
+
+    def summary(self) -> str:
+        """A readable report: segments per node, split points, cost breakdown, bound and gap."""
+        inst = self.instance
+        lines = [
+            f"instance   {inst.name}  ({len(inst.dnn.layers)} layers, "
+            f"{len(inst.network.nodes)} nodes, objective {inst.objective.kind})"
+        ]
+        lines.append(
+            f"status     {self.status}  (solver {self.solver}, "
+            f"build {self.build_time_s:.3f} s, solve {self.solve_time_s:.3f} s)"
+        )
+        for reason in self.reasons:
+            lines.append(f"reason     {reason}")
+        ev = self.evaluation
+        if ev is None:
+            return "\n".join(lines)
+        lines.append("")
+        width = max(len(node) for node, _ in self.segments())
+        lines.append(f"{'node':<{width}}  {'layers':<40} {'compute_s':>11}")
+        tb = tables(inst)
+        for node, layers in self.segments():
+            k = tb.node_index[node]
+            t = sum(tb.compute_s[tb.layer_index[la], k] for la in layers)
+            span = layers[0] if len(layers) == 1 else f"{layers[0]} .. {layers[-1]} ({len(layers)})"
+            lines.append(f"{node:<{width}}  {span:<40} {t:>11.6g}")
+        splits = self.split_points()
+        lines.append(f"splits     {len(splits)}: {', '.join(splits) if splits else '(none)'}")
+        if ev.transfers:
+            lines.append("")
+            lines.append(f"{'tensor':<20} {'bytes':>12} {'route':<30} {'time_s':>11}")
+            for t in ev.transfers:
+                route = " > ".join(t.route)
+                lines.append(f"{t.tensor:<20} {t.size_bytes:>12.6g} {route:<30} {t.time_s:>11.6g}")
+        lines.append("")
+        lines.append(
+            f"latency    {ev.latency_s:.6g} s  (compute {ev.compute_s:.6g} s, "
+            f"transfer {ev.transfer_s:.6g} s)"
+        )
+        lines.append(
+            f"energy     {ev.energy_j:.6g} J  (compute {ev.compute_energy_j:.6g} J, "
+            f"transmit {ev.transfer_energy_j:.6g} J)"
+        )
+        lines.append(
+            f"period     {ev.period_s:.6g} s  (throughput {1 / ev.period_s:.6g} /s)"
+            if ev.period_s > 0
+            else "period     0 s"
+        )
+        gap = self.gap
+        lines.append(
+            f"objective  {self.objective:.9g}  bound {self.bound if self.bound is not None else '-'}"
+            f"  gap {f'{100 * gap:.4f} %' if gap is not None else '-'}"
+        )
+        return "\n".join(lines)
+
+
+def solve(
+    instance: Instance,
+    solver: str = "highs",
+    time_limit_s: float | None = None,
+    mip_rel_gap: float = 1e-6,
+) -> Plan:
+    """The optimal plan of an instance, solved as the MILP of models/formulation.md.
+
+    `solver` is "highs", "ortools" (SCIP) or "ortools-cpsat". The returned plan's objective is the
+    evaluator's cost of its assignment; status "infeasible" comes with `reasons` when they can be told.
+    """
+    from .milp import build_milp
+    from .solvers import SOLVERS, solve_milp
+
+    if solver not in SOLVERS:
+        raise ValueError(f"unknown solver {solver!r}; expected one of {', '.join(SOLVERS)}")
+    tb = tables(instance)
+    if tb.reasons:
+        return Plan(instance, "infeasible", solver, reasons=list(tb.reasons))
+    start = time.perf_counter()
+    milp = build_milp(instance)
+    build = time.perf_counter() - start
+    t0 = time.perf_counter()
+    result, sf = solve_milp(milp, solver, time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap)
+    build += time.perf_counter() - t0 - result.solve_time_s  # reading the matrix back
+    plan = Plan(
+        instance,
+        result.status,
+        solver,
+        bound=result.bound,
+        milp_objective=result.objective,
+        solve_time_s=result.solve_time_s,
+        build_time_s=build,
+        nodes=result.nodes,
+    )
+    if result.values is None:
+        if result.status == "infeasible":
+            plan.reasons = _why_infeasible(instance, solver)
+        elif result.status == "time_limit":
+            plan.reasons = [f"no feasible plan found within the time limit of {time_limit_s} s"]
+        return plan
+    col = {id(var): j for j, var in enumerate(sf.columns)}
+    chosen: dict[str, str] = {}
+    for (v, k), var in milp.x.items():
+        if result.values[col[id(var)]] > 0.5:
+            chosen[tb.layers[v]] = tb.nodes[k]
+    plan.assignment = {name: chosen[name] for name in tb.layers}
+    plan.evaluation = evaluate(instance, plan.assignment)
+    plan.objective = plan.evaluation.objective(instance)
+    if plan.bound is not None and plan.status == "optimal":
+        plan.bound = min(plan.bound, plan.objective)
+    return plan
+
+
+def _why_infeasible(instance: Instance, solver: str) -> list[str]:
+    """Explain an infeasible MILP by relaxing the latency limit and, failing that, memory."""
+    from .instance import Constraints, Objective
+
+    limit = instance.constraints.max_latency_s
+    if limit is not None:
+        relaxed = instance.with_constraints(Constraints(instance.constraints.pin, None))
+        relaxed = relaxed.with_objective(Objective("latency"))
+        plan = solve(relaxed, solver)
+        if plan.solved:
+            return [
+                f"max_latency_s is {limit:g} s but the fastest plan that satisfies the memory "
+                f"limits and pins takes {plan.objective:.6g} s"
+            ]
+    unlimited = Instance(
+        instance.dnn,
+        replace(
+            instance.network,
+            nodes=tuple(replace(n, memory_bytes=None) for n in instance.network.nodes),
+        ),
+        Objective("latency"),
+        Constraints(instance.constraints.pin, None),
+        instance.name,
+    )
+    if solve(unlimited, solver).solved:
+        params = sum(layer.param_bytes for layer in instance.dnn.layers)
+        capacity = sum(n.memory_bytes or 0 for n in instance.network.nodes)
+        return [
+            "the layers do not fit into the nodes' memory_bytes together (param_bytes "
+            f"{params:g} in all against memory_bytes {capacity:g}; each node also holds its "
+            "largest working set)"
+        ]
+    return ["no placement respects the pins and the direction of the links together"]
