@@ -149,10 +149,9 @@ class Plan:
             else "period     0 s"
         )
         gap = self.gap
-        lines.append(
-            f"objective  {self.objective:.9g}  bound {self.bound if self.bound is not None else '-'}"
-            f"  gap {f'{100 * gap:.4f} %' if gap is not None else '-'}"
-        )
+        bound = f"{self.bound:.9g}" if self.bound is not None else "-"
+        gap_text = f"{100 * gap:.4f} %" if gap is not None else "-"
+        lines.append(f"objective  {self.objective:.9g}  bound {bound}  gap {gap_text}")
         return "\n".join(lines)
 
 
@@ -161,11 +160,13 @@ def solve(
     solver: str = "highs",
     time_limit_s: float | None = None,
     mip_rel_gap: float = 1e-6,
+    verbose: bool = False,
 ) -> Plan:
     """The optimal plan of an instance, solved as the MILP of models/formulation.md.
 
-    `solver` is "highs", "ortools" (SCIP) or "ortools-cpsat". The returned plan's objective is the
-    evaluator's cost of its assignment; status "infeasible" comes with `reasons` when they can be told.
+    `solver` is "highs", "ortools" (SCIP) or "ortools-cpsat". The plan's objective is the
+    evaluator's cost of its assignment; status "infeasible" comes with `reasons` where they can
+    be told. `verbose` shows the solver's log on stderr.
     """
     from .milp import build_milp
     from .solvers import SOLVERS, solve_milp
@@ -179,7 +180,9 @@ def solve(
     milp = build_milp(instance)
     build = time.perf_counter() - start
     t0 = time.perf_counter()
-    result, sf = solve_milp(milp, solver, time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap)
+    result, sf = solve_milp(
+        milp, solver, time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap, verbose=verbose
+    )
     build += time.perf_counter() - t0 - result.solve_time_s  # reading the matrix back
     plan = Plan(
         instance,

@@ -24,7 +24,7 @@ INF = float("inf")
 
 @dataclass
 class StandardForm:
-    """min c.x + offset  s.t.  row_lb <= A x <= row_ub, col_lb <= x <= col_ub, x[integer] integral."""
+    """min c.x + offset s.t. row_lb <= A x <= row_ub, col_lb <= x <= col_ub, x[integer] integral."""
 
     c: np.ndarray
     offset: float
@@ -143,16 +143,17 @@ def solve_standard_form(
     relax: bool = False,
     mip_rel_gap: float = 1e-6,
     threads: int | None = None,
+    verbose: bool = False,
 ) -> SolverResult:
     """Solve a `StandardForm` with HiGHS, OR-Tools SCIP or OR-Tools CP-SAT.
 
     `relax=True` drops integrality (the LP relaxation, for measuring the formulation's gap).
     """
     if solver == "highs":
-        return _highs(sf, time_limit_s, relax, mip_rel_gap, threads)
+        return _highs(sf, time_limit_s, relax, mip_rel_gap, threads, verbose)
     if solver in ("ortools", "ortools-cpsat"):
         backend = "CP_SAT" if solver == "ortools-cpsat" else "SCIP"
-        return _ortools(sf, backend, time_limit_s, relax, mip_rel_gap, threads, solver)
+        return _ortools(sf, backend, time_limit_s, relax, mip_rel_gap, threads, solver, verbose)
     raise ValueError(f"unknown solver {solver!r}; expected one of {', '.join(SOLVERS)}")
 
 
@@ -164,11 +165,12 @@ def solve_milp(milp: Milp, solver: str = "highs", **kw) -> tuple[SolverResult, S
 # --------------------------------------------------------------------------- HiGHS
 
 
-def _highs(sf, time_limit_s, relax, mip_rel_gap, threads) -> SolverResult:
+def _highs(sf, time_limit_s, relax, mip_rel_gap, threads, verbose) -> SolverResult:
     import highspy
 
     h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h.setOptionValue("output_flag", bool(verbose))
+    h.setOptionValue("log_to_console", bool(verbose))
     h.setOptionValue("mip_rel_gap", mip_rel_gap)
     if time_limit_s is not None:
         h.setOptionValue("time_limit", float(time_limit_s))
@@ -227,12 +229,14 @@ def _highs(sf, time_limit_s, relax, mip_rel_gap, threads) -> SolverResult:
 # --------------------------------------------------------------------------- OR-Tools
 
 
-def _ortools(sf, backend, time_limit_s, relax, mip_rel_gap, threads, name) -> SolverResult:
+def _ortools(sf, backend, time_limit_s, relax, mip_rel_gap, threads, name, verbose) -> SolverResult:
     from ortools.linear_solver import pywraplp
 
     s = pywraplp.Solver.CreateSolver(backend)
     if s is None:  # pragma: no cover - every ortools wheel ships SCIP and CP-SAT
         raise RuntimeError(f"OR-Tools was built without {backend}")
+    if verbose:
+        s.EnableOutput()
     if time_limit_s is not None:
         s.SetTimeLimit(int(max(time_limit_s, 0.001) * 1000))
     if threads is not None:

@@ -1,0 +1,129 @@
+"""Command line: `splitplan solve FILE` and `splitplan validate FILE`.
+
+Exit codes: 0 solved (a plan is printed), 1 internal error, 2 bad input, 3 infeasible,
+4 no plan found within the time limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+
+from .instance import InstanceError, load_instance
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INFEASIBLE, EXIT_NO_SOLUTION = 0, 1, 2, 3, 4
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .solvers import SOLVERS
+
+    parser = argparse.ArgumentParser(
+        prog="splitplan",
+        description="Optimal placement of DNN layers across device, edge and cloud nodes.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    solve = sub.add_parser("solve", help="solve an instance file to proven optimality")
+    solve.add_argument("file", metavar="FILE", help="instance file (splitplan-instance/1 JSON)")
+    solve.add_argument("--solver", choices=SOLVERS, default="highs", help="default: highs")
+    solve.add_argument(
+        "--time-limit", type=_positive_seconds, metavar="S", help="stop after S seconds"
+    )
+    solve.add_argument("--json", action="store_true", help="print one JSON object")
+    solve.add_argument("--verbose", action="store_true", help="show the solver's log on stderr")
+    validate = sub.add_parser("validate", help="check an instance file and report problems")
+    validate.add_argument("file", metavar="FILE")
+    validate.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def _bad_input(exc: InstanceError, as_json: bool) -> int:
+    print(f"splitplan: error: {exc}", file=sys.stderr)
+    if as_json:
+        error = {"file": exc.file, "field": exc.field, "reason": exc.reason}
+        print(json.dumps({"status": "bad_input", "error": error}))
+    return EXIT_BAD_INPUT
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        inst = load_instance(args.file)
+    except InstanceError as exc:
+        return _bad_input(exc, args.json)
+    from .cost import tables
+
+    reasons = tables(inst).reasons
+    summary = {
+        "status": "valid",
+        "name": inst.name,
+        "layers": len(inst.dnn.layers),
+        "nodes": len(inst.network.nodes),
+        "links": len(inst.network.links),
+        "objective": inst.objective.kind,
+        "infeasible": reasons,
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(
+            f"{args.file}: valid: {inst.name}, {summary['layers']} layers, {summary['nodes']} "
+            f"nodes, {summary['links']} links, objective {inst.objective.kind}"
+        )
+        for reason in reasons:
+            print(f"{args.file}: infeasible: {reason}")
+    return EXIT_OK
+
+
+def _cmd_solve(args: argparse.Namespace) -> int:
+    try:
+        inst = load_instance(args.file)
+    except InstanceError as exc:
+        return _bad_input(exc, args.json)
+    from .plan import solve
+
+    if not args.json:
+        print(
+            f"solving {inst.name}: {len(inst.dnn.layers)} layers on {len(inst.network.nodes)} "
+            f"nodes with {args.solver} ...",
+            file=sys.stderr,
+        )
+    plan = solve(inst, solver=args.solver, time_limit_s=args.time_limit, verbose=args.verbose)
+    if args.json:
+        print(json.dumps(plan.to_dict()))
+    else:
+        print(plan.summary())
+    if plan.solved:
+        return EXIT_OK
+    if plan.status == "infeasible":
+        return EXIT_INFEASIBLE
+    if plan.status == "time_limit":
+        return EXIT_NO_SOLUTION
+    return EXIT_INTERNAL
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    commands = {"solve": _cmd_solve, "validate": _cmd_validate}
+    try:
+        return commands[args.command](args)
+    except KeyboardInterrupt:
+        print("splitplan: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
