@@ -193,16 +193,17 @@ def _validate_dnn(dnn: DNN) -> None:
     _check_number(dnn.input_bytes, "dnn.input_bytes")
     if not dnn.layers:
         raise InstanceError("dnn.layers", "must list at least one layer")
-    position = {layer.name: i for i, layer in enumerate(dnn.layers)}
-    seen: set[str] = set()
+    position: dict[str, int] = {}
     for i, layer in enumerate(dnn.layers):
         path = f"dnn.layers[{i}]"
         _check_name(layer.name, f"{path}.name")
         if layer.name == INPUT:
             raise InstanceError(f"{path}.name", f"'{INPUT}' is reserved for the raw input tensor")
-        if layer.name in seen:
+        if layer.name in position:
             raise InstanceError(f"{path}.name", f"duplicate layer name '{layer.name}'")
-        seen.add(layer.name)
+        position[layer.name] = i
+    for i, layer in enumerate(dnn.layers):
+        path = f"dnn.layers[{i}]"
         if not layer.inputs:
             raise InstanceError(f"{path}.inputs", "must list at least one input tensor")
         if len(set(layer.inputs)) != len(layer.inputs):

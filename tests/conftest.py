@@ -1,0 +1,48 @@
+import itertools
+
+import pytest
+
+import splitplan
+from splitplan.cost import tables
+
+
+def brute_force(inst: splitplan.Instance) -> tuple[float, dict[str, str]] | None:
+    """The optimum over every assignment of layers to nodes, costed by the evaluator."""
+    tb = tables(inst)
+    best = None
+    for combo in itertools.product(tb.nodes, repeat=len(tb.layers)):
+        assignment = dict(zip(tb.layers, combo, strict=True))
+        ev = splitplan.evaluate(inst, assignment)
+        if ev.feasible:
+            value = ev.objective(inst)
+            if best is None or value < best[0]:
+                best = (value, assignment)
+    return best
+
+
+def close(a: float, b: float, rel: float = 1e-6) -> bool:
+    return abs(a - b) <= rel * max(1.0, abs(a), abs(b))
+
+
+@pytest.fixture
+def tiny_instance() -> splitplan.Instance:
+    """Two layers, device and server, one link: small enough to cost by hand."""
+    L, N = splitplan.Layer, splitplan.Node
+    dnn = splitplan.DNN(
+        "tiny",
+        input_bytes=1000.0,
+        layers=(
+            L("a", ("input",), flops=2e9, param_bytes=100.0, out_bytes=500.0),
+            L("b", ("a",), flops=4e9, param_bytes=200.0, out_bytes=10.0, time_s={"gpu": 0.001}),
+        ),
+    )
+    net = splitplan.Network(
+        nodes=(
+            N("dev", 1e9, memory_bytes=1e6, compute_power_w=2.0, tx_power_w=1.0),
+            N("srv", 1e11, device_class="gpu", compute_power_w=100.0, tx_power_w=5.0),
+        ),
+        links=(splitplan.Link("dev", "srv", 1e4, 0.01),),
+        source="dev",
+        sink="dev",
+    )
+    return splitplan.Instance(dnn, net, name="tiny")
