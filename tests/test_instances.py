@@ -1,4 +1,5 @@
-"""The shipped instances: valid against the JSON Schema, up to date, solved alike by both solvers."""
+"""The shipped instances: valid against the JSON Schema, up to date, solved alike by both
+solvers."""
 
 import json
 from importlib import resources

@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
         "--time-limit", type=_positive_seconds, metavar="S", help="stop after S seconds"
     )
     solve.add_argument("--json", action="store_true", help="print one JSON object")
-    solve.add_argument("--verbose", action="store_true", help="show the solver's log on stderr")
+    solve.add_argument("--verbose", action="store_true", help="show the solver's log")
     validate = sub.add_parser("validate", help="check an instance file and report problems")
     validate.add_argument("file", metavar="FILE")
     validate.add_argument("--json", action="store_true", help="print one JSON object")

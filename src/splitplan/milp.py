@@ -218,6 +218,11 @@ class _Builder:
             y_of[ti].append((p, q))
 
         rows_out, rows_in, rows_bal, rows_need, rows_pick, rows_from = {}, {}, {}, {}, {}, {}
+        into_node: dict[int, list[int]] = defaultdict(list)
+        out_of_node: dict[int, list[int]] = defaultdict(list)
+        for a, arc in enumerate(tb.arcs):
+            into_node[arc.head].append(a)
+            out_of_node[arc.tail].append(a)
         for ti in fixed:
             t = tb.tensors[ti]
             size = t.size_bytes
@@ -245,11 +250,8 @@ class _Builder:
                     terms = [(1.0, x[v, k])] if (v, k) in x else []
                     if (c, k) in x:
                         terms.append((-1.0, x[c, k]))
-                    for a, arc in enumerate(tb.arcs):
-                        if arc.head == k:
-                            terms.append((1.0, f[ti, a]))
-                        elif arc.tail == k:
-                            terms.append((-1.0, f[ti, a]))
+                    terms += [(1.0, f[ti, a]) for a in into_node[k]]
+                    terms += [(-1.0, f[ti, a]) for a in out_of_node[k]]
                     rows_bal[ti, k] = (0.0, terms, 0.0)
                 for a, arc in enumerate(tb.arcs):
                     self.L.append((arc.hop_time_s(t.size_bytes), f[ti, a]))

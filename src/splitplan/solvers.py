@@ -37,7 +37,7 @@ class StandardForm:
     col_ub: np.ndarray
     integer: np.ndarray  # bool per column
     columns: list  # Pyomo variables, in column order
-    row_names: list[str]
+    rows: list  # Pyomo constraints, in row order (`rows[i].name` names row i)
 
 
 def _terms(expr) -> tuple[list[tuple[float, object]], float]:
@@ -73,7 +73,7 @@ def standard_form(model: pyo.ConcreteModel) -> StandardForm:
     col_lb = np.array([-INF if v.lb is None else v.lb for v in columns], dtype=float)
     col_ub = np.array([INF if v.ub is None else v.ub for v in columns], dtype=float)
     integer = np.array([v.is_integer() or v.is_binary() for v in columns], dtype=bool)
-    starts, index, value, lbs, ubs, names = [0], [], [], [], [], []
+    starts, index, value, lbs, ubs, rows = [0], [], [], [], [], []
     for con in model.component_data_objects(pyo.Constraint, active=True, descend_into=True):
         terms, const = _terms(con.body)
         for coef, var in terms:
@@ -83,7 +83,7 @@ def standard_form(model: pyo.ConcreteModel) -> StandardForm:
         lb, ub = con.lb, con.ub
         lbs.append(-INF if lb is None else lb - const)
         ubs.append(INF if ub is None else ub - const)
-        names.append(con.name)
+        rows.append(con)
     (obj,) = model.component_data_objects(pyo.Objective, active=True, descend_into=True)
     terms, offset = _terms(obj.expr)
     c = np.zeros(n)
@@ -104,7 +104,7 @@ def standard_form(model: pyo.ConcreteModel) -> StandardForm:
         col_ub=col_ub,
         integer=integer,
         columns=columns,
-        row_names=names,
+        rows=rows,
     )
 
 
