@@ -100,8 +100,8 @@ def markdown(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--time-limit", type=float, default=120.0)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("-o", "--output", default=str(Path(__file__).with_name("results.json")))
     args = parser.parse_args()
     cold_start = time.perf_counter()

@@ -91,6 +91,11 @@ class _Builder:
         self.const_L = self.const_E = 0.0  # transfers every plan makes
         self.const_load: dict[int, float] = defaultdict(float)
         self._route_cache: dict[tuple[float, int, int], tuple[float, list[int]]] = {}
+        self._into: dict[int, list[int]] = defaultdict(list)
+        self._out_of: dict[int, list[int]] = defaultdict(list)
+        for a, arc in enumerate(self.tb.arcs):
+            self._into[arc.head].append(a)
+            self._out_of[arc.tail].append(a)
 
     # ------------------------------------------------------------------ helpers
 
@@ -207,6 +212,12 @@ class _Builder:
         f = _vars(b, "f", f_keys, "f[t,a]: flow of tensor t on arc a", bounds=(0, 1))
         r = _vars(b, "r", r_keys, "r[t,q]: some consumer of t runs on q", bounds=(0, 1))
         y = _vars(b, "y", y_keys, "y[t,p,q]: t is sent from p to q", bounds=(0, 1))
+        g_keys = []
+        if self.encoding == "flow":
+            g_keys = [(ti, c, a) for ti in multi for c in tb.tensors[ti].consumers
+                      for a in range(len(tb.arcs))]
+        g = _vars(b, "g", g_keys, "g[t,c,a]: flow of t to consumer c on arc a (a cut)",
+                  bounds=(0, 1))
         r_of: dict[int, list[int]] = defaultdict(list)
         for ti, q in r:
             r_of[ti].append(q)
@@ -218,11 +229,7 @@ class _Builder:
             y_of[ti].append((p, q))
 
         rows_out, rows_in, rows_bal, rows_need, rows_pick, rows_from = {}, {}, {}, {}, {}, {}
-        into_node: dict[int, list[int]] = defaultdict(list)
-        out_of_node: dict[int, list[int]] = defaultdict(list)
-        for a, arc in enumerate(tb.arcs):
-            into_node[arc.head].append(a)
-            out_of_node[arc.tail].append(a)
+        rows_gbal, rows_gcut = {}, {}
         for ti in fixed:
             t = tb.tensors[ti]
             size = t.size_bytes
@@ -246,13 +253,9 @@ class _Builder:
             (c,) = t.consumers
             v = t.producer
             if self.encoding == "flow":
-                for k in range(len(tb.nodes)):
-                    terms = [(1.0, x[v, k])] if (v, k) in x else []
-                    if (c, k) in x:
-                        terms.append((-1.0, x[c, k]))
-                    terms += [(1.0, f[ti, a]) for a in into_node[k]]
-                    terms += [(-1.0, f[ti, a]) for a in out_of_node[k]]
-                    rows_bal[ti, k] = (0.0, terms, 0.0)
+                arcs = {a: f[ti, a] for a in range(len(tb.arcs))}
+                for k, row in self._unit_flow(v, c, arcs):
+                    rows_bal[ti, k] = row
                 for a, arc in enumerate(tb.arcs):
                     self.L.append((arc.hop_time_s(t.size_bytes), f[ti, a]))
                 continue
@@ -285,12 +288,36 @@ class _Builder:
                     rows_pick[ti, q] = (1.0, terms, 1.0)
                 elif (ti, q) in r:
                     rows_pick[ti, q] = (0.0, [*terms, (-1.0, r[ti, q])], 0.0)
+            if not g:
+                continue
+            # The transfers of t cost at least its cheapest route to each one consumer.
+            cost = [(float(dist[p, q]), y[ti, p, q]) for p, q in y_of[ti] if p != q]
+            for c in t.consumers:
+                arcs = {a: g[ti, c, a] for a in range(len(tb.arcs))}
+                for k, row in self._unit_flow(t.producer, c, arcs):
+                    rows_gbal[ti, c, k] = row
+                flow_cost = [(-arc.hop_time_s(t.size_bytes), arcs[a])
+                             for a, arc in enumerate(tb.arcs)]
+                rows_gcut[ti, c] = (0.0, [*cost, *flow_cost], None)
         _rows(b, "pair_out", rows_out, "sum_q z[t,p,q] = x[producer(t),p]")
         _rows(b, "pair_in", rows_in, "sum_p z[t,p,q] = x[consumer(t),q]")
         _rows(b, "flow_balance", rows_bal, "x[producer,k] - x[consumer,k] + inflow - outflow = 0")
         _rows(b, "need", rows_need, "r[t,q] >= x[c,q] for each consumer c of t")
         _rows(b, "pick", rows_pick, "sum_p y[t,p,q] = r[t,q] (= 1 at the sink)")
         _rows(b, "pick_from", rows_from, "y[t,p,q] <= x[producer(t),p]")
+        _rows(b, "cut_balance", rows_gbal, "x[producer,k] - x[c,k] + inflow - outflow = 0")
+        _rows(b, "cut", rows_gcut, "sum D(p,q) y[t,p,q] >= sum_a h_a(B_t) g[t,c,a]")
+
+    def _unit_flow(self, v: int, c: int, arcs: dict[int, object]):
+        """Rows (k, (0, terms, 0)) of a unit flow on `arcs` from where v runs to where c runs."""
+        x = self.x
+        for k in range(len(self.tb.nodes)):
+            terms = [(1.0, x[v, k])] if (v, k) in x else []
+            if (c, k) in x:
+                terms.append((-1.0, x[c, k]))
+            terms += [(1.0, arcs[a]) for a in self._into[k]]
+            terms += [(-1.0, arcs[a]) for a in self._out_of[k]]
+            yield k, (0.0, terms, 0.0)
 
     def _targets(self, t: Tensor, sink: bool = True) -> list[int]:
         """Nodes that may need tensor t: where its consumers may run, and the sink."""
