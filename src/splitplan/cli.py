@@ -12,6 +12,7 @@ import math
 import sys
 from collections.abc import Sequence
 
+from .baselines import METHODS
 from .instance import InstanceError, load_instance
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INFEASIBLE, EXIT_NO_SOLUTION = 0, 1, 2, 3, 4
@@ -25,6 +26,16 @@ def _positive_seconds(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
     return value
+
+
+def _methods(text: str) -> list[str]:
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise argparse.ArgumentTypeError(
+            f"unknown method(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(METHODS)}"
+        )
+    return methods
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,6 +54,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     solve.add_argument("--json", action="store_true", help="print one JSON object")
     solve.add_argument("--verbose", action="store_true", help="show the solver's log")
+    compare = sub.add_parser(
+        "compare", help="the exact MILP against the chain DP and heuristics, on one evaluator"
+    )
+    compare.add_argument("file", metavar="FILE")
+    compare.add_argument(
+        "--methods",
+        type=_methods,
+        help=f"comma-separated subset of: {', '.join(METHODS)} (default: all)",
+    )
+    compare.add_argument(
+        "--time-limit",
+        type=_positive_seconds,
+        default=1.0,
+        metavar="S",
+        help="budget of each heuristic search, s (default 1)",
+    )
+    compare.add_argument("--seed", type=int, default=0, help="seed of the randomised heuristics")
+    compare.add_argument("--json", action="store_true", help="print one JSON object")
     validate = sub.add_parser("validate", help="check an instance file and report problems")
     validate.add_argument("file", metavar="FILE")
     validate.add_argument("--json", action="store_true", help="print one JSON object")
@@ -113,9 +142,44 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     return EXIT_INTERNAL
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    try:
+        inst = load_instance(args.file)
+    except InstanceError as exc:
+        return _bad_input(exc, args.json)
+    from .baselines import compare, comparison_table
+
+    methods = args.methods or list(METHODS)
+    if not args.json:
+        print(f"comparing {len(methods)} methods on {inst.name} ...", file=sys.stderr)
+    rows, optimum = compare(inst, methods, args.time_limit, args.seed)
+    if args.json:
+        out = {
+            "instance": inst.name,
+            "optimum": optimum,
+            "methods": [
+                {
+                    "method": r.method,
+                    "status": r.plan.status if r.plan else "not_applicable",
+                    "objective": r.plan.objective if r.plan else None,
+                    "above_optimum": r.above_optimum(optimum),
+                    "wall_s": r.wall_s,
+                    "assignment": r.plan.assignment if r.plan else None,
+                    "note": r.note or "; ".join(r.plan.reasons if r.plan else []),
+                }
+                for r in rows
+            ],
+        }
+        print(json.dumps(out))
+    else:
+        print(f"instance {inst.name}: optimum {optimum if optimum is not None else 'unknown'}")
+        print(comparison_table(rows, optimum))
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"solve": _cmd_solve, "validate": _cmd_validate}
+    commands = {"solve": _cmd_solve, "validate": _cmd_validate, "compare": _cmd_compare}
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:

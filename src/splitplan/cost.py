@@ -145,6 +145,22 @@ class Tables:
             path.append(int(nxt[path[-1], b]))
         return path
 
+    def route_arcs(self, size_bytes: float, a: int, b: int) -> list[int]:
+        """Arc indices of the route a -> b (empty when a == b); b must be reachable."""
+        path = self.route(size_bytes, a, b)
+        if path is None:
+            raise ValueError(f"{self.nodes[b]} cannot be reached from {self.nodes[a]}")
+        return [self.arc_index[hop] for hop in itertools.pairwise(path)]
+
+    def route_energy_j(self, size_bytes: float, a: int, b: int) -> float:
+        """Transmit energy of the route a -> b: each hop's time x its sender's tx power (§5)."""
+        return float(
+            sum(
+                self.arcs[i].hop_time_s(size_bytes) * self.tx_power_w[self.arcs[i].tail]
+                for i in self.route_arcs(size_bytes, a, b)
+            )
+        )
+
     @cached_property
     def reach(self) -> np.ndarray:
         """reach[a, b]: some path leads from node a to node b."""

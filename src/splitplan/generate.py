@@ -101,9 +101,10 @@ def random_instance(
 ) -> Instance:
     """A random instance.
 
-    `memory_fraction` gives every node memory_bytes = that fraction of all parameters plus the
-    largest working set; `pin_first` pins the first layer to the device (privacy);
-    `max_latency_factor` sets max_latency_s to that factor times the all-on-device latency.
+    `memory_fraction` gives every node memory_bytes = that fraction of all parameters (at least
+    the largest layer's) plus the largest working set; `pin_first` pins the first layer to the
+    device (privacy); `max_latency_factor` sets max_latency_s to that factor times the
+    all-on-device latency.
     """
     rng = np.random.default_rng(seed)
     dnn = random_dnn(n_layers, rng, skip_prob)
@@ -117,7 +118,8 @@ def random_instance(
             + la.out_bytes
             for la in dnn.layers
         )
-        mem = float(memory_fraction * sum(la.param_bytes for la in dnn.layers) + work)
+        params = [la.param_bytes for la in dnn.layers]
+        mem = float(max(memory_fraction * sum(params), max(params)) + work)
     net = random_network(n_nodes, rng, topology, mem)
     weights = {"latency": 1.0, "energy": float(rng.uniform(0.05, 1.0))}
     obj = (

@@ -11,7 +11,6 @@ keeps the build fast and lets `solvers` read the matrix back without Pyomo's gen
 
 from __future__ import annotations
 
-import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -104,12 +103,8 @@ class _Builder:
         key = (size, p, q)
         hit = self._route_cache.get(key)
         if hit is None:
-            tb = self.tb
-            path = tb.route(size, p, q)
-            assert path is not None
-            arcs = [tb.arc_index[(a, b)] for a, b in itertools.pairwise(path)]
-            energy = sum(tb.arcs[i].hop_time_s(size) * tb.tx_power_w[tb.arcs[i].tail] for i in arcs)
-            hit = self._route_cache[key] = (float(energy), arcs)
+            hit = (self.tb.route_energy_j(size, p, q), self.tb.route_arcs(size, p, q))
+            self._route_cache[key] = hit
         return hit
 
     def send(self, size: float, p: int, q: int, var: object | None, dist) -> None:
