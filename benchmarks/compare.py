@@ -1,0 +1,86 @@
+"""Optimum vs heuristics: how far above the proven optimum each method lands, and how fast.
+
+    python benchmarks/compare.py            # the table in the README (a few minutes on 2 cores)
+    python benchmarks/compare.py --quick    # two small instances (the test suite runs this)
+
+Runs `splitplan.baselines.compare` on every instance in instances/ and on generated families
+(chains and DAGs, 20 to 1000 layers, 2 to 16 nodes, some with memory limits). Each cell is
+"% above the optimum (wall time)"; "inf." means the method's plan violates a constraint (memory,
+pins) or it found none; "n/a" means it does not apply. Heuristic searches get --time-limit s each.
+Results go to benchmarks/compare.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+
+import splitplan
+from splitplan.baselines import METHODS, compare
+from splitplan.generate import random_instance
+
+ROOT = Path(__file__).resolve().parents[1]
+FAMILIES = [
+    # (label, kwargs of random_instance)
+    ("chain 20x2", dict(n_layers=20, n_nodes=2)),
+    ("chain 100x4 chain-net", dict(n_layers=100, n_nodes=4, topology="chain")),
+    ("DAG 100x4 star, memory", dict(n_layers=100, n_nodes=4, topology="star", skip_prob=0.3,
+                                    memory_fraction=0.3)),
+    ("DAG 100x8 mesh, memory", dict(n_layers=100, n_nodes=8, topology="mesh", skip_prob=0.3,
+                                    memory_fraction=0.2)),
+    ("DAG 300x8 mesh, memory, weighted", dict(n_layers=300, n_nodes=8, topology="mesh",
+                                              skip_prob=0.2, memory_fraction=0.2,
+                                              objective="weighted")),
+    ("chain 1000x16 mesh", dict(n_layers=1000, n_nodes=16, topology="mesh")),
+]
+QUICK = [("chain 20x2", dict(n_layers=20, n_nodes=2)),
+         ("DAG 30x4 mesh, memory", dict(n_layers=30, n_nodes=4, topology="mesh", skip_prob=0.3,
+                                        memory_fraction=0.3))]
+
+
+def cell(row, optimum) -> str:
+    if row.plan is None:
+        return "n/a"
+    gap = row.above_optimum(optimum)
+    if gap is None:
+        return f"inf. ({row.wall_s:.2f} s)"
+    return f"{100 * gap:.1f} % ({row.wall_s:.2f} s)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--time-limit", type=float, default=2.0)
+    parser.add_argument("-o", "--output", default=str(Path(__file__).with_name("compare.json")))
+    args = parser.parse_args()
+    cases = [] if args.quick else [
+        (f"instances/{p.name}", splitplan.load_instance(p))
+        for p in sorted((ROOT / "instances").glob("*.json"))
+    ]
+    cases += [(label, random_instance(seed=0, **kw))
+              for label, kw in (QUICK if args.quick else FAMILIES)]
+    table, results = [], []
+    for solver in ("highs", "ortools"):  # imports and solver start-up are not counted
+        splitplan.solve(random_instance(10, 3, seed=0), solver=solver)
+    for label, inst in cases:
+        rows, optimum = compare(inst, METHODS, args.time_limit, seed=0)
+        table.append((label, optimum, rows))
+        results.append({"instance": label, "optimum": optimum, "methods": {
+            r.method: {"above_optimum": r.above_optimum(optimum), "wall_s": r.wall_s,
+                       "status": r.plan.status if r.plan else "not_applicable"} for r in rows}})
+        print(f"  {label}: done", flush=True)
+    if not args.quick:
+        Path(args.output).write_text(json.dumps(
+            {"machine": f"{platform.machine()}, Python {platform.python_version()}",
+             "time_limit_s": args.time_limit, "results": results}, indent=1) + "\n")
+    print()
+    print("| instance | " + " | ".join(METHODS) + " |")
+    print("|---|" + "---|" * len(METHODS))
+    for label, optimum, rows in table:
+        print(f"| {label} | " + " | ".join(cell(r, optimum) for r in rows) + " |")
+
+
+if __name__ == "__main__":
+    main()
