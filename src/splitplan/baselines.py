@@ -23,8 +23,13 @@ class NotApplicable(ValueError):
     """The method does not apply to this instance (the message says why)."""
 
 
-def _plan(inst: Instance, method: str, assignment: dict[str, str] | None, start: float,
-          exact: bool = False) -> Plan:
+def _plan(
+    inst: Instance,
+    method: str,
+    assignment: dict[str, str] | None,
+    start: float,
+    exact: bool = False,
+) -> Plan:
     plan = Plan(inst, "infeasible", method, solve_time_s=time.perf_counter() - start)
     if assignment is None:
         plan.reasons = ["no feasible plan found"]
@@ -80,10 +85,13 @@ def _compute_costs(tb: Tables, wl: float, we: float) -> np.ndarray:
 
 def _is_chain(inst: Instance) -> bool:
     layers = inst.dnn.layers
-    return all(
-        layer.inputs == ((INPUT,) if i == 0 else (layers[i - 1].name,))
-        for i, layer in enumerate(layers)
-    ) and inst.dnn.output_layer == layers[-1].name
+    return (
+        all(
+            layer.inputs == ((INPUT,) if i == 0 else (layers[i - 1].name,))
+            for i, layer in enumerate(layers)
+        )
+        and inst.dnn.output_layer == layers[-1].name
+    )
 
 
 def _memory_binds(tb: Tables) -> bool:
@@ -135,8 +143,9 @@ def chain_dp(inst: Instance) -> Plan:
     for v in range(V - 1, 0, -1):
         nodes.append(int(choice[v][nodes[-1]]))
     nodes.reverse()
-    return _plan(inst, "dp", {tb.layers[v]: tb.nodes[nodes[v]] for v in range(V)}, start,
-                 exact=True)
+    return _plan(
+        inst, "dp", {tb.layers[v]: tb.nodes[nodes[v]] for v in range(V)}, start, exact=True
+    )
 
 
 # --------------------------------------------------------------------------- single split
@@ -170,8 +179,11 @@ def single_node(inst: Instance, which: str = "source") -> Plan:
     """Everything on the source ('source') or on the best single other node ('server')."""
     start = time.perf_counter()
     tb = tables(inst)
-    candidates = [tb.source] if which == "source" else [
-        k for k in range(len(tb.nodes)) if k != tb.source] or [tb.source]
+    candidates = (
+        [tb.source]
+        if which == "source"
+        else [k for k in range(len(tb.nodes)) if k != tb.source] or [tb.source]
+    )
     best = None
     for k in candidates:
         a = {name: tb.nodes[k] for name in tb.layers}
@@ -275,8 +287,9 @@ def greedy(inst: Instance) -> Plan:
         where[v] = k
         params[k] += tb.param_bytes[v]
         work[k] = max(work[k], tb.work_bytes[v])
-    return _plan(inst, "greedy", {name: tb.nodes[where[v]] for v, name in enumerate(tb.layers)},
-                 start)
+    return _plan(
+        inst, "greedy", {name: tb.nodes[where[v]] for v, name in enumerate(tb.layers)}, start
+    )
 
 
 # --------------------------------------------------------------------------- metaheuristics
@@ -302,8 +315,9 @@ def _to_plan(inst: Instance, method: str, genome: np.ndarray | None, start: floa
     tb = tables(inst)
     if genome is None:
         return _plan(inst, method, None, start)
-    return _plan(inst, method, {n: tb.nodes[k] for n, k in zip(tb.layers, genome, strict=True)},
-                 start)
+    return _plan(
+        inst, method, {n: tb.nodes[k] for n, k in zip(tb.layers, genome, strict=True)}, start
+    )
 
 
 def random_search(inst: Instance, time_limit_s: float = 1.0, seed: int = 0) -> Plan:
@@ -319,8 +333,9 @@ def random_search(inst: Instance, time_limit_s: float = 1.0, seed: int = 0) -> P
     return _to_plan(inst, "random", best, start)
 
 
-def simulated_annealing(inst: Instance, time_limit_s: float = 1.0, seed: int = 0,
-                        initial: Plan | None = None) -> Plan:
+def simulated_annealing(
+    inst: Instance, time_limit_s: float = 1.0, seed: int = 0, initial: Plan | None = None
+) -> Plan:
     """Simulated annealing over assignments: move one layer, or a run of layers, to another
     allowed node; geometric cooling over the time budget; starts from `initial` or greedy."""
     start = time.perf_counter()
@@ -336,7 +351,7 @@ def simulated_annealing(inst: Instance, time_limit_s: float = 1.0, seed: int = 0
     V = len(tb.layers)
     while time.perf_counter() - start < time_limit_s:
         frac = (time.perf_counter() - start) / time_limit_s
-        temp = t0 * (1e-4 ** frac)
+        temp = t0 * (1e-4**frac)
         cand = cur.copy()
         v = int(rng.integers(V))
         ks = tb.allowed[v] or [0]
@@ -366,15 +381,17 @@ def genetic(inst: Instance, time_limit_s: float = 1.0, seed: int = 0, population
     for seed_plan in (greedy(inst), single_node(inst, "source")):
         if seed_plan.assignment is not None:
             pop[len(pop) // 2 if pop else 0] = np.array(
-                [tb.node_index[seed_plan.assignment[n]] for n in tb.layers], dtype=np.int64)
+                [tb.node_index[seed_plan.assignment[n]] for n in tb.layers], dtype=np.int64
+            )
             pop.append(pop.pop(len(pop) // 2))
     fit = [cost(g) for g in pop]
     while time.perf_counter() - start < time_limit_s:
         order = np.argsort(fit)
         new = [pop[order[0]].copy(), pop[order[1]].copy()]  # elitism
         while len(new) < population:
-            a, b = (pop[min(rng.integers(population, size=3), key=lambda i: fit[i])]
-                    for _ in range(2))
+            a, b = (
+                pop[min(rng.integers(population, size=3), key=lambda i: fit[i])] for _ in range(2)
+            )
             i, j = sorted(rng.integers(0, V + 1, size=2))
             child = a.copy()
             child[i:j] = b[i:j]
@@ -389,8 +406,16 @@ def genetic(inst: Instance, time_limit_s: float = 1.0, seed: int = 0, population
 
 # --------------------------------------------------------------------------- registry
 
-HEURISTICS = ("neurosurgeon", "min-cut", "greedy", "annealing", "genetic", "random",
-              "source-only", "server-only")
+HEURISTICS = (
+    "neurosurgeon",
+    "min-cut",
+    "greedy",
+    "annealing",
+    "genetic",
+    "random",
+    "source-only",
+    "server-only",
+)
 METHODS = ("milp-highs", "milp-ortools", "dp", *HEURISTICS)
 
 
@@ -439,8 +464,9 @@ class Comparison:
         return (self.plan.objective - optimum) / optimum if optimum else 0.0
 
 
-def compare(inst: Instance, methods: Sequence[str] = METHODS, time_limit_s: float = 1.0,
-            seed: int = 0) -> tuple[list[Comparison], float | None]:
+def compare(
+    inst: Instance, methods: Sequence[str] = METHODS, time_limit_s: float = 1.0, seed: int = 0
+) -> tuple[list[Comparison], float | None]:
     """Run `methods` on an instance; returns the rows and the proven optimum (None if unknown).
 
     The optimum is the objective of an optimal MILP plan (solved with HiGHS if no MILP method is

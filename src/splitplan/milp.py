@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyomo.environ as pyo
 from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpression
 
@@ -31,31 +32,123 @@ def linear(terms: Terms, constant: float = 0.0) -> LinearExpression:
     return LinearExpression(args)
 
 
-def _rows(block: pyo.Block, name: str, rows: dict, doc: str) -> None:
-    """Add the constraint family `name` to `block`: rows maps an index to (lb, terms, ub)."""
-    if not rows:
-        return
-    keys = list(rows)
-    index = pyo.Set(initialize=keys, dimen=len(keys[0]) if isinstance(keys[0], tuple) else 1)
-    block.add_component(f"{name}_index", index)
-
-    def rule(_b, *i):
-        lb, terms, ub = rows[i if len(i) > 1 else i[0]]
-        return (lb, linear(terms), ub)
-
-    block.add_component(name, pyo.Constraint(index, rule=rule, doc=doc))
+INF = float("inf")
 
 
-def _vars(block: pyo.Block, name: str, keys: list, doc: str, **kw) -> dict:
-    """Add variable family `name` over `keys` to `block`; returns {key: var}."""
-    if not keys:
-        return {}
-    dimen = len(keys[0]) if isinstance(keys[0], tuple) else 1
-    index = pyo.Set(initialize=keys, dimen=dimen)
-    block.add_component(f"{name}_index", index)
-    var = pyo.Var(index, doc=doc, **kw)
-    block.add_component(name, var)
-    return {key: var[key] for key in keys}
+@dataclass
+class StandardForm:
+    """min c.x + offset s.t. row_lb <= A x <= row_ub, col_lb <= x <= col_ub, x[integer] integral."""
+
+    c: np.ndarray
+    offset: float
+    A_start: np.ndarray  # CSR row starts
+    A_index: np.ndarray
+    A_value: np.ndarray
+    row_lb: np.ndarray
+    row_ub: np.ndarray
+    col_lb: np.ndarray
+    col_ub: np.ndarray
+    integer: np.ndarray  # bool per column
+    columns: list  # Pyomo variables, in column order
+
+
+def merge_duplicates(
+    start: np.ndarray, index: np.ndarray, value: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sum repeated (row, column) entries of a CSR matrix (HiGHS rejects them)."""
+    rows = np.repeat(np.arange(len(start) - 1), np.diff(start))
+    order = np.lexsort((index, rows))
+    rows, index, value = rows[order], index[order], value[order]
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (index[1:] != index[:-1])
+    at = np.flatnonzero(first)
+    value = np.add.reduceat(value, at) if len(at) else value
+    rows, index = rows[at], index[at]
+    start = np.searchsorted(rows, np.arange(len(start)), side="left").astype(np.int64)
+    return start, index, value
+
+
+class _Recorder:
+    """Adds variable and constraint families to Pyomo blocks and records the same rows and
+    columns as arrays, so that the solver reads the matrix without walking Pyomo's expressions
+    (`solvers.standard_form` does that walk; the tests check both give the same matrix)."""
+
+    def __init__(self) -> None:
+        self.columns: list = []
+        self.col_of: dict[int, int] = {}
+        self.col_lb: list[float] = []
+        self.col_ub: list[float] = []
+        self.integer: list[bool] = []
+        self.rows: list[tuple[float | None, Terms, float | None]] = []
+
+    def column(self, var, lb: float | None, ub: float | None, integer: bool = False) -> None:
+        self.col_of[id(var)] = len(self.columns)
+        self.columns.append(var)
+        self.col_lb.append(-INF if lb is None else lb)
+        self.col_ub.append(INF if ub is None else ub)
+        self.integer.append(integer)
+
+    def vars(self, block: pyo.Block, name: str, keys: list, doc: str, bounds=(0, 1)) -> dict:
+        """Add variable family `name` over `keys` to `block`; returns {key: var}."""
+        if not keys:
+            return {}
+        dimen = len(keys[0]) if isinstance(keys[0], tuple) else 1
+        index = pyo.Set(initialize=keys, dimen=dimen)
+        block.add_component(f"{name}_index", index)
+        var = pyo.Var(index, doc=doc, bounds=bounds)
+        block.add_component(name, var)
+        out = {key: var[key] for key in keys}
+        for v in out.values():
+            self.column(v, *bounds)
+        return out
+
+    def constraints(self, block: pyo.Block, name: str, rows: dict, doc: str) -> None:
+        """Add constraint family `name` to `block`: rows maps an index to (lb, terms, ub)."""
+        if not rows:
+            return
+        keys = list(rows)
+        index = pyo.Set(initialize=keys, dimen=len(keys[0]) if isinstance(keys[0], tuple) else 1)
+        block.add_component(f"{name}_index", index)
+
+        def rule(_b, *i):
+            lb, terms, ub = rows[i if len(i) > 1 else i[0]]
+            return (lb, linear(terms), ub)
+
+        block.add_component(name, pyo.Constraint(index, rule=rule, doc=doc))
+        self.rows.extend(rows.values())
+
+    def standard_form(self, objective: Terms, offset: float) -> StandardForm:
+        col_of = self.col_of
+        starts, index, value, lbs, ubs = [0], [], [], [], []
+        for lb, terms, ub in self.rows:
+            for coef, var in terms:
+                if coef != 0.0:
+                    index.append(col_of[id(var)])
+                    value.append(coef)
+            starts.append(len(index))
+            lbs.append(-INF if lb is None else lb)
+            ubs.append(INF if ub is None else ub)
+        c = np.zeros(len(self.columns))
+        for coef, var in objective:
+            c[col_of[id(var)]] += coef
+        A_start, A_index, A_value = merge_duplicates(
+            np.array(starts, dtype=np.int64),
+            np.array(index, dtype=np.int64),
+            np.array(value, dtype=float),
+        )
+        return StandardForm(
+            c=c,
+            offset=float(offset),
+            A_start=A_start,
+            A_index=A_index,
+            A_value=A_value,
+            row_lb=np.array(lbs, dtype=float),
+            row_ub=np.array(ubs, dtype=float),
+            col_lb=np.array(self.col_lb, dtype=float),
+            col_ub=np.array(self.col_ub, dtype=float),
+            integer=np.array(self.integer, dtype=bool),
+            columns=self.columns,
+        )
 
 
 @dataclass
@@ -67,8 +160,7 @@ class Milp:
     model: pyo.ConcreteModel
     x: dict[tuple[int, int], object]
     encoding: str  # "flow" or "pair" for single-consumer transfers
-    latency_terms: Terms = field(repr=False, default_factory=list)
-    energy_terms: Terms = field(repr=False, default_factory=list)
+    matrix: StandardForm = field(repr=False)
 
 
 class _Builder:
@@ -83,6 +175,7 @@ class _Builder:
         # Flows price a path by its latency alone: usable when nothing else is priced per route.
         self.encoding = "pair" if self.need_energy or self.need_loads else "flow"
         self.m = pyo.ConcreteModel(name=inst.name or "splitplan")
+        self.rec = _Recorder()
         self.L: Terms = []  # latency, §4
         self.E: Terms = []  # device energy, §5
         self.node_load: dict[int, Terms] = defaultdict(list)  # §7
@@ -140,13 +233,15 @@ class _Builder:
         m.VK = pyo.Set(initialize=pairs, dimen=2, doc="(layer, node) pairs a plan may use")
         m.x = pyo.Var(m.VK, domain=pyo.Binary, doc="x[v,k] = 1 iff layer v runs on node k")
         self.x = {vk: m.x[vk] for vk in pairs}
+        for var in self.x.values():
+            self.rec.column(var, 0, 1, integer=True)
         self.assignment_block()
         self.compute_terms()
         self.transfer_block()
         self.memory_block()
         self.latency_limit_block()
         self.objective()
-        return Milp(self.inst, tb, m, self.x, self.encoding, self.L, self.E)
+        return Milp(self.inst, tb, m, self.x, self.encoding, self.matrix)
 
     def assignment_block(self) -> None:
         """§1: every layer runs on exactly one node (pins and unusable nodes are left out of VK)."""
@@ -154,7 +249,7 @@ class _Builder:
         rows = {
             v: (1.0, [(1.0, self.x[v, k]) for k in ks], 1.0) for v, ks in enumerate(self.tb.allowed)
         }
-        _rows(b, "one_node", rows, "sum_k x[v,k] = 1")
+        self.rec.constraints(b, "one_node", rows, "sum_k x[v,k] = 1")
 
     def compute_terms(self) -> None:
         """§1, §4, §5, §7: compute time, energy and node load of x[v,k]."""
@@ -203,16 +298,21 @@ class _Builder:
                 skip = {producers[0]} if len(producers) == 1 else set()
                 skip |= {tb.sink} if t.to_sink else set()
                 r_keys += [(ti, q) for q in self._targets(t, sink=False) if q not in skip]
-        z = _vars(b, "z", z_keys, "z[t,p,q]: tensor t goes from p to q", bounds=(0, 1))
-        f = _vars(b, "f", f_keys, "f[t,a]: flow of tensor t on arc a", bounds=(0, 1))
-        r = _vars(b, "r", r_keys, "r[t,q]: some consumer of t runs on q", bounds=(0, 1))
-        y = _vars(b, "y", y_keys, "y[t,p,q]: t is sent from p to q", bounds=(0, 1))
+        z = self.rec.vars(b, "z", z_keys, "z[t,p,q]: tensor t goes from p to q")
+        f = self.rec.vars(b, "f", f_keys, "f[t,a]: flow of tensor t on arc a")
+        r = self.rec.vars(b, "r", r_keys, "r[t,q]: some consumer of t runs on q")
+        y = self.rec.vars(b, "y", y_keys, "y[t,p,q]: t is sent from p to q")
         g_keys = []
         if self.encoding == "flow":
-            g_keys = [(ti, c, a) for ti in multi for c in tb.tensors[ti].consumers
-                      for a in range(len(tb.arcs))]
-        g = _vars(b, "g", g_keys, "g[t,c,a]: flow of t to consumer c on arc a (a cut)",
-                  bounds=(0, 1))
+            g_keys = [
+                (ti, c, a)
+                for ti in multi
+                for c in tb.tensors[ti].consumers
+                for a in range(len(tb.arcs))
+            ]
+        g = self.rec.vars(
+            b, "g", g_keys, "g[t,c,a]: flow of t to consumer c on arc a (a cut)", bounds=(0, 1)
+        )
         r_of: dict[int, list[int]] = defaultdict(list)
         for ti, q in r:
             r_of[ti].append(q)
@@ -291,17 +391,22 @@ class _Builder:
                 arcs = {a: g[ti, c, a] for a in range(len(tb.arcs))}
                 for k, row in self._unit_flow(t.producer, c, arcs):
                     rows_gbal[ti, c, k] = row
-                flow_cost = [(-arc.hop_time_s(t.size_bytes), arcs[a])
-                             for a, arc in enumerate(tb.arcs)]
+                flow_cost = [
+                    (-arc.hop_time_s(t.size_bytes), arcs[a]) for a, arc in enumerate(tb.arcs)
+                ]
                 rows_gcut[ti, c] = (0.0, [*cost, *flow_cost], None)
-        _rows(b, "pair_out", rows_out, "sum_q z[t,p,q] = x[producer(t),p]")
-        _rows(b, "pair_in", rows_in, "sum_p z[t,p,q] = x[consumer(t),q]")
-        _rows(b, "flow_balance", rows_bal, "x[producer,k] - x[consumer,k] + inflow - outflow = 0")
-        _rows(b, "need", rows_need, "r[t,q] >= x[c,q] for each consumer c of t")
-        _rows(b, "pick", rows_pick, "sum_p y[t,p,q] = r[t,q] (= 1 at the sink)")
-        _rows(b, "pick_from", rows_from, "y[t,p,q] <= x[producer(t),p]")
-        _rows(b, "cut_balance", rows_gbal, "x[producer,k] - x[c,k] + inflow - outflow = 0")
-        _rows(b, "cut", rows_gcut, "sum D(p,q) y[t,p,q] >= sum_a h_a(B_t) g[t,c,a]")
+        self.rec.constraints(b, "pair_out", rows_out, "sum_q z[t,p,q] = x[producer(t),p]")
+        self.rec.constraints(b, "pair_in", rows_in, "sum_p z[t,p,q] = x[consumer(t),q]")
+        self.rec.constraints(
+            b, "flow_balance", rows_bal, "x[producer,k] - x[consumer,k] + inflow - outflow = 0"
+        )
+        self.rec.constraints(b, "need", rows_need, "r[t,q] >= x[c,q] for each consumer c of t")
+        self.rec.constraints(b, "pick", rows_pick, "sum_p y[t,p,q] = r[t,q] (= 1 at the sink)")
+        self.rec.constraints(b, "pick_from", rows_from, "y[t,p,q] <= x[producer(t),p]")
+        self.rec.constraints(
+            b, "cut_balance", rows_gbal, "x[producer,k] - x[c,k] + inflow - outflow = 0"
+        )
+        self.rec.constraints(b, "cut", rows_gcut, "sum D(p,q) y[t,p,q] >= sum_a h_a(B_t) g[t,c,a]")
 
     def _unit_flow(self, v: int, c: int, arcs: dict[int, object]):
         """Rows (k, (0, terms, 0)) of a unit flow on `arcs` from where v runs to where c runs."""
@@ -322,7 +427,7 @@ class _Builder:
         return sorted(nodes)
 
     def memory_block(self) -> None:
-        """§6: sum of param_bytes + M[k] <= memory_bytes, with M[k] >= work[v] x[v,k]."""
+        """§6: sum of param_bytes + the largest working set <= memory_bytes, per node."""
         m, tb = self.m, self.tb
         m.memory = b = pyo.Block()
         on: dict[int, list[int]] = defaultdict(list)
@@ -336,22 +441,27 @@ class _Builder:
             worst = sum(tb.param_bytes[v] for v in vs) + max(tb.work_bytes[v] for v in vs)
             if worst > cap:  # otherwise no plan can exceed it
                 limited.append(k)
-        M = _vars(b, "M", limited, "M[k]: largest working set on node k, bytes", bounds=(0, None))
+        # Rows are divided by memory_bytes[k] (M[k] is a fraction of it): byte counts of 1e9
+        # beside 0/1 variables would strain the solvers' tolerances.
+        M = self.rec.vars(
+            b, "M", limited, "M[k]: largest working set on node k / memory_bytes[k]", bounds=(0, 1)
+        )
         rows_cap, rows_work = {}, {}
         for k in limited:
+            cap = float(tb.memory_bytes[k])
             rows_cap[k] = (
                 None,
-                [*((float(tb.param_bytes[v]), self.x[v, k]) for v in on[k]), (1.0, M[k])],
-                float(tb.memory_bytes[k]),
+                [*((float(tb.param_bytes[v]) / cap, self.x[v, k]) for v in on[k]), (1.0, M[k])],
+                1.0,
             )
             for v in on[k]:
                 rows_work[v, k] = (
                     0.0,
-                    [(1.0, M[k]), (-float(tb.work_bytes[v]), self.x[v, k])],
+                    [(1.0, M[k]), (-float(tb.work_bytes[v]) / cap, self.x[v, k])],
                     None,
                 )
-        _rows(b, "capacity", rows_cap, "sum_v param[v] x[v,k] + M[k] <= memory_bytes[k]")
-        _rows(b, "working_set", rows_work, "M[k] >= work[v] x[v,k]")
+        self.rec.constraints(b, "capacity", rows_cap, "sum_v param[v] x[v,k] / mem[k] + M[k] <= 1")
+        self.rec.constraints(b, "working_set", rows_work, "M[k] >= work[v] x[v,k] / mem[k]")
 
     def latency_limit_block(self) -> None:
         """§4 with constraints.max_latency_s: latency <= the limit."""
@@ -359,23 +469,24 @@ class _Builder:
         self.m.latency_limit = b = pyo.Block()
         if limit is not None:
             rows = {0: (None, self.L, float(limit) - self.const_L)}
-            _rows(b, "max_latency", rows, "latency <= max_latency_s")
+            self.rec.constraints(b, "max_latency", rows, "latency <= max_latency_s")
 
     def objective(self) -> None:
         """§4, §5, §7: the objective of the instance."""
         m, o = self.m, self.inst.objective
         cl, ce = self.const_L, self.const_E
         if o.kind == "latency":
-            expr = linear(self.L, cl)
+            terms, offset = self.L, cl
         elif o.kind == "energy":
-            expr = linear(self.E, ce)
+            terms, offset = self.E, ce
         elif o.kind == "weighted":
             terms = [(o.latency_weight * c, v) for c, v in self.L]
             terms += [(o.energy_weight * c, v) for c, v in self.E]
-            expr = linear(terms, o.latency_weight * cl + o.energy_weight * ce)
+            offset = o.latency_weight * cl + o.energy_weight * ce
         else:
             m.throughput = b = pyo.Block()
             b.P = pyo.Var(bounds=(0, None), doc="P: the period, s")
+            self.rec.column(b.P, 0, None)
             node_rows = {
                 k: (0.0, [(1.0, b.P), *((-c, v) for c, v in terms)], None)
                 for k, terms in self.node_load.items()
@@ -384,12 +495,13 @@ class _Builder:
             for a in set(self.arc_load) | set(self.const_load):
                 terms = [(1.0, b.P), *((-c, v) for c, v in self.arc_load.get(a, []))]
                 arc_rows[a] = (self.const_load.get(a, 0.0), terms, None)
-            _rows(b, "node_period", node_rows, "P >= sum_v compute[v,k] x[v,k]")
-            _rows(
+            self.rec.constraints(b, "node_period", node_rows, "P >= sum_v compute[v,k] x[v,k]")
+            self.rec.constraints(
                 b, "arc_period", arc_rows, "P >= sum over tensors routed on arc a of B / bandwidth"
             )
-            expr = linear([(1.0, b.P)])
-        m.objective = pyo.Objective(expr=expr, sense=pyo.minimize)
+            terms, offset = [(1.0, b.P)], 0.0
+        m.objective = pyo.Objective(expr=linear(terms, offset), sense=pyo.minimize)
+        self.matrix = self.rec.standard_form(terms, offset)
 
 
 def build_milp(inst: Instance) -> Milp:

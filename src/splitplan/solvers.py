@@ -1,9 +1,10 @@
 """HiGHS and OR-Tools behind one call: `solve_milp(milp, solver=...)`.
 
-The Pyomo model is read back into a sparse matrix by `standard_form` (every expression the MILP
-builds is a `LinearExpression`, so this is one pass over its terms; Pyomo's generic writers are an
-order of magnitude slower at the sizes of the benchmark) and handed to the solver's own API.
-What comes back is normalised to a `SolverResult`: status, objective, best bound, column values.
+The matrix of the Pyomo model (`Milp.matrix`, recorded row by row while the model is built) is
+handed to the solver's own API; `standard_form(model)` reads the same matrix from any linear Pyomo
+model by walking its expressions (slower; the tests check the two agree). Pyomo's generic writers
+are an order of magnitude slower still at the sizes of the benchmark. What comes back is
+normalised to a `SolverResult`: status, objective, best bound, column values.
 """
 
 from __future__ import annotations
@@ -16,28 +17,9 @@ import pyomo.environ as pyo
 from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpression
 from pyomo.repn import generate_standard_repn
 
-from .milp import Milp
+from .milp import INF, Milp, StandardForm, merge_duplicates
 
 SOLVERS = ("highs", "ortools", "ortools-cpsat")
-INF = float("inf")
-
-
-@dataclass
-class StandardForm:
-    """min c.x + offset s.t. row_lb <= A x <= row_ub, col_lb <= x <= col_ub, x[integer] integral."""
-
-    c: np.ndarray
-    offset: float
-    A_start: np.ndarray  # CSR row starts
-    A_index: np.ndarray
-    A_value: np.ndarray
-    row_lb: np.ndarray
-    row_ub: np.ndarray
-    col_lb: np.ndarray
-    col_ub: np.ndarray
-    integer: np.ndarray  # bool per column
-    columns: list  # Pyomo variables, in column order
-    rows: list  # Pyomo constraints, in row order (`rows[i].name` names row i)
 
 
 def _terms(expr) -> tuple[list[tuple[float, object]], float]:
@@ -73,7 +55,7 @@ def standard_form(model: pyo.ConcreteModel) -> StandardForm:
     col_lb = np.array([-INF if v.lb is None else v.lb for v in columns], dtype=float)
     col_ub = np.array([INF if v.ub is None else v.ub for v in columns], dtype=float)
     integer = np.array([v.is_integer() or v.is_binary() for v in columns], dtype=bool)
-    starts, index, value, lbs, ubs, rows = [0], [], [], [], [], []
+    starts, index, value, lbs, ubs = [0], [], [], [], []
     for con in model.component_data_objects(pyo.Constraint, active=True, descend_into=True):
         terms, const = _terms(con.body)
         for coef, var in terms:
@@ -83,13 +65,12 @@ def standard_form(model: pyo.ConcreteModel) -> StandardForm:
         lb, ub = con.lb, con.ub
         lbs.append(-INF if lb is None else lb - const)
         ubs.append(INF if ub is None else ub - const)
-        rows.append(con)
     (obj,) = model.component_data_objects(pyo.Objective, active=True, descend_into=True)
     terms, offset = _terms(obj.expr)
     c = np.zeros(n)
     for coef, var in terms:
         c[col_of[id(var)]] += coef
-    A_start, A_index, A_value = _merge_duplicates(
+    A_start, A_index, A_value = merge_duplicates(
         np.array(starts, dtype=np.int64), np.array(index, dtype=np.int64), np.array(value)
     )
     return StandardForm(
@@ -104,24 +85,7 @@ def standard_form(model: pyo.ConcreteModel) -> StandardForm:
         col_ub=col_ub,
         integer=integer,
         columns=columns,
-        rows=rows,
     )
-
-
-def _merge_duplicates(
-    start: np.ndarray, index: np.ndarray, value: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sum repeated (row, column) entries of a CSR matrix (HiGHS rejects them)."""
-    rows = np.repeat(np.arange(len(start) - 1), np.diff(start))
-    order = np.lexsort((index, rows))
-    rows, index, value = rows[order], index[order], value[order]
-    first = np.ones(len(rows), dtype=bool)
-    first[1:] = (rows[1:] != rows[:-1]) | (index[1:] != index[:-1])
-    at = np.flatnonzero(first)
-    value = np.add.reduceat(value, at) if len(at) else value
-    rows, index = rows[at], index[at]
-    start = np.searchsorted(rows, np.arange(len(start)), side="left").astype(np.int64)
-    return start, index, value
 
 
 @dataclass
@@ -158,8 +122,8 @@ def solve_standard_form(
 
 
 def solve_milp(milp: Milp, solver: str = "highs", **kw) -> tuple[SolverResult, StandardForm]:
-    sf = standard_form(milp.model)
-    return solve_standard_form(sf, solver, **kw), sf
+    """Solve a built MILP (its matrix was recorded while the Pyomo model was built)."""
+    return solve_standard_form(milp.matrix, solver, **kw), milp.matrix
 
 
 # --------------------------------------------------------------------------- HiGHS
