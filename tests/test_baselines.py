@@ -45,8 +45,8 @@ def test_not_applicable_says_why():
 def test_heuristics_are_feasible_costed_by_the_evaluator_and_never_beat_the_milp(seed):
     inst = random_instance(12, 4, seed=seed, topology=TOPOLOGIES[seed], skip_prob=0.3,
                            memory_fraction=0.8, pin_first=True, objective="weighted")
-    rows, optimum = B.compare(inst, B.METHODS, time_limit_s=0.1, seed=seed)
-    assert optimum is not None
+    rows, optimum, proven = B.compare(inst, B.METHODS, time_limit_s=0.1, seed=seed)
+    assert optimum is not None and proven
     for r in rows:
         if r.plan is None:
             assert r.note.startswith("not applicable")
@@ -84,3 +84,13 @@ def test_compare_cli(capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["compare", str(path), "--methods", "magic"])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("solver", ["highs", "ortools"])
+def test_milp_started_from_a_heuristic_is_never_worse(solver):
+    inst = random_instance(60, 6, seed=0, topology="mesh", skip_prob=0.3, memory_fraction=0.25)
+    start = B.simulated_annealing(inst, time_limit_s=0.3)
+    assert start.status == "feasible"
+    plan = splitplan.solve(inst, solver, time_limit_s=2.0, initial=start.assignment)
+    assert plan.solved and plan.evaluation.feasible
+    assert plan.objective <= start.objective * (1 + 1e-9)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -161,12 +162,14 @@ def solve(
     time_limit_s: float | None = None,
     mip_rel_gap: float = 1e-6,
     verbose: bool = False,
+    initial: Mapping[str, str] | None = None,
 ) -> Plan:
     """The optimal plan of an instance, solved as the MILP of models/formulation.md.
 
     `solver` is "highs", "ortools" (SCIP) or "ortools-cpsat". The plan's objective is the
     evaluator's cost of its assignment; status "infeasible" comes with `reasons` where they can
-    be told. `verbose` shows the solver's log on stderr.
+    be told. `verbose` shows the solver's log. `initial` ({layer: node}, e.g. a heuristic's plan)
+    is handed to the solver as a MIP start.
     """
     from .milp import build_milp
     from .solvers import SOLVERS, solve_milp
@@ -179,9 +182,21 @@ def solve(
     start = time.perf_counter()
     milp = build_milp(instance)
     build = time.perf_counter() - start
+    start_values = None
+    if initial is not None:
+        col = {id(var): j for j, var in enumerate(milp.matrix.columns)}
+        start_values = {
+            col[id(var)]: float(initial.get(tb.layers[v]) == tb.nodes[k])
+            for (v, k), var in milp.x.items()
+        }
     t0 = time.perf_counter()
     result, sf = solve_milp(
-        milp, solver, time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap, verbose=verbose
+        milp,
+        solver,
+        time_limit_s=time_limit_s,
+        mip_rel_gap=mip_rel_gap,
+        verbose=verbose,
+        start=start_values,
     )
     build += time.perf_counter() - t0 - result.solve_time_s  # reading the matrix back
     plan = Plan(

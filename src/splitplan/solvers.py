@@ -108,16 +108,21 @@ def solve_standard_form(
     mip_rel_gap: float = 1e-6,
     threads: int | None = None,
     verbose: bool = False,
+    start: dict[int, float] | None = None,
 ) -> SolverResult:
     """Solve a `StandardForm` with HiGHS, OR-Tools SCIP or OR-Tools CP-SAT.
 
     `relax=True` drops integrality (the LP relaxation, for measuring the formulation's gap).
+    `start` maps column indices to the values of a known solution (a MIP start; the solver
+    completes the other columns).
     """
     if solver == "highs":
-        return _highs(sf, time_limit_s, relax, mip_rel_gap, threads, verbose)
+        return _highs(sf, time_limit_s, relax, mip_rel_gap, threads, verbose, start)
     if solver in ("ortools", "ortools-cpsat"):
         backend = "CP_SAT" if solver == "ortools-cpsat" else "SCIP"
-        return _ortools(sf, backend, time_limit_s, relax, mip_rel_gap, threads, solver, verbose)
+        return _ortools(
+            sf, backend, time_limit_s, relax, mip_rel_gap, threads, solver, verbose, start
+        )
     raise ValueError(f"unknown solver {solver!r}; expected one of {', '.join(SOLVERS)}")
 
 
@@ -129,7 +134,7 @@ def solve_milp(milp: Milp, solver: str = "highs", **kw) -> tuple[SolverResult, S
 # --------------------------------------------------------------------------- HiGHS
 
 
-def _highs(sf, time_limit_s, relax, mip_rel_gap, threads, verbose) -> SolverResult:
+def _highs(sf, time_limit_s, relax, mip_rel_gap, threads, verbose, start) -> SolverResult:
     import highspy
 
     h = highspy.Highs()
@@ -158,10 +163,13 @@ def _highs(sf, time_limit_s, relax, mip_rel_gap, threads, verbose) -> SolverResu
             highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
             for i in sf.integer
         ]
-    start = time.perf_counter()
+    began = time.perf_counter()
     h.passModel(lp)
+    if start and not relax:
+        cols = np.array(list(start), dtype=np.int32)
+        h.setSolution(len(cols), cols, np.array([start[j] for j in cols], dtype=float))
     h.run()
-    elapsed = time.perf_counter() - start
+    elapsed = time.perf_counter() - began
     ms = h.getModelStatus()
     info = h.getInfo()
     S = highspy.HighsModelStatus
@@ -193,7 +201,9 @@ def _highs(sf, time_limit_s, relax, mip_rel_gap, threads, verbose) -> SolverResu
 # --------------------------------------------------------------------------- OR-Tools
 
 
-def _ortools(sf, backend, time_limit_s, relax, mip_rel_gap, threads, name, verbose) -> SolverResult:
+def _ortools(
+    sf, backend, time_limit_s, relax, mip_rel_gap, threads, name, verbose, start
+) -> SolverResult:
     from ortools.linear_solver import pywraplp
 
     s = pywraplp.Solver.CreateSolver(backend)
@@ -227,11 +237,13 @@ def _ortools(sf, backend, time_limit_s, relax, mip_rel_gap, threads, name, verbo
         obj.SetCoefficient(cols[j], float(sf.c[j]))
     obj.SetOffset(sf.offset)
     obj.SetMinimization()
+    if start and not relax:
+        s.SetHint([cols[j] for j in start], [float(v) for v in start.values()])
     params = pywraplp.MPSolverParameters()
     params.SetDoubleParam(params.RELATIVE_MIP_GAP, mip_rel_gap)
-    start = time.perf_counter()
+    began = time.perf_counter()
     code = s.Solve(params)
-    elapsed = time.perf_counter() - start
+    elapsed = time.perf_counter() - began
     S = pywraplp.Solver
     values = objective = bound = None
     if code in (S.OPTIMAL, S.FEASIBLE):
