@@ -45,6 +45,17 @@ class Arc:
         return self.latency_s + size_bytes / self.bandwidth_bytes_per_s  # §2 store and forward
 
 
+@dataclass(frozen=True)
+class PathCost:
+    """A tensor's route between two nodes and what it costs (§2, §5, §7)."""
+
+    nodes: tuple[str, ...]
+    arcs: tuple[int, ...]
+    loads_s: tuple[float, ...]  # B / bandwidth per arc
+    time_s: float
+    energy_j: float
+
+
 class Tables:
     """Dense arrays of an instance that both the evaluator and the MILP read.
 
@@ -104,6 +115,7 @@ class Tables:
             [sum(out_bytes[s] for s in la.inputs) + la.out_bytes for la in dnn.layers]
         )
         self._paths: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+        self._path_costs: dict[tuple[float, int, int], PathCost | None] = {}
         self.reasons: list[str] = []  # why the instance is infeasible, when it can be told upfront
         self.allowed = self._allowed_nodes()
 
@@ -145,21 +157,46 @@ class Tables:
             path.append(int(nxt[path[-1], b]))
         return path
 
+    def path_cost(self, size_bytes: float, a: int, b: int) -> PathCost | None:
+        """The route a -> b of a tensor of `size_bytes` with its time, energy and arc loads
+        (§2, §5, §7); None when b is unreachable. Cached per (size, a, b)."""
+        key = (float(size_bytes), a, b)
+        if key in self._path_costs:
+            return self._path_costs[key]
+        path = self.route(size_bytes, a, b)
+        cost = None
+        if path is not None:
+            arcs = tuple(self.arc_index[hop] for hop in itertools.pairwise(path))
+            hops = [self.arcs[i].hop_time_s(size_bytes) for i in arcs]
+            cost = PathCost(
+                nodes=tuple(self.nodes[k] for k in path),
+                arcs=arcs,
+                loads_s=tuple(size_bytes / self.arcs[i].bandwidth_bytes_per_s for i in arcs),
+                time_s=float(sum(hops)),
+                # §5: each hop's sender transmits for the hop's time
+                energy_j=float(
+                    sum(
+                        h * self.tx_power_w[self.arcs[i].tail]
+                        for h, i in zip(hops, arcs, strict=True)
+                    )
+                ),
+            )
+        self._path_costs[key] = cost
+        return cost
+
     def route_arcs(self, size_bytes: float, a: int, b: int) -> list[int]:
         """Arc indices of the route a -> b (empty when a == b); b must be reachable."""
-        path = self.route(size_bytes, a, b)
-        if path is None:
+        cost = self.path_cost(size_bytes, a, b)
+        if cost is None:
             raise ValueError(f"{self.nodes[b]} cannot be reached from {self.nodes[a]}")
-        return [self.arc_index[hop] for hop in itertools.pairwise(path)]
+        return list(cost.arcs)
 
     def route_energy_j(self, size_bytes: float, a: int, b: int) -> float:
-        """Transmit energy of the route a -> b: each hop's time x its sender's tx power (§5)."""
-        return float(
-            sum(
-                self.arcs[i].hop_time_s(size_bytes) * self.tx_power_w[self.arcs[i].tail]
-                for i in self.route_arcs(size_bytes, a, b)
-            )
-        )
+        """Transmit energy of the route a -> b (§5); b must be reachable."""
+        cost = self.path_cost(size_bytes, a, b)
+        if cost is None:
+            raise ValueError(f"{self.nodes[b]} cannot be reached from {self.nodes[a]}")
+        return cost.energy_j
 
     @cached_property
     def reach(self) -> np.ndarray:
@@ -318,28 +355,23 @@ def evaluate(inst: Instance, assignment: Mapping[str, str]) -> Evaluation:
         for dst in dests:
             if dst == src:
                 continue
-            path = tb.route(t.size_bytes, src, dst)
-            if path is None:
+            cost = tb.path_cost(t.size_bytes, src, dst)
+            if cost is None:
                 violations.append(
                     f"tensor '{t.name}' cannot reach {tb.nodes[dst]} from {tb.nodes[src]}"
                 )
                 continue
-            time_s = energy = 0.0
-            for a, b in itertools.pairwise(path):
-                arc = tb.arcs[tb.arc_index[(a, b)]]
-                hop = arc.hop_time_s(t.size_bytes)
-                time_s += hop
-                energy += hop * tb.tx_power_w[a]  # §5 the hop's sender transmits
-                arc_load[tb.arc_index[(a, b)]] += t.size_bytes / arc.bandwidth_bytes_per_s  # §7
+            for arc, load in zip(cost.arcs, cost.loads_s, strict=True):
+                arc_load[arc] += load
             transfers.append(
                 Transfer(
                     t.name,
                     t.size_bytes,
                     tb.nodes[src],
                     tb.nodes[dst],
-                    tuple(tb.nodes[k] for k in path),
-                    time_s,
-                    float(energy),
+                    cost.nodes,
+                    cost.time_s,
+                    cost.energy_j,
                 )
             )
 
