@@ -4,7 +4,7 @@
     python benchmarks/compare.py --quick    # two small instances (the test suite runs this)
 
 Runs `splitplan.baselines.compare` on every instance in instances/ and on generated families
-(chains and DAGs, 20 to 300 layers, 2 to 16 nodes, some with memory limits). Each cell is
+(chains and DAGs, 20 to 1000 layers, 2 to 16 nodes, some with memory limits). Each cell is
 "% above the optimum (wall time)"; "inf." means the method's plan violates a constraint (memory,
 pins) or it found none; "n/a" means it does not apply. Heuristic searches get --time-limit s each;
 the MILP gets --milp-time-limit s and starts from the best heuristic plan. Where the MILP does not
@@ -36,6 +36,7 @@ FAMILIES = [
                                               skip_prob=0.2, memory_fraction=0.2,
                                               objective="weighted")),
     ("chain 300x16 mesh", dict(n_layers=300, n_nodes=16, topology="mesh")),
+    ("DAG 1000x16 mesh", dict(n_layers=1000, n_nodes=16, topology="mesh", skip_prob=0.2)),
 ]
 QUICK = [("chain 20x2", dict(n_layers=20, n_nodes=2)),
          ("DAG 30x4 mesh, memory", dict(n_layers=30, n_nodes=4, topology="mesh", skip_prob=0.3,

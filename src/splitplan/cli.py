@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from .baselines import METHODS
-from .instance import InstanceError, load_instance
+from .instance import Instance, InstanceError, load_instance
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INFEASIBLE, EXIT_NO_SOLUTION = 0, 1, 2, 3, 4
 
@@ -93,11 +93,7 @@ def _bad_input(exc: InstanceError, as_json: bool) -> int:
     return EXIT_BAD_INPUT
 
 
-def _cmd_validate(args: argparse.Namespace) -> int:
-    try:
-        inst = load_instance(args.file)
-    except InstanceError as exc:
-        return _bad_input(exc, args.json)
+def _cmd_validate(args: argparse.Namespace, inst: Instance) -> int:
     from .cost import tables
 
     reasons = tables(inst).reasons
@@ -122,11 +118,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_solve(args: argparse.Namespace) -> int:
-    try:
-        inst = load_instance(args.file)
-    except InstanceError as exc:
-        return _bad_input(exc, args.json)
+def _cmd_solve(args: argparse.Namespace, inst: Instance) -> int:
     from .plan import solve
 
     if not args.json:
@@ -149,11 +141,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     return EXIT_INTERNAL
 
 
-def _cmd_compare(args: argparse.Namespace) -> int:
-    try:
-        inst = load_instance(args.file)
-    except InstanceError as exc:
-        return _bad_input(exc, args.json)
+def _cmd_compare(args: argparse.Namespace, inst: Instance) -> int:
     from .baselines import compare, comparison_table
 
     methods = args.methods or list(METHODS)
@@ -193,7 +181,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"solve": _cmd_solve, "validate": _cmd_validate, "compare": _cmd_compare}
     try:
-        return commands[args.command](args)
+        try:
+            inst = load_instance(args.file)
+        except InstanceError as exc:
+            return _bad_input(exc, args.json)
+        return commands[args.command](args, inst)
     except KeyboardInterrupt:
         print("splitplan: interrupted", file=sys.stderr)
         return 130
