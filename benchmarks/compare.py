@@ -28,19 +28,35 @@ FAMILIES = [
     # (label, kwargs of random_instance)
     ("chain 20x2", dict(n_layers=20, n_nodes=2)),
     ("chain 100x4 chain-net", dict(n_layers=100, n_nodes=4, topology="chain")),
-    ("DAG 100x4 star, memory", dict(n_layers=100, n_nodes=4, topology="star", skip_prob=0.3,
-                                    memory_fraction=0.3)),
-    ("DAG 100x8 mesh, memory", dict(n_layers=100, n_nodes=8, topology="mesh", skip_prob=0.3,
-                                    memory_fraction=0.2)),
-    ("DAG 300x8 mesh, memory, weighted", dict(n_layers=300, n_nodes=8, topology="mesh",
-                                              skip_prob=0.2, memory_fraction=0.2,
-                                              objective="weighted")),
+    (
+        "DAG 100x4 star, memory",
+        dict(n_layers=100, n_nodes=4, topology="star", skip_prob=0.3, memory_fraction=0.3),
+    ),
+    (
+        "DAG 100x8 mesh, memory",
+        dict(n_layers=100, n_nodes=8, topology="mesh", skip_prob=0.3, memory_fraction=0.2),
+    ),
+    (
+        "DAG 300x8 mesh, memory, weighted",
+        dict(
+            n_layers=300,
+            n_nodes=8,
+            topology="mesh",
+            skip_prob=0.2,
+            memory_fraction=0.2,
+            objective="weighted",
+        ),
+    ),
     ("chain 300x16 mesh", dict(n_layers=300, n_nodes=16, topology="mesh")),
     ("DAG 1000x16 mesh", dict(n_layers=1000, n_nodes=16, topology="mesh", skip_prob=0.2)),
 ]
-QUICK = [("chain 20x2", dict(n_layers=20, n_nodes=2)),
-         ("DAG 30x4 mesh, memory", dict(n_layers=30, n_nodes=4, topology="mesh", skip_prob=0.3,
-                                        memory_fraction=0.3))]
+QUICK = [
+    ("chain 20x2", dict(n_layers=20, n_nodes=2)),
+    (
+        "DAG 30x4 mesh, memory",
+        dict(n_layers=30, n_nodes=4, topology="mesh", skip_prob=0.3, memory_fraction=0.3),
+    ),
+]
 
 
 def cell(row, optimum) -> str:
@@ -59,27 +75,53 @@ def main() -> None:
     parser.add_argument("--milp-time-limit", type=float, default=60.0, help="per MILP solve, s")
     parser.add_argument("-o", "--output", default=str(Path(__file__).with_name("compare.json")))
     args = parser.parse_args()
-    cases = [] if args.quick else [
-        (f"instances/{p.name}", splitplan.load_instance(p))
-        for p in sorted((ROOT / "instances").glob("*.json"))
+    cases = (
+        []
+        if args.quick
+        else [
+            (f"instances/{p.name}", splitplan.load_instance(p))
+            for p in sorted((ROOT / "instances").glob("*.json"))
+        ]
+    )
+    cases += [
+        (label, random_instance(seed=0, **kw)) for label, kw in (QUICK if args.quick else FAMILIES)
     ]
-    cases += [(label, random_instance(seed=0, **kw))
-              for label, kw in (QUICK if args.quick else FAMILIES)]
     table, results = [], []
     for solver in ("highs", "ortools"):  # imports and solver start-up are not counted
         splitplan.solve(random_instance(10, 3, seed=0), solver=solver)
     for label, inst in cases:
-        rows, optimum, proven = compare(inst, METHODS, args.time_limit, seed=0,
-                                        milp_time_limit_s=args.milp_time_limit)
+        rows, optimum, proven = compare(
+            inst, METHODS, args.time_limit, seed=0, milp_time_limit_s=args.milp_time_limit
+        )
         table.append((label + ("" if proven else " (vs bound)"), optimum, rows))
-        results.append({"instance": label, "reference": optimum, "proven": proven, "methods": {
-            r.method: {"above_optimum": r.above_optimum(optimum), "wall_s": r.wall_s,
-                       "status": r.plan.status if r.plan else "not_applicable"} for r in rows}})
+        results.append(
+            {
+                "instance": label,
+                "reference": optimum,
+                "proven": proven,
+                "methods": {
+                    r.method: {
+                        "above_optimum": r.above_optimum(optimum),
+                        "wall_s": r.wall_s,
+                        "status": r.plan.status if r.plan else "not_applicable",
+                    }
+                    for r in rows
+                },
+            }
+        )
         print(f"  {label}: done", flush=True)
     if not args.quick:
-        Path(args.output).write_text(json.dumps(
-            {"machine": f"{platform.machine()}, Python {platform.python_version()}",
-             "time_limit_s": args.time_limit, "results": results}, indent=1) + "\n")
+        Path(args.output).write_text(
+            json.dumps(
+                {
+                    "machine": f"{platform.machine()}, Python {platform.python_version()}",
+                    "time_limit_s": args.time_limit,
+                    "results": results,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
     print()
     print("| instance | " + " | ".join(METHODS) + " |")
     print("|---|" + "---|" * len(METHODS))

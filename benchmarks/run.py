@@ -53,39 +53,59 @@ def run(families, seeds: int, time_limit_s: float) -> list[dict]:
         for solver in solvers:
             runs = []
             for seed in range(seeds):
-                inst = random_instance(n_layers, n_nodes, seed=seed, topology=topo,
-                                       skip_prob=skip, objective=objective)
+                inst = random_instance(
+                    n_layers, n_nodes, seed=seed, topology=topo, skip_prob=skip, objective=objective
+                )
                 start = time.perf_counter()
                 plan = splitplan.solve(inst, solver=solver, time_limit_s=time_limit_s)
                 total = time.perf_counter() - start
                 milp = build_milp(inst)
                 sf = standard_form(milp.model)
-                runs.append({
-                    "total_s": total, "build_s": plan.build_time_s, "solve_s": plan.solve_time_s,
-                    "status": plan.status, "gap": plan.gap, "bb_nodes": plan.nodes,
-                    "objective": plan.objective, "columns": len(sf.c), "rows": len(sf.row_lb),
-                    "lp_gap": lp_gap(inst, plan.objective) if solver == "highs" else None,
-                })
-            med = {k: statistics.median(r[k] for r in runs)
-                   for k in ("total_s", "build_s", "solve_s", "columns", "rows")}
+                runs.append(
+                    {
+                        "total_s": total,
+                        "build_s": plan.build_time_s,
+                        "solve_s": plan.solve_time_s,
+                        "status": plan.status,
+                        "gap": plan.gap,
+                        "bb_nodes": plan.nodes,
+                        "objective": plan.objective,
+                        "columns": len(sf.c),
+                        "rows": len(sf.row_lb),
+                        "lp_gap": lp_gap(inst, plan.objective) if solver == "highs" else None,
+                    }
+                )
+            med = {
+                k: statistics.median(r[k] for r in runs)
+                for k in ("total_s", "build_s", "solve_s", "columns", "rows")
+            }
             row = {
-                "family": f"{label} {n_layers}x{n_nodes} {topo}", "objective": objective,
-                "solver": solver, "seeds": seeds, **med,
+                "family": f"{label} {n_layers}x{n_nodes} {topo}",
+                "objective": objective,
+                "solver": solver,
+                "seeds": seeds,
+                **med,
                 "statuses": sorted({r["status"] for r in runs}),
                 "max_gap": max((r["gap"] or 0.0) for r in runs),
-                "max_lp_gap": max((r["lp_gap"] or 0.0) for r in runs) if solver == "highs"
+                "max_lp_gap": max((r["lp_gap"] or 0.0) for r in runs)
+                if solver == "highs"
                 else None,
                 "objectives": [r["objective"] for r in runs],
             }
             rows.append(row)
-            print(f"  {row['family']:<24} {objective:<10} {solver:<14} "
-                  f"total {row['total_s']:.3f} s", flush=True)
+            print(
+                f"  {row['family']:<24} {objective:<10} {solver:<14} total {row['total_s']:.3f} s",
+                flush=True,
+            )
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
-    out = ["| instances | objective | solver | columns x rows | build s | solve s | total s | "
-           "status | gap | LP gap |", "|---|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        "| instances | objective | solver | columns x rows | build s | solve s | total s | "
+        "status | gap | LP gap |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         lp = "-" if r["max_lp_gap"] is None else f"{100 * r['max_lp_gap']:.2g} %"
         out.append(
@@ -107,19 +127,26 @@ def main() -> None:
     cold_start = time.perf_counter()
     splitplan.solve(random_instance(150, 5, seed=99, topology="chain"))
     cold = time.perf_counter() - cold_start
-    rows = run(QUICK if args.quick else FAMILIES, 1 if args.quick else args.seeds,
-               args.time_limit)
-    machine = f"{platform.node() or 'unknown'}: {platform.processor() or platform.machine()}, " \
-              f"Python {platform.python_version()}"
+    rows = run(QUICK if args.quick else FAMILIES, 1 if args.quick else args.seeds, args.time_limit)
+    machine = (
+        f"{platform.node() or 'unknown'}: {platform.processor() or platform.machine()}, "
+        f"Python {platform.python_version()}"
+    )
     import os
 
-    result = {"machine": machine, "cpus": os.cpu_count(), "cold_first_solve_150x5_s": cold,
-              "rows": rows}
+    result = {
+        "machine": machine,
+        "cpus": os.cpu_count(),
+        "cold_first_solve_150x5_s": cold,
+        "rows": rows,
+    }
     if not args.quick:
         Path(args.output).write_text(json.dumps(result, indent=1) + "\n")
     print()
-    print(f"machine: {machine}, {os.cpu_count()} CPUs; cold first solve of a 150x5 chain "
-          f"(imports included): {cold:.2f} s")
+    print(
+        f"machine: {machine}, {os.cpu_count()} CPUs; cold first solve of a 150x5 chain "
+        f"(imports included): {cold:.2f} s"
+    )
     print(markdown(rows))
 
 

@@ -78,12 +78,30 @@ def resnet18_convs() -> list[dict]:
     return layers
 
 
-PHONE = {"name": "phone", "class": "jetson-nano", "flops_per_s": 1e10, "memory_bytes": 4e9,
-         "compute_power_w": 5.0, "tx_power_w": 1.2}
-EDGE = {"name": "edge", "class": "jetson-orin", "flops_per_s": 3e11, "memory_bytes": 16e9,
-        "compute_power_w": 40.0, "tx_power_w": 10.0}
-CLOUD = {"name": "cloud", "class": "a100", "flops_per_s": 1e13, "memory_bytes": 80e9,
-         "compute_power_w": 300.0, "tx_power_w": 10.0}
+PHONE = {
+    "name": "phone",
+    "class": "jetson-nano",
+    "flops_per_s": 1e10,
+    "memory_bytes": 4e9,
+    "compute_power_w": 5.0,
+    "tx_power_w": 1.2,
+}
+EDGE = {
+    "name": "edge",
+    "class": "jetson-orin",
+    "flops_per_s": 3e11,
+    "memory_bytes": 16e9,
+    "compute_power_w": 40.0,
+    "tx_power_w": 10.0,
+}
+CLOUD = {
+    "name": "cloud",
+    "class": "a100",
+    "flops_per_s": 1e13,
+    "memory_bytes": 80e9,
+    "compute_power_w": 300.0,
+    "tx_power_w": 10.0,
+}
 LTE = {"bandwidth_bytes_per_s": 2.5e6, "latency_s": 0.02}  # ~20 Mbit/s uplink, 20 ms
 WIFI = {"bandwidth_bytes_per_s": 1.25e7, "latency_s": 0.003}  # ~100 Mbit/s Wi-Fi 5, 3 ms
 WAN = {"bandwidth_bytes_per_s": 1.25e8, "latency_s": 0.005}  # 1 Gbit/s backhaul, 5 ms
@@ -93,12 +111,18 @@ def three_tier_chain() -> dict:
     return {
         "format": "splitplan-instance/1",
         "name": "resnet18-3tier-wifi",
-        "dnn": {"name": "resnet18", "input_bytes": 3 * 224 * 224 * F, "layers": resnet18_blocks(),
-                "output": "fc"},
+        "dnn": {
+            "name": "resnet18",
+            "input_bytes": 3 * 224 * 224 * F,
+            "layers": resnet18_blocks(),
+            "output": "fc",
+        },
         "network": {
             "nodes": [PHONE, EDGE, CLOUD],
-            "links": [{"from": "phone", "to": "edge", **WIFI},
-                      {"from": "edge", "to": "cloud", **WAN}],
+            "links": [
+                {"from": "phone", "to": "edge", **WIFI},
+                {"from": "edge", "to": "cloud", **WAN},
+            ],
             "source": "phone",
             "sink": "phone",
         },
@@ -113,8 +137,10 @@ def edge_star() -> dict:
     under a 150 ms deadline."""
     edges = [
         ({**EDGE, "name": "edge-wifi"}, {"bandwidth_bytes_per_s": 1.5e7, "latency_s": 0.004}),
-        ({**EDGE, "name": "edge-5g", "class": "a100", "flops_per_s": 8e12, "memory_bytes": 40e9},
-         {"bandwidth_bytes_per_s": 6e6, "latency_s": 0.01}),
+        (
+            {**EDGE, "name": "edge-5g", "class": "a100", "flops_per_s": 8e12, "memory_bytes": 40e9},
+            {"bandwidth_bytes_per_s": 6e6, "latency_s": 0.01},
+        ),
         ({**EDGE, "name": "edge-lte", "flops_per_s": 1e12}, LTE),
     ]
     phone = {**PHONE, "tx_power_w": 1.2}
@@ -137,8 +163,11 @@ def skip_dag() -> dict:
     """ResNet-18 with its skip connections; weighted latency + energy on the 3-tier network."""
     inst = three_tier_chain()
     inst["name"] = "resnet18-dag-3tier"
-    inst["dnn"] = {"name": "resnet18-convs", "input_bytes": 3 * 224 * 224 * F,
-                   "layers": resnet18_convs()}
+    inst["dnn"] = {
+        "name": "resnet18-convs",
+        "input_bytes": 3 * 224 * 224 * F,
+        "layers": resnet18_convs(),
+    }
     inst["objective"] = {"kind": "weighted", "latency": 1.0, "energy": 0.01}
     return inst
 
@@ -152,16 +181,30 @@ def memory_multisplit() -> dict:
     block_flops = 2.0 * tokens * (12 * dim * dim) + 4.0 * tokens * tokens * dim
     layers = [layer("embed", ["input"], 2.0 * 196 * 768 * 768, 768 * 768 * F, act)]
     for i in range(12):
-        layers.append(layer(f"block{i}", [layers[-1]["name"]], block_flops, 12 * dim * dim * F,
-                            act))
+        layers.append(
+            layer(f"block{i}", [layers[-1]["name"]], block_flops, 12 * dim * dim * F, act)
+        )
     layers.append(layer("head", [layers[-1]["name"]], 2.0 * dim * 1000, dim * 1000 * F, 1000 * F))
     nodes = [
-        {"name": f"dev{k}", "class": "jetson-orin-nano", "flops_per_s": 2e11,
-         "memory_bytes": 1.2e8, "compute_power_w": 10.0, "tx_power_w": 2.0}
+        {
+            "name": f"dev{k}",
+            "class": "jetson-orin-nano",
+            "flops_per_s": 2e11,
+            "memory_bytes": 1.2e8,
+            "compute_power_w": 10.0,
+            "tx_power_w": 2.0,
+        }
         for k in range(4)
     ]
-    links = [{"from": f"dev{k}", "to": f"dev{k + 1}", "bandwidth_bytes_per_s": 1.25e8,
-              "latency_s": 0.0005} for k in range(3)]
+    links = [
+        {
+            "from": f"dev{k}",
+            "to": f"dev{k + 1}",
+            "bandwidth_bytes_per_s": 1.25e8,
+            "latency_s": 0.0005,
+        }
+        for k in range(3)
+    ]
     return {
         "format": "splitplan-instance/1",
         "name": "vit-memory-pipeline",

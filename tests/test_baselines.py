@@ -12,8 +12,9 @@ from splitplan.generate import TOPOLOGIES, random_instance
 @pytest.mark.parametrize("objective", ["latency", "energy", "weighted"])
 @pytest.mark.parametrize("seed", range(8))
 def test_chain_dp_equals_milp_equals_brute_force(seed, objective):
-    inst = random_instance(6, 3, seed=seed, topology=TOPOLOGIES[seed % 4], objective=objective,
-                           pin_first=seed % 2 == 0)
+    inst = random_instance(
+        6, 3, seed=seed, topology=TOPOLOGIES[seed % 4], objective=objective, pin_first=seed % 2 == 0
+    )
     best = brute_force(inst)
     dp = B.chain_dp(inst)
     milp = splitplan.solve(inst)
@@ -24,8 +25,9 @@ def test_chain_dp_equals_milp_equals_brute_force(seed, objective):
 @pytest.mark.parametrize("objective", ["latency", "energy", "weighted"])
 @pytest.mark.parametrize("seed", range(8))
 def test_min_cut_equals_brute_force_on_two_nodes(seed, objective):
-    inst = random_instance(7, 2, seed=seed, skip_prob=0.6, objective=objective,
-                           pin_first=seed % 3 == 0)
+    inst = random_instance(
+        7, 2, seed=seed, skip_prob=0.6, objective=objective, pin_first=seed % 3 == 0
+    )
     best = brute_force(inst)
     cut = B.min_cut(inst)
     assert cut.status == "optimal"
@@ -43,8 +45,16 @@ def test_not_applicable_says_why():
 
 @pytest.mark.parametrize("seed", range(4))
 def test_heuristics_are_feasible_costed_by_the_evaluator_and_never_beat_the_milp(seed):
-    inst = random_instance(12, 4, seed=seed, topology=TOPOLOGIES[seed], skip_prob=0.3,
-                           memory_fraction=0.8, pin_first=True, objective="weighted")
+    inst = random_instance(
+        12,
+        4,
+        seed=seed,
+        topology=TOPOLOGIES[seed],
+        skip_prob=0.3,
+        memory_fraction=0.8,
+        pin_first=True,
+        objective="weighted",
+    )
     rows, optimum, proven = B.compare(inst, B.METHODS, time_limit_s=0.1, seed=seed)
     assert optimum is not None and proven
     for r in rows:
@@ -74,8 +84,20 @@ def test_heuristics_are_seeded():
 def test_compare_cli(capsys, tmp_path):
     path = tmp_path / "i.json"
     splitplan.save_instance(random_instance(8, 3, seed=2), path)
-    assert main(["compare", str(path), "--methods", "milp-highs,dp,greedy", "--json",
-                 "--time-limit", "0.1"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(path),
+                "--methods",
+                "milp-highs,dp,greedy",
+                "--json",
+                "--time-limit",
+                "0.1",
+            ]
+        )
+        == 0
+    )
     import json
 
     out = json.loads(capsys.readouterr().out)

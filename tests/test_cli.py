@@ -34,41 +34,71 @@ def set_in(path, value):
 LAYERS = ("dnn", "layers")
 BAD = {
     "wrong-format": (set_in(("format",), "splitplan-instance/9"), "format", "unsupported format"),
-    "unknown-tensor": (set_in((*LAYERS, 3, "inputs"), ["nope"]), "dnn.layers[3].inputs",
-                       "unknown tensor 'nope'"),
+    "unknown-tensor": (
+        set_in((*LAYERS, 3, "inputs"), ["nope"]),
+        "dnn.layers[3].inputs",
+        "unknown tensor 'nope'",
+    ),
     "cycle": (set_in((*LAYERS, 1, "inputs"), ["layer1.0"]), "dnn.layers[1].inputs", "cycle"),
     "out-of-order": (
         lambda d: d["dnn"]["layers"].insert(3, d["dnn"]["layers"].pop(4)),
-        "dnn.layers[3].inputs", "later layer",
+        "dnn.layers[3].inputs",
+        "later layer",
     ),
-    "duplicate-layer": (set_in((*LAYERS, 2, "name"), "conv1"), "dnn.layers[2].name",
-                        "duplicate layer name"),
+    "duplicate-layer": (
+        set_in((*LAYERS, 2, "name"), "conv1"),
+        "dnn.layers[2].name",
+        "duplicate layer name",
+    ),
     "negative": (set_in((*LAYERS, 0, "flops"), -5), "dnn.layers[0].flops", "must not be negative"),
-    "non-numeric": (set_in(("network", "nodes", 0, "flops_per_s"), "fast"),
-                    "network.nodes[0].flops_per_s", "must be a number"),
-    "nan-time": (set_in((*LAYERS, 0, "time_s"), {"jetson-nano": "0.1"}),
-                 "dnn.layers[0].time_s.jetson-nano", "must be a number"),
-    "unknown-pin-node": (set_in(("constraints", "pin", "conv1"), ["mars"]),
-                         "constraints.pin.conv1", "unknown node 'mars'"),
-    "unknown-pin-layer": (set_in(("constraints", "pin"), {"conv9": ["phone"]}),
-                          "constraints.pin.conv9", "unknown layer"),
-    "unknown-link-node": (set_in(("network", "links", 1, "to"), "moon"), "network.links[1].to",
-                          "unknown node 'moon'"),
+    "non-numeric": (
+        set_in(("network", "nodes", 0, "flops_per_s"), "fast"),
+        "network.nodes[0].flops_per_s",
+        "must be a number",
+    ),
+    "nan-time": (
+        set_in((*LAYERS, 0, "time_s"), {"jetson-nano": "0.1"}),
+        "dnn.layers[0].time_s.jetson-nano",
+        "must be a number",
+    ),
+    "unknown-pin-node": (
+        set_in(("constraints", "pin", "conv1"), ["mars"]),
+        "constraints.pin.conv1",
+        "unknown node 'mars'",
+    ),
+    "unknown-pin-layer": (
+        set_in(("constraints", "pin"), {"conv9": ["phone"]}),
+        "constraints.pin.conv9",
+        "unknown layer",
+    ),
+    "unknown-link-node": (
+        set_in(("network", "links", 1, "to"), "moon"),
+        "network.links[1].to",
+        "unknown node 'moon'",
+    ),
     "unreachable-sink": (
-        lambda d: (d["network"]["links"][1].update({"from": "cloud", "to": "edge",
-                                                     "bidirectional": False}),
-                   d["network"].update(sink="cloud")),
-        "network.sink", "cannot be reached",
+        lambda d: (
+            d["network"]["links"][1].update(
+                {"from": "cloud", "to": "edge", "bidirectional": False}
+            ),
+            d["network"].update(sink="cloud"),
+        ),
+        "network.sink",
+        "cannot be reached",
     ),
     "pin-unreachable": (
         lambda d: (d["network"]["links"].pop(1), d["constraints"]["pin"].update(fc=["cloud"])),
-        "constraints.pin.fc", "cannot reach",
+        "constraints.pin.fc",
+        "cannot reach",
     ),
     "unknown-field": (set_in((*LAYERS, 0, "flop"), 1), "dnn.layers[0].flop", "unknown field"),
     "missing-field": (lambda d: d["network"].pop("source"), "network.source", "is required"),
     "bad-objective": (set_in(("objective", "kind"), "speed"), "objective.kind", "unknown kind"),
-    "duplicate-node": (set_in(("network", "nodes", 1, "name"), "phone"),
-                       "network.nodes[1].name", "duplicate node name"),
+    "duplicate-node": (
+        set_in(("network", "nodes", 1, "name"), "phone"),
+        "network.nodes[1].name",
+        "duplicate node name",
+    ),
 }
 
 
@@ -124,8 +154,18 @@ def test_infeasible_exits_3_and_says_why(tmp_path, capsys):
 def test_solve_json_is_one_object_with_the_promised_fields(capsys):
     assert main(["solve", str(CHAIN), "--json", "--solver", "ortools"]) == 0
     out = json.loads(capsys.readouterr().out)
-    for key in ("status", "objective", "bound", "gap", "solver", "assignment", "latency_s",
-                "energy_j", "period_s", "solve_time_s"):
+    for key in (
+        "status",
+        "objective",
+        "bound",
+        "gap",
+        "solver",
+        "assignment",
+        "latency_s",
+        "energy_j",
+        "period_s",
+        "solve_time_s",
+    ):
         assert key in out
     assert out["status"] == "optimal" and out["solver"] == "ortools"
     assert set(out["assignment"]) == {layer["name"] for layer in BASE["dnn"]["layers"]}
@@ -134,7 +174,9 @@ def test_solve_json_is_one_object_with_the_promised_fields(capsys):
 def test_console_script_prints_the_table():
     proc = subprocess.run(
         [sys.executable, "-m", "splitplan.cli", "solve", str(CHAIN)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert "splits" in proc.stdout and "gap" in proc.stdout and "latency" in proc.stdout

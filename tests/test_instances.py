@@ -20,8 +20,12 @@ SCHEMA = json.loads(
 
 def test_the_four_hand_made_instances_ship():
     names = {f.name for f in FILES}
-    assert {"three-tier-chain.json", "edge-star.json", "skip-dag.json",
-            "memory-multisplit.json"} <= names
+    assert {
+        "three-tier-chain.json",
+        "edge-star.json",
+        "skip-dag.json",
+        "memory-multisplit.json",
+    } <= names
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
@@ -62,9 +66,12 @@ def test_memory_limits_force_a_multi_split():
 
     free = splitplan.Instance(
         inst.dnn,
-        replace(inst.network, nodes=tuple(replace(n, memory_bytes=None)
-                                          for n in inst.network.nodes)),
-        inst.objective, inst.constraints, inst.name,
+        replace(
+            inst.network, nodes=tuple(replace(n, memory_bytes=None) for n in inst.network.nodes)
+        ),
+        inst.objective,
+        inst.constraints,
+        inst.name,
     )
     assert splitplan.solve(free).objective < plan.objective
 

@@ -20,8 +20,17 @@ def dense(sf, order):
 @pytest.mark.parametrize("objective", ["latency", "energy", "throughput", "weighted"])
 @pytest.mark.parametrize("seed", range(3))
 def test_recorded_matrix_equals_the_pyomo_model(objective, seed):
-    inst = random_instance(9, 4, seed=seed, topology="mesh", skip_prob=0.5, objective=objective,
-                           memory_fraction=0.4, pin_first=True, max_latency_factor=2.0)
+    inst = random_instance(
+        9,
+        4,
+        seed=seed,
+        topology="mesh",
+        skip_prob=0.5,
+        objective=objective,
+        memory_fraction=0.4,
+        pin_first=True,
+        max_latency_factor=2.0,
+    )
     milp = build_milp(inst)
     walked, recorded = standard_form(milp.model), milp.matrix
     order = {id(v): j for j, v in enumerate(walked.columns)}
@@ -36,8 +45,9 @@ def test_recorded_matrix_equals_the_pyomo_model(objective, seed):
 
 
 def test_blocks_are_named_after_the_constraint_families():
-    milp = build_milp(random_instance(6, 3, seed=1, skip_prob=0.5, memory_fraction=0.3,
-                                      max_latency_factor=2.0))
+    milp = build_milp(
+        random_instance(6, 3, seed=1, skip_prob=0.5, memory_fraction=0.3, max_latency_factor=2.0)
+    )
     m = milp.model
     blocks = {b.local_name for b in m.component_objects(pyo.Block, descend_into=False)}
     assert {"assign", "transfer", "memory", "latency_limit"} <= blocks

@@ -9,11 +9,31 @@ from splitplan.generate import TOPOLOGIES, random_instance
 OBJECTIVES = ("latency", "energy", "throughput", "weighted")
 CASES = [
     # (layers, nodes, seed, topology, skip_prob, memory_fraction, pin_first, max_latency_factor)
-    (n_layers, n_nodes, seed, TOPOLOGIES[seed % 4], 0.4 * (seed % 3 > 0),
-     (None, 0.45, 0.8)[seed % 3], seed % 2 == 0, (None, 0.6, 1.2)[(seed // 3) % 3])
+    (
+        n_layers,
+        n_nodes,
+        seed,
+        TOPOLOGIES[seed % 4],
+        0.4 * (seed % 3 > 0),
+        (None, 0.45, 0.8)[seed % 3],
+        seed % 2 == 0,
+        (None, 0.6, 1.2)[(seed // 3) % 3],
+    )
     for seed, (n_layers, n_nodes) in enumerate(
-        [(8, 2), (6, 3), (5, 4), (7, 3), (6, 4), (4, 4), (8, 2), (6, 3), (5, 4), (7, 2), (5, 3),
-         (6, 2)]
+        [
+            (8, 2),
+            (6, 3),
+            (5, 4),
+            (7, 3),
+            (6, 4),
+            (4, 4),
+            (8, 2),
+            (6, 3),
+            (5, 4),
+            (7, 2),
+            (5, 3),
+            (6, 2),
+        ]
     )
 ]
 
@@ -23,8 +43,15 @@ CASES = [
 def test_solvers_match_brute_force(case, objective):
     n_layers, n_nodes, seed, topo, skip, mem, pin, lat = case
     inst = random_instance(
-        n_layers, n_nodes, seed=seed, topology=topo, skip_prob=skip, objective=objective,
-        memory_fraction=mem, pin_first=pin, max_latency_factor=lat,
+        n_layers,
+        n_nodes,
+        seed=seed,
+        topology=topo,
+        skip_prob=skip,
+        objective=objective,
+        memory_fraction=mem,
+        pin_first=pin,
+        max_latency_factor=lat,
     )
     best = brute_force(inst)
     for solver in ("highs", "ortools"):
@@ -48,7 +75,15 @@ def test_cases_cover_infeasible_and_constrained():
     assert any(c[7] is not None for c in CASES)
     infeasible = 0
     for c in CASES:
-        inst = random_instance(c[0], c[1], seed=c[2], topology=c[3], skip_prob=c[4],
-                               memory_fraction=c[5], pin_first=c[6], max_latency_factor=c[7])
+        inst = random_instance(
+            c[0],
+            c[1],
+            seed=c[2],
+            topology=c[3],
+            skip_prob=c[4],
+            memory_fraction=c[5],
+            pin_first=c[6],
+            max_latency_factor=c[7],
+        )
         infeasible += brute_force(inst) is None
     assert 0 < infeasible < len(CASES)

@@ -19,6 +19,7 @@ instances = st.builds(
     memory_fraction=st.sampled_from([None, 0.5, 1.0]),
     pin_first=st.booleans(),
     max_latency_factor=st.sampled_from([None, 0.7, 1.5]),
+    with_sink=st.booleans(),
 )
 
 

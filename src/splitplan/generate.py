@@ -98,13 +98,14 @@ def random_instance(
     memory_fraction: float | None = None,
     pin_first: bool = False,
     max_latency_factor: float | None = None,
+    with_sink: bool = True,
 ) -> Instance:
     """A random instance.
 
     `memory_fraction` gives every node memory_bytes = that fraction of all parameters (at least
     the largest layer's) plus the largest working set; `pin_first` pins the first layer to the
     device (privacy); `max_latency_factor` sets max_latency_s to that factor times the
-    all-on-device latency.
+    all-on-device latency; `with_sink=False` leaves the output where it is computed.
     """
     rng = np.random.default_rng(seed)
     dnn = random_dnn(n_layers, rng, skip_prob)
@@ -121,6 +122,8 @@ def random_instance(
         params = [la.param_bytes for la in dnn.layers]
         mem = float(max(memory_fraction * sum(params), max(params)) + work)
     net = random_network(n_nodes, rng, topology, mem)
+    if not with_sink:
+        net = Network(net.nodes, net.links, net.source, None)
     weights = {"latency": 1.0, "energy": float(rng.uniform(0.05, 1.0))}
     obj = (
         Objective("weighted", weights["latency"], weights["energy"])

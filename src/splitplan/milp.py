@@ -279,6 +279,8 @@ class _Builder:
         z_keys, f_keys, r_keys, y_keys = [], [], [], []
         fixed, single, multi = [], [], []
         for ti, t in enumerate(tb.tensors):
+            if not t.consumers and not t.to_sink:
+                continue  # a result that goes nowhere (no sink, or a dead branch)
             producers = [tb.source] if t.producer < 0 else tb.allowed[t.producer]
             if len(producers) == 1 or not t.consumers:
                 fixed.append(ti)
