@@ -79,6 +79,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--seed", type=int, default=0, help="seed of the randomised heuristics")
     compare.add_argument("--json", action="store_true", help="print one JSON object")
+    prof = sub.add_parser("profile", help="profile a zoo model into an instance file (needs torch)")
+    prof.add_argument(
+        "--model", required=True, help="resnet18, resnet50, mobilenetv2, vgg16, vit-tiny or mlp"
+    )
+    prof.add_argument("--granularity", choices=("op", "module", "block"), default="module")
+    prof.add_argument(
+        "--dtype",
+        choices=("fp32", "fp16", "int8"),
+        default="fp32",
+        help="activation dtype of out_bytes (default fp32)",
+    )
+    prof.add_argument("--repeats", type=int, default=5, help="timed runs; the median is kept")
+    prof.add_argument("--warmup", type=int, default=2)
+    prof.add_argument("--device", default="cpu", help="torch device to time on (cpu, cuda)")
+    prof.add_argument(
+        "--device-class", help="name of the measured class (default host-cpu or the GPU's name)"
+    )
+    prof.add_argument(
+        "--network-from",
+        metavar="INSTANCE",
+        help="take the network, objective and latency limit of this instance "
+        "(default: one node of the measured class)",
+    )
+    prof.add_argument("-o", "--output", required=True, metavar="FILE")
     validate = sub.add_parser("validate", help="check an instance file and report problems")
     validate.add_argument("file", metavar="FILE")
     validate.add_argument("--json", action="store_true", help="print one JSON object")
@@ -177,8 +201,70 @@ def _cmd_compare(args: argparse.Namespace, inst: Instance) -> int:
     return EXIT_OK
 
 
+def _cmd_profile(args: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print(
+            "splitplan: error: profiling needs torch: pip install torch==2.13.0 (CPU wheel), "
+            "then pip install 'splitplan[torch]'",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    from .instance import Constraints, Instance, Network, Node, Objective, save_instance
+    from .profile import ProfileError, profile
+    from .zoo import build
+
+    base = None
+    try:
+        if args.network_from:
+            base = load_instance(args.network_from)
+        model, x = build(args.model)
+        print(
+            f"profiling {args.model} at {args.granularity} granularity on {args.device} "
+            f"({args.warmup} warm-up + {args.repeats} timed runs) ...",
+            file=sys.stderr,
+        )
+        dnn, report = profile(
+            model,
+            x,
+            granularity=args.granularity,
+            activation_dtype=args.dtype,
+            repeats=args.repeats,
+            warmup=args.warmup,
+            device=args.device,
+            device_class=args.device_class,
+            name=args.model,
+        )
+    except InstanceError as exc:
+        return _bad_input(exc, False)
+    except (ProfileError, ValueError, RuntimeError) as exc:
+        print(f"splitplan: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(report.summary(), file=sys.stderr)
+    if base is not None:
+        network, objective = base.network, base.objective
+        constraints = Constraints({}, base.constraints.max_latency_s)
+    else:
+        flops = sum(la.flops for la in dnn.layers)
+        node = Node(
+            "host", max(flops / max(report.sum_of_layers_s, 1e-12), 1.0), report.device_class
+        )
+        network, objective, constraints = (
+            Network((node,), (), "host", "host"),
+            Objective(),
+            Constraints(),
+        )
+    inst = Instance(dnn, network, objective, constraints, f"{args.model}-profiled")
+    save_instance(inst, args.output)
+    print(f"wrote {args.output}: {len(dnn.layers)} layers", file=sys.stderr)
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "profile":
+        return _cmd_profile(args)
     commands = {"solve": _cmd_solve, "validate": _cmd_validate, "compare": _cmd_compare}
     try:
         try:

@@ -1,0 +1,368 @@
+"""Profile a torch model into the `dnn` part of an instance: layer DAG, FLOPs, bytes, times.
+
+    dnn, report = profile(model, example_input, granularity="module")
+
+The model is traced with torch.fx; each traced operation is a node of the DAG (residual adds,
+concatenations and branches are kept). Nodes are grouped into splittable layers:
+
+- ``op``: every operation is a layer;
+- ``module``: parameter-free element-wise operations (activations, batch norm in eval, residual
+  adds, dropout, flatten) are folded into the layer that produces their input;
+- ``block``: every child block of a container (``layer1.0``, ``features.3``, ``blocks.5``) is one
+  layer.
+
+A group is always a contiguous run of the traced (topological) order, and is cut where an inner
+result is used outside it, so that every layer has one output tensor. Shape queries
+(``x.shape``) are metadata, not data dependencies.
+
+Per layer: FLOPs from ``torch.utils.flop_counter`` (2 per multiply-accumulate), ``param_bytes``
+(parameters and buffers at their dtype), ``out_bytes`` at the chosen activation dtype, and the
+median over ``repeats`` of the measured time on ``device`` after ``warmup`` runs, with the device
+synchronised around every layer. This module imports torch: `pip install splitplan[torch]`.
+"""
+
+from __future__ import annotations
+
+import operator
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.fx
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .instance import DNN, INPUT, Layer
+
+ACTIVATION_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
+GRANULARITIES = ("op", "module", "block")
+_FOLD_MODULES = (
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.GELU,
+    nn.SiLU,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Dropout,
+    nn.Identity,
+    nn.Flatten,
+    nn.Softmax,
+)
+_FOLD_FUNCTIONS = {
+    operator.add,
+    operator.iadd,
+    operator.mul,
+    operator.truediv,
+    operator.getitem,
+    torch.add,
+    torch.mul,
+    torch.cat,
+    nn.functional.softmax,
+    torch.relu,
+    torch.flatten,
+    torch.sigmoid,
+    nn.functional.relu,
+    nn.functional.relu6,
+    nn.functional.gelu,
+    nn.functional.silu,
+    nn.functional.dropout,
+    nn.functional.hardswish,
+}
+_FOLD_METHODS = {
+    "relu",
+    "flatten",
+    "view",
+    "reshape",
+    "add",
+    "mul",
+    "contiguous",
+    "sigmoid",
+    "softmax",
+    "permute",
+    "transpose",
+    "expand",
+    "unsqueeze",
+    "squeeze",
+}
+
+
+class ProfileError(ValueError):
+    """A model or input the profiler cannot handle (the message says what and why)."""
+
+
+@dataclass
+class ProfileReport:
+    """How the per-layer times add up against the whole model's measured time."""
+
+    device_class: str
+    layers: int
+    sum_of_layers_s: float
+    whole_model_s: float
+
+    @property
+    def ratio(self) -> float:
+        return self.sum_of_layers_s / self.whole_model_s if self.whole_model_s else float("nan")
+
+    @property
+    def agrees(self) -> bool:
+        """Within 20 % (the per-layer sum also pays one synchronisation per layer)."""
+        return abs(self.ratio - 1.0) <= 0.2
+
+    def summary(self) -> str:
+        verdict = "agree" if self.agrees else "DO NOT agree within 20 %"
+        return (
+            f"{self.layers} layers on {self.device_class}: sum of layer times "
+            f"{self.sum_of_layers_s * 1e3:.3f} ms vs whole model {self.whole_model_s * 1e3:.3f} ms "
+            f"(ratio {self.ratio:.2f}; {verdict})"
+        )
+
+
+def _is_tensor(value) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    return isinstance(value, tuple | list) and any(isinstance(v, torch.Tensor) for v in value)
+
+
+def _nbytes(value, per_element: int) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.numel() * per_element
+    if isinstance(value, tuple | list):
+        return sum(_nbytes(v, per_element) for v in value)
+    return 0
+
+
+class _Recorder(torch.fx.Interpreter):
+    """Runs the traced graph node by node, recording outputs, FLOPs or times."""
+
+    def __init__(self, gm: torch.fx.GraphModule, sync, mode: str) -> None:
+        super().__init__(gm)
+        self.sync, self.mode = sync, mode
+        self.values: dict[str, object] = {}
+        self.flops: dict[str, int] = {}
+        self.times: dict[str, float] = {}
+
+    def run_node(self, n: torch.fx.Node):
+        if self.mode == "flops" and n.op.startswith("call"):
+            with FlopCounterMode(display=False) as counter:
+                out = super().run_node(n)
+            self.flops[n.name] = counter.get_total_flops()
+        elif self.mode == "time" and n.op.startswith("call"):
+            self.sync()
+            start = time.perf_counter()
+            out = super().run_node(n)
+            self.sync()
+            self.times[n.name] = time.perf_counter() - start
+        else:
+            out = super().run_node(n)
+        if self.mode == "flops":
+            self.values[n.name] = out
+        return out
+
+
+def _block_path(model: nn.Module, n: torch.fx.Node) -> str:
+    stack = n.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    path = list(stack)[-1].split("@")[0]
+    parts = path.split(".")
+    # the traced module's copies of containers are plain Modules: ask the original model
+    root = model.get_submodule(parts[0]) if parts[0] else None
+    depth = 2 if isinstance(root, nn.Sequential | nn.ModuleList) and len(parts) > 1 else 1
+    return ".".join(parts[:depth])
+
+
+def _foldable(gm: torch.fx.GraphModule, n: torch.fx.Node) -> bool:
+    if n.op == "call_module":
+        return isinstance(gm.get_submodule(n.target), _FOLD_MODULES)
+    if n.op == "call_function":
+        return n.target in _FOLD_FUNCTIONS
+    return n.op == "call_method" and n.target in _FOLD_METHODS
+
+
+def profile(
+    model: nn.Module,
+    example_input: torch.Tensor,
+    *,
+    granularity: str = "module",
+    activation_dtype: str = "fp32",
+    repeats: int = 5,
+    warmup: int = 2,
+    device: str | torch.device | None = None,
+    device_class: str | None = None,
+    name: str | None = None,
+) -> tuple[DNN, ProfileReport]:
+    """Profile `model` on `example_input` (one batch) into a `DNN` and a timing report.
+
+    `device` defaults to the input's device; `device_class` (the key of `time_s`) defaults to
+    ``host-cpu`` on the CPU and to the GPU's name (e.g. ``nvidia-h100-80gb-hbm3``) on CUDA.
+    """
+    if granularity not in GRANULARITIES:
+        raise ProfileError(
+            f"unknown granularity {granularity!r}; expected one of {', '.join(GRANULARITIES)}"
+        )
+    if activation_dtype not in ACTIVATION_BYTES:
+        raise ProfileError(
+            f"unknown activation dtype {activation_dtype!r}; expected one of "
+            f"{', '.join(ACTIVATION_BYTES)}"
+        )
+    if repeats < 1 or warmup < 0:
+        raise ProfileError("repeats must be >= 1 and warmup >= 0")
+    device = torch.device(device) if device is not None else example_input.device
+    model = model.eval().to(device)
+    x = example_input.to(device)
+    if device.type == "cuda":
+        sync = torch.cuda.synchronize
+        device_class = device_class or torch.cuda.get_device_name(device).lower().replace(" ", "-")
+    else:
+
+        def sync() -> None:
+            return None
+
+        device_class = device_class or "host-cpu"
+    try:
+        with torch.no_grad():
+            model(x)
+    except Exception as exc:  # a user's model on a wrong input: say so, without a traceback
+        raise ProfileError(
+            f"the model does not run on an input of shape {tuple(x.shape)}: {exc}"
+        ) from None
+    try:
+        gm = torch.fx.symbolic_trace(model)
+    except Exception as exc:
+        raise ProfileError(f"torch.fx cannot trace the model: {exc}") from None
+
+    with torch.no_grad():
+        flops_pass = _Recorder(gm, sync, "flops")
+        flops_pass.run(x)
+        timer = _Recorder(gm, sync, "time")
+        runs: dict[str, list[float]] = {}
+        for i in range(warmup + repeats):
+            timer.run(x)
+            if i >= warmup:
+                for key, t in timer.times.items():
+                    runs.setdefault(key, []).append(t)
+        whole = []
+        for i in range(warmup + repeats):
+            sync()
+            start = time.perf_counter()
+            model(x)
+            sync()
+            if i >= warmup:
+                whole.append(time.perf_counter() - start)
+
+    values = flops_pass.values
+    nodes = list(gm.graph.nodes)
+    real = [n for n in nodes if n.op.startswith("call") and _is_tensor(values.get(n.name))]
+    is_real = {n.name for n in real}
+    placeholders = [n for n in nodes if n.op == "placeholder"]
+    if len(placeholders) != 1:
+        raise ProfileError("the model must take exactly one input tensor")
+
+    # Keys: consecutive nodes with the same key form one layer.
+    keys: dict[str, str] = {}
+    previous = None
+    for n in real:
+        if granularity == "op":
+            key = n.name
+        elif granularity == "module":
+            fold = previous is not None and _foldable(gm, n) and previous in n.all_input_nodes
+            key = keys[previous.name] if fold else n.name
+        else:
+            key = _block_path(model, n) or n.name
+        keys[n.name] = key
+        previous = n
+    groups: list[list[torch.fx.Node]] = []
+    for n in real:
+        if groups and keys[groups[-1][-1].name] == keys[n.name]:
+            groups[-1].append(n)
+        else:
+            groups.append([n])
+    # Cut a group after any inner node whose result is used outside it (one output per layer).
+    cut: list[list[torch.fx.Node]] = []
+    for group in groups:
+        current: list[torch.fx.Node] = []
+        members = {n.name for n in group}
+        for n in group:
+            current.append(n)
+            escapes = any(
+                u.name not in members or u.op == "output"
+                for u in n.users
+                if u.name in is_real or u.op == "output"
+            )
+            if escapes and n is not group[-1]:
+                cut.append(current)
+                current = []
+        if current:
+            cut.append(current)
+
+    per_element = ACTIVATION_BYTES[activation_dtype]
+    group_of: dict[str, int] = {}
+    names: list[str] = []
+    layers: list[Layer] = []
+    for g, group in enumerate(cut):
+        for n in group:
+            group_of[n.name] = g
+        inputs: list[str] = []
+        params = 0
+        modules_seen: set[str] = set()
+        for n in group:
+            for src in n.all_input_nodes:
+                if src.op == "placeholder" and INPUT not in inputs:
+                    inputs.append(INPUT)
+                elif src.name in is_real and group_of.get(src.name) != g:
+                    producer = names[group_of[src.name]]
+                    if producer not in inputs:
+                        inputs.append(producer)
+                elif src.op == "get_attr":
+                    params += _nbytes(values.get(src.name), 0) or sum(
+                        t.numel() * t.element_size()
+                        for t in [gm.get_parameter(src.target)]
+                        if isinstance(t, torch.Tensor)
+                    )
+            if n.op == "call_module" and n.target not in modules_seen:
+                modules_seen.add(n.target)
+                module = gm.get_submodule(n.target)
+                params += sum(p.numel() * p.element_size() for p in module.parameters())
+                params += sum(b.numel() * b.element_size() for b in module.buffers())
+        last, head = group[-1], group[0]
+        label = str(head.target) if head.op == "call_module" else head.name
+        if granularity == "block":
+            label = keys[head.name]
+        while label in names:
+            label += "'"
+        names.append(label)
+        if not inputs:  # e.g. a constant generator: it still needs the input to exist
+            inputs.append(INPUT)
+        layers.append(
+            Layer(
+                name=label,
+                inputs=tuple(inputs),
+                flops=float(sum(flops_pass.flops.get(n.name, 0) for n in group)),
+                param_bytes=float(params),
+                out_bytes=float(_nbytes(values[last.name], per_element)),
+                time_s={device_class: float(sum(statistics.median(runs[n.name]) for n in group))},
+            )
+        )
+    output_node = next(n for n in nodes if n.op == "output")
+    produced = [a for a in output_node.all_input_nodes if a.name in is_real]
+    if len(produced) != 1:
+        raise ProfileError("the model must return exactly one tensor")
+    dnn = DNN(
+        name=name or type(model).__name__.lower(),
+        input_bytes=float(x.numel() * per_element),
+        layers=tuple(layers),
+        output=names[group_of[produced[0].name]],
+    )
+    report = ProfileReport(
+        device_class,
+        len(layers),
+        sum(next(iter(la.time_s.values())) for la in layers),
+        statistics.median(whole),
+    )
+    return dnn, report

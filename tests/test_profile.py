@@ -1,0 +1,128 @@
+"""Profiling torch models: FLOPs and bytes against hand counts, the DAG, and a round trip."""
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+import splitplan  # noqa: E402
+from splitplan.cli import main  # noqa: E402
+from splitplan.profile import ProfileError, profile  # noqa: E402
+from splitplan.zoo import Attention, BasicBlock, build  # noqa: E402
+
+
+def one_layer(module, x, **kw):
+    dnn, _ = profile(nn.Sequential(module), x, granularity="op", repeats=1, warmup=0, **kw)
+    assert len(dnn.layers) == 1
+    return dnn.layers[0]
+
+
+def test_conv_linear_depthwise_counts():
+    conv = one_layer(nn.Conv2d(3, 8, 3, padding=1, bias=False), torch.randn(1, 3, 8, 8))
+    assert conv.flops == 2 * 3 * 8 * 9 * 64  # 2 x MACs: cin x cout x k^2 x H x W
+    assert conv.param_bytes == 3 * 8 * 9 * 4
+    assert conv.out_bytes == 8 * 8 * 8 * 4
+    lin = one_layer(nn.Linear(100, 10), torch.randn(2, 100))
+    assert lin.flops == 2 * 2 * 100 * 10  # bias adds are not counted by torch's counter
+    assert lin.param_bytes == (100 * 10 + 10) * 4 and lin.out_bytes == 2 * 10 * 4
+    dw = one_layer(
+        nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False), torch.randn(1, 16, 10, 10)
+    )
+    assert dw.flops == 2 * 16 * 9 * 100
+    half = one_layer(nn.Linear(100, 10), torch.randn(2, 100), activation_dtype="fp16")
+    assert half.out_bytes == 2 * 10 * 2
+
+
+def test_attention_block_counts():
+    n, d, heads = 10, 32, 4
+    dnn, _ = profile(Attention(d, heads), torch.randn(1, n, d), repeats=1, warmup=0)
+    qkv = 2 * n * d * 3 * d
+    scores = 2 * heads * n * n * (d // heads)  # q @ k^T
+    mix = 2 * heads * n * n * (d // heads)  # attn @ v
+    proj = 2 * n * d * d
+    assert sum(la.flops for la in dnn.layers) == qkv + scores + mix + proj
+
+
+def test_residual_block_keeps_the_skip_edge():
+    dnn, _ = profile(
+        BasicBlock(8, 8), torch.randn(1, 8, 6, 6), granularity="module", repeats=1, warmup=0
+    )
+    names = [la.name for la in dnn.layers]
+    assert names == ["conv1", "conv2"]
+    # conv2's layer ends in the residual add, which reads the block input: a skip edge
+    assert set(dnn.layers[1].inputs) == {"conv1", "input"}
+    op, _ = profile(
+        BasicBlock(8, 8), torch.randn(1, 8, 6, 6), granularity="op", repeats=1, warmup=0
+    )
+    add = next(la for la in op.layers if la.name == "add")
+    assert "input" in add.inputs
+
+
+@pytest.mark.parametrize("granularity", ["op", "module", "block"])
+def test_zoo_model_profiles_into_a_valid_instance_and_solves(tmp_path, granularity):
+    model, x = build("resnet18")
+    dnn, report = profile(model, x, granularity=granularity, repeats=1, warmup=0, name="resnet18")
+    assert report.layers == len(dnn.layers) and report.whole_model_s > 0
+    assert sum(la.flops for la in dnn.layers) == pytest.approx(3.64e9, rel=0.02)
+    base = splitplan.load_instance("instances/three-tier-chain.json")
+    classes = {"host-cpu"}
+    net = splitplan.Network(
+        tuple(
+            splitplan.Node(
+                n.name,
+                n.flops_per_s,
+                "host-cpu" if n.name == "phone" else None,
+                n.memory_bytes,
+                n.compute_power_w,
+                n.tx_power_w,
+            )
+            for n in base.network.nodes
+        ),
+        base.network.links,
+        base.network.source,
+        base.network.sink,
+    )
+    inst = splitplan.Instance(dnn, net, name="resnet18-profiled")
+    path = tmp_path / "p.json"
+    splitplan.save_instance(inst, path)
+    assert main(["validate", str(path)]) == 0
+    plan = splitplan.solve(splitplan.load_instance(path))
+    assert plan.status == "optimal"
+    assert classes <= {c for la in dnn.layers for c in la.time_s}
+
+
+def test_bad_arguments_are_clear():
+    with pytest.raises(ValueError, match="unknown model"):
+        build("resnet9000")
+    model, _ = build("mlp")
+    with pytest.raises(ProfileError, match="does not run on an input of shape"):
+        profile(model, torch.randn(1, 3, 32, 32))
+    with pytest.raises(ProfileError, match="granularity"):
+        profile(model, torch.randn(1, 784), granularity="layer")
+
+
+def test_profile_cli(tmp_path, capsys):
+    out = tmp_path / "mlp.json"
+    assert (
+        main(
+            [
+                "profile",
+                "--model",
+                "mlp",
+                "--network-from",
+                "instances/three-tier-chain.json",
+                "--repeats",
+                "1",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    data = json.loads(out.read_text())
+    assert data["dnn"]["name"] == "mlp" and data["network"]["source"] == "phone"
+    assert main(["solve", str(out)]) == 0
+    assert main(["profile", "--model", "nope", "-o", str(out)]) == 2
+    assert "unknown model" in capsys.readouterr().err
