@@ -1,4 +1,4 @@
-"""The benchmark harness runs (timings are reported by it, never asserted here)."""
+"""The benchmark harnesses run (timings are reported by them, never asserted here)."""
 
 import subprocess
 import sys
@@ -7,26 +7,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_benchmark_quick_mode_runs():
+def run_benchmark(script: str, *args: str) -> str:
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick"],
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", *args],
         capture_output=True,
         text=True,
         check=False,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "| chain 30x3 chain | latency | highs |" in proc.stdout
-    assert "optimal" in proc.stdout
+    return proc.stdout
+
+
+def test_benchmark_quick_mode_runs():
+    out = run_benchmark("run.py")
+    assert "| chain 30x3 chain | latency | highs |" in out
+    assert "optimal" in out
 
 
 def test_compare_quick_mode_runs():
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "compare.py"), "--quick", "--time-limit", "0.1"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "| chain 20x2 | 0.0 % (" in proc.stdout
+    assert "| chain 20x2 | 0.0 % (" in run_benchmark("compare.py", "--time-limit", "0.1")
