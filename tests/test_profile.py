@@ -126,3 +126,46 @@ def test_profile_cli(tmp_path, capsys):
     assert main(["solve", str(out)]) == 0
     assert main(["profile", "--model", "nope", "-o", str(out)]) == 2
     assert "unknown model" in capsys.readouterr().err
+
+
+def test_roofline_and_presets():
+    from splitplan.devices import DEVICES, PRESETS, network_preset, roofline_time_s
+
+    t4 = DEVICES["t4"]
+    assert roofline_time_s(8.1e12, 0, t4, efficiency=1.0) == pytest.approx(1.0)
+    assert roofline_time_s(0, 320e9, t4, efficiency=0.5) == pytest.approx(2.0)  # memory-bound
+    for name in PRESETS:
+        net = network_preset(name)
+        assert {n.device_class for n in net.nodes} <= set(DEVICES)
+    fast = network_preset("3tier-3g", bandwidth_bytes_per_s=1e9)
+    assert fast.links[0].bandwidth_bytes_per_s == 1e9
+    with pytest.raises(ValueError, match="unknown network preset"):
+        network_preset("6g")
+
+
+def test_profile_cli_with_a_preset(tmp_path):
+    out = tmp_path / "r18.json"
+    assert (
+        main(
+            [
+                "profile",
+                "--model",
+                "resnet18",
+                "--granularity",
+                "block",
+                "--network",
+                "3tier-5g",
+                "--repeats",
+                "1",
+                "--warmup",
+                "0",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    inst = splitplan.load_instance(out)
+    assert all({"jetson-nano", "t4", "a100"} <= set(la.time_s) for la in inst.dnn.layers)
+    assert splitplan.solve(inst).status == "optimal"
+    assert main(["profile", "--model", "mlp", "--network", "6g", "-o", str(out)]) == 2

@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="splitplan",
+        allow_abbrev=False,
         description="Optimal placement of DNN layers across device, edge and cloud nodes.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -95,6 +96,18 @@ def _parser() -> argparse.ArgumentParser:
     prof.add_argument("--device", default="cpu", help="torch device to time on (cpu, cuda)")
     prof.add_argument(
         "--device-class", help="name of the measured class (default host-cpu or the GPU's name)"
+    )
+    prof.add_argument(
+        "--network",
+        metavar="PRESET",
+        help="a network preset: 3tier-3g, 3tier-5g, 3tier-wifi, star-wifi, chain-4 (its device "
+        "classes get roofline-estimated times)",
+    )
+    prof.add_argument(
+        "--bandwidth",
+        type=float,
+        metavar="BYTES_PER_S",
+        help="override the preset's device uplink bandwidth",
     )
     prof.add_argument(
         "--network-from",
@@ -242,7 +255,18 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         print(f"splitplan: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(report.summary(), file=sys.stderr)
-    if base is not None:
+    if args.network:
+        from .devices import network_preset, with_roofline_times
+
+        try:
+            network = network_preset(args.network, bandwidth_bytes_per_s=args.bandwidth)
+        except ValueError as exc:
+            print(f"splitplan: error: --network: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        classes = sorted({n.device_class for n in network.nodes if n.device_class})
+        dnn = with_roofline_times(dnn, classes)
+        objective, constraints = Objective(), Constraints()
+    elif base is not None:
         network, objective = base.network, base.objective
         constraints = Constraints({}, base.constraints.max_latency_s)
     else:
@@ -255,7 +279,10 @@ def _cmd_profile(args: argparse.Namespace) -> int:
             Objective(),
             Constraints(),
         )
-    inst = Instance(dnn, network, objective, constraints, f"{args.model}-profiled")
+    try:
+        inst = Instance(dnn, network, objective, constraints, f"{args.model}-profiled")
+    except InstanceError as exc:  # e.g. a negative --bandwidth
+        return _bad_input(exc, False)
     save_instance(inst, args.output)
     print(f"wrote {args.output}: {len(dnn.layers)} layers", file=sys.stderr)
     return EXIT_OK
