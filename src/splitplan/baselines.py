@@ -59,19 +59,22 @@ def _additive_weights(inst: Instance) -> tuple[float, float]:
     raise NotApplicable("the throughput objective (a maximum) is not a sum over layers")
 
 
-def _pair_costs(tb: Tables, size: float, wl: float, we: float) -> np.ndarray:
-    """K x K cost of sending `size` bytes from p to q under weights (latency, energy); inf if
-    unreachable."""
-    dist, _ = tb.shortest_paths(size)
-    if we == 0.0:
-        return wl * dist
-    K = len(tb.nodes)
-    cost = np.full((K, K), np.inf)
-    for p in range(K):
-        for q in range(K):
-            if np.isfinite(dist[p, q]):
-                cost[p, q] = wl * dist[p, q] + we * tb.route_energy_j(size, p, q)
-    return cost
+def _pair_costs(tb: Tables, wl: float, we: float) -> Callable[[float], np.ndarray]:
+    """A function: tensor size -> K x K cost of sending it from p to q under the weights
+    (latency, energy), inf if unreachable; each size's matrix is computed once."""
+    cache: dict[float, np.ndarray] = {}
+
+    def costs(size: float) -> np.ndarray:
+        if size not in cache:
+            dist, _ = tb.shortest_paths(size)
+            cost = wl * dist
+            if we != 0.0:
+                for p, q in zip(*np.nonzero(np.isfinite(dist)), strict=True):
+                    cost[p, q] += we * tb.route_energy_j(size, int(p), int(q))
+            cache[size] = cost
+        return cache[size]
+
+    return costs
 
 
 def _compute_costs(tb: Tables, wl: float, we: float) -> np.ndarray:
@@ -95,13 +98,7 @@ def _is_chain(inst: Instance) -> bool:
 
 
 def _memory_binds(tb: Tables) -> bool:
-    for k, cap in enumerate(tb.memory_bytes):
-        if cap is None:
-            continue
-        on = [v for v in range(len(tb.layers)) if k in tb.allowed[v]]
-        if on and tb.param_bytes[on].sum() + tb.work_bytes[on].max() > cap:
-            return True
-    return False
+    return any(tb.memory_may_bind(k) for k in range(len(tb.nodes)))
 
 
 # --------------------------------------------------------------------------- exact chain DP
@@ -126,16 +123,17 @@ def chain_dp(inst: Instance) -> Plan:
     if tb.reasons:
         return _plan(inst, "dp", None, start)
     compute = _compute_costs(tb, wl, we)
+    pair = _pair_costs(tb, wl, we)
     V = len(tb.layers)
     # best[k]: cost of layers 0..v with v on node k; choice[v][k]: node of v-1
-    best = _pair_costs(tb, tb.tensors[0].size_bytes, wl, we)[tb.source] + compute[0]
+    best = pair(tb.tensors[0].size_bytes)[tb.source] + compute[0]
     choice = np.zeros((V, len(tb.nodes)), dtype=np.int64)
     for v in range(1, V):
-        step = best[:, None] + _pair_costs(tb, tb.tensors[v].size_bytes, wl, we)  # from p to q
+        step = best[:, None] + pair(tb.tensors[v].size_bytes)  # from p to q
         choice[v] = np.argmin(step, axis=0)
         best = step[choice[v], np.arange(len(tb.nodes))] + compute[v]
     if tb.sink is not None:
-        best = best + _pair_costs(tb, tb.tensors[V].size_bytes, wl, we)[:, tb.sink]
+        best = best + pair(tb.tensors[V].size_bytes)[:, tb.sink]
     k = int(np.argmin(best))
     if not np.isfinite(best[k]):
         return _plan(inst, "dp", None, start)
@@ -213,6 +211,7 @@ def min_cut(inst: Instance) -> Plan:
     if tb.sink is not None and tb.sink != s:
         raise NotApplicable("the sink is not the source node")
     compute = _compute_costs(tb, wl, we)
+    pair = _pair_costs(tb, wl, we)
     best = None
     for k in range(len(tb.nodes)):
         if k == s:
@@ -228,7 +227,7 @@ def min_cut(inst: Instance) -> Plan:
             edge(name, T, float(compute[v, s]))  # cut when v stays on S
             edge(S, name, float(compute[v, k]))  # cut when v goes to T
         for t in tb.tensors:
-            cost = _pair_costs(tb, t.size_bytes, wl, we)
+            cost = pair(t.size_bytes)
             producer = S if t.producer < 0 else tb.layers[t.producer]
             if t.consumers:  # upload once if any consumer is on T
                 edge(producer, ("up", t.name), float(cost[s, k]))
@@ -266,6 +265,7 @@ def greedy(inst: Instance) -> Plan:
     except NotApplicable:
         wl, we = 1.0, 0.0
     compute = _compute_costs(tb, wl, we)
+    pair = _pair_costs(tb, wl, we)
     where: dict[int, int] = {-1: tb.source}
     params = np.zeros(len(tb.nodes))
     work = np.zeros(len(tb.nodes))
@@ -279,7 +279,7 @@ def greedy(inst: Instance) -> Plan:
             cost = compute[v, k]
             for src in layer.inputs:
                 u = -1 if src == INPUT else tb.layer_index[src]
-                cost += _pair_costs(tb, tb.tensors[u + 1].size_bytes, wl, we)[where[u], k]
+                cost += pair(tb.tensors[u + 1].size_bytes)[where[u], k]
             choices.append((cost, k))
         if not choices:
             return _plan(inst, "greedy", None, start)

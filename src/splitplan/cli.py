@@ -224,7 +224,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
-    from .instance import Constraints, Instance, Network, Node, Objective, save_instance
+    from .instance import Constraints, Network, Node, Objective, save_instance
     from .profile import ProfileError, profile
     from .zoo import build
 

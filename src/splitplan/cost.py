@@ -243,6 +243,16 @@ class Tables:
             allowed.append(keep)
         return allowed
 
+    def memory_may_bind(self, k: int) -> bool:
+        """Whether some plan could exceed node k's memory (if not, its limit needs no row)."""
+        cap = self.memory_bytes[k]
+        on = [v for v, ks in enumerate(self.allowed) if k in ks]
+        return (
+            cap is not None
+            and bool(on)
+            and (self.param_bytes[on].sum() + self.work_bytes[on].max() > cap)
+        )
+
     def _exceeds_memory(self, v: int, k: int) -> bool:
         mem = self.memory_bytes[k]
         return mem is not None and self.param_bytes[v] + self.work_bytes[v] > mem

@@ -435,14 +435,7 @@ class _Builder:
         on: dict[int, list[int]] = defaultdict(list)
         for v, k in self.x:
             on[k].append(v)
-        limited = []
-        for k, vs in on.items():
-            cap = tb.memory_bytes[k]
-            if cap is None:
-                continue
-            worst = sum(tb.param_bytes[v] for v in vs) + max(tb.work_bytes[v] for v in vs)
-            if worst > cap:  # otherwise no plan can exceed it
-                limited.append(k)
+        limited = [k for k in on if tb.memory_may_bind(k)]
         # Rows are divided by memory_bytes[k] (M[k] is a fraction of it): byte counts of 1e9
         # beside 0/1 variables would strain the solvers' tolerances.
         M = self.rec.vars(

@@ -182,15 +182,15 @@ def solve(
     start = time.perf_counter()
     milp = build_milp(instance)
     build = time.perf_counter() - start
+    col = {id(var): j for j, var in enumerate(milp.matrix.columns)}
     start_values = None
     if initial is not None:
-        col = {id(var): j for j, var in enumerate(milp.matrix.columns)}
         start_values = {
             col[id(var)]: float(initial.get(tb.layers[v]) == tb.nodes[k])
             for (v, k), var in milp.x.items()
         }
     t0 = time.perf_counter()
-    result, sf = solve_milp(
+    result, _ = solve_milp(
         milp,
         solver,
         time_limit_s=time_limit_s,
@@ -215,7 +215,6 @@ def solve(
         elif result.status == "time_limit":
             plan.reasons = [f"no feasible plan found within the time limit of {time_limit_s} s"]
         return plan
-    col = {id(var): j for j, var in enumerate(sf.columns)}
     chosen: dict[str, str] = {}
     for (v, k), var in milp.x.items():
         if result.values[col[id(var)]] > 0.5:
