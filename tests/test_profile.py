@@ -128,6 +128,42 @@ def test_profile_cli(tmp_path, capsys):
     assert "unknown model" in capsys.readouterr().err
 
 
+class _ShapeBranch(nn.Module):
+    """Python control flow on a shape: torch.fx cannot trace it, torch.export can."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        y = torch.relu(self.bn(self.conv(x)))
+        if y.shape[-1] > 4:
+            y = nn.functional.avg_pool2d(y, 2)
+        return self.fc(y.mean((2, 3)))
+
+
+def test_export_fallback_where_fx_fails():
+    model, x = _ShapeBranch(), torch.randn(1, 3, 16, 16)
+    with pytest.raises(ProfileError, match="torch.fx cannot trace"):
+        profile(model, x, tracer="fx", repeats=1, warmup=0)
+    dnn, report = profile(model, x, granularity="module", repeats=1, warmup=0)
+    assert report.tracer == "export"
+    # conv with its folded BN and ReLU, the pool, the mean, the linear layer
+    conv, pool, mean, fc = dnn.layers
+    assert conv.flops == 2 * 8 * 16 * 16 * 3 * 9  # multiply-adds x 2
+    assert conv.param_bytes == (8 * 3 * 9 + 8 + 4 * 8) * 4  # conv weight, bias; BN's 4 vectors
+    assert pool.out_bytes == 8 * 8 * 8 * 4 and pool.inputs == (conv.name,)
+    assert fc.flops == 2 * 8 * 4 and fc.param_bytes == (8 * 4 + 4) * 4
+    assert dnn.output == fc.name
+    op_level, _ = profile(model, x, granularity="op", repeats=1, warmup=0)
+    assert len(op_level.layers) == 6  # conv, bn, relu, pool, mean, linear
+    assert sum(la.flops for la in op_level.layers) == sum(la.flops for la in dnn.layers)
+    with pytest.raises(ProfileError, match="unknown tracer"):
+        profile(model, x, tracer="jit")
+
+
 def test_roofline_and_presets():
     from splitplan.devices import DEVICES, PRESETS, network_preset, roofline_time_s
 
@@ -137,6 +173,13 @@ def test_roofline_and_presets():
     for name in PRESETS:
         net = network_preset(name)
         assert {n.device_class for n in net.nodes} <= set(DEVICES)
+    assert {"3tier-lte", "3tier-ethernet", "pi4-edge-lte", "phone-edge-5g", "mesh-5"} <= set(PRESETS)
+    lte = network_preset("3tier-lte").links[0]
+    assert lte.bandwidth_bytes_per_s == pytest.approx(147e6 / 8)  # 5Gophers 4G median
+    phone = network_preset("phone-edge-wifi")
+    assert [n.device_class for n in phone.nodes] == ["pixel-3", "rtx-2080-ti"]
+    mesh = network_preset("mesh-5")
+    assert len(mesh.nodes) == 5 and mesh.sink == "device"
     fast = network_preset("3tier-3g", bandwidth_bytes_per_s=1e9)
     assert fast.links[0].bandwidth_bytes_per_s == 1e9
     with pytest.raises(ValueError, match="unknown network preset"):

@@ -100,8 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     prof.add_argument(
         "--network",
         metavar="PRESET",
-        help="a network preset: 3tier-3g, 3tier-5g, 3tier-wifi, star-wifi, chain-4 (its device "
-        "classes get roofline-estimated times)",
+        help="a network preset (its device classes get roofline-estimated times): "
+        "3tier-LINK, pi4-edge-LINK, phone-edge-LINK with LINK in 3g, lte, 5g, wifi, ethernet; "
+        "star-wifi, chain-4, mesh-5",
     )
     prof.add_argument(
         "--bandwidth",

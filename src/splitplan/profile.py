@@ -91,6 +91,46 @@ _FOLD_METHODS = {
     "squeeze",
 }
 
+# The same for torch.export graphs, whose nodes are ATen operators (matched by base name).
+_FOLD_ATEN = {
+    "batch_norm",
+    "_native_batch_norm_legit_no_training",
+    "relu",
+    "relu_",
+    "relu6",
+    "hardtanh",
+    "hardtanh_",
+    "gelu",
+    "silu",
+    "silu_",
+    "hardswish",
+    "hardsigmoid",
+    "sigmoid",
+    "tanh",
+    "dropout",
+    "add",
+    "add_",
+    "mul",
+    "div",
+    "cat",
+    "flatten",
+    "view",
+    "reshape",
+    "permute",
+    "transpose",
+    "expand",
+    "unsqueeze",
+    "squeeze",
+    "contiguous",
+    "clone",
+    "softmax",
+    "_softmax",
+    "getitem",
+    "alias",
+    "identity",
+}
+TRACERS = ("auto", "fx", "export")
+
 
 class ProfileError(ValueError):
     """A model or input the profiler cannot handle (the message says what and why)."""
@@ -104,6 +144,7 @@ class ProfileReport:
     layers: int
     sum_of_layers_s: float
     whole_model_s: float
+    tracer: str = "fx"
 
     @property
     def ratio(self) -> float:
@@ -117,7 +158,7 @@ class ProfileReport:
     def summary(self) -> str:
         verdict = "agree" if self.agrees else "DO NOT agree within 20 %"
         return (
-            f"{self.layers} layers on {self.device_class}: sum of layer times "
+            f"{self.layers} layers ({self.tracer}) on {self.device_class}: sum of layer times "
             f"{self.sum_of_layers_s * 1e3:.3f} ms vs whole model {self.whole_model_s * 1e3:.3f} ms "
             f"(ratio {self.ratio:.2f}; {verdict})"
         )
@@ -165,11 +206,21 @@ class _Recorder(torch.fx.Interpreter):
         return out
 
 
-def _block_path(model: nn.Module, n: torch.fx.Node) -> str:
+def _module_path(n: torch.fx.Node) -> str:
+    """The qualified name of the innermost module that `n` runs in ("" outside any)."""
     stack = n.meta.get("nn_module_stack") or {}
     if not stack:
         return ""
-    path = list(stack)[-1].split("@")[0]
+    key, value = list(stack.items())[-1]
+    if isinstance(value, tuple) and value and isinstance(value[0], str):
+        return value[0]  # fx and torch.export both store (path, type)
+    return key.split("@")[0]
+
+
+def _block_path(model: nn.Module, n: torch.fx.Node) -> str:
+    path = _module_path(n)
+    if not path:
+        return ""
     parts = path.split(".")
     # the traced module's copies of containers are plain Modules: ask the original model
     root = model.get_submodule(parts[0]) if parts[0] else None
@@ -181,8 +232,35 @@ def _foldable(gm: torch.fx.GraphModule, n: torch.fx.Node) -> bool:
     if n.op == "call_module":
         return isinstance(gm.get_submodule(n.target), _FOLD_MODULES)
     if n.op == "call_function":
+        if isinstance(n.target, torch._ops.OpOverload | torch._ops.OpOverloadPacket):
+            return n.target.__name__.split(".")[0] in _FOLD_ATEN
         return n.target in _FOLD_FUNCTIONS
     return n.op == "call_method" and n.target in _FOLD_METHODS
+
+
+def _trace(model: nn.Module, x: torch.Tensor, tracer: str) -> tuple[torch.fx.GraphModule, str]:
+    """A graph of `model`: torch.fx's symbolic trace, or torch.export's where fx fails (e.g. on
+    Python control flow over shapes); returns the graph module and the tracer that made it."""
+    errors = []
+    if tracer in ("auto", "fx"):
+        try:
+            return torch.fx.symbolic_trace(model), "fx"
+        except Exception as exc:
+            errors.append(f"torch.fx cannot trace the model: {exc}")
+    if tracer in ("auto", "export"):
+        try:
+            exported = torch.export.export(model, (x,), strict=False)
+            return exported.module(), "export"
+        except Exception as exc:
+            errors.append(f"torch.export cannot export the model: {str(exc).splitlines()[0]}")
+    raise ProfileError("; ".join(errors))
+
+
+def _attr_bytes(gm: torch.fx.GraphModule, target: str) -> int:
+    obj: object = gm
+    for part in target.split("."):
+        obj = getattr(obj, part, None)
+    return obj.numel() * obj.element_size() if isinstance(obj, torch.Tensor) else 0
 
 
 def profile(
@@ -196,8 +274,13 @@ def profile(
     device: str | torch.device | None = None,
     device_class: str | None = None,
     name: str | None = None,
+    tracer: str = "auto",
 ) -> tuple[DNN, ProfileReport]:
     """Profile `model` on `example_input` (one batch) into a `DNN` and a timing report.
+
+    `tracer` is ``fx`` (torch.fx symbolic tracing: module calls stay whole), ``export``
+    (torch.export: ATen operators, grouped back into modules by their module path) or ``auto``
+    (fx, and torch.export where fx fails). `ProfileReport.tracer` says which one ran.
 
     `device` defaults to the input's device; `device_class` (the key of `time_s`) defaults to
     ``host-cpu`` on the CPU and to the GPU's name (e.g. ``nvidia-h100-80gb-hbm3``) on CUDA.
@@ -211,6 +294,8 @@ def profile(
             f"unknown activation dtype {activation_dtype!r}; expected one of "
             f"{', '.join(ACTIVATION_BYTES)}"
         )
+    if tracer not in TRACERS:
+        raise ProfileError(f"unknown tracer {tracer!r}; expected one of {', '.join(TRACERS)}")
     if repeats < 1 or warmup < 0:
         raise ProfileError("repeats must be >= 1 and warmup >= 0")
     device = torch.device(device) if device is not None else example_input.device
@@ -232,10 +317,7 @@ def profile(
         raise ProfileError(
             f"the model does not run on an input of shape {tuple(x.shape)}: {exc}"
         ) from None
-    try:
-        gm = torch.fx.symbolic_trace(model)
-    except Exception as exc:
-        raise ProfileError(f"torch.fx cannot trace the model: {exc}") from None
+    gm, traced_by = _trace(model, x, tracer)
 
     with torch.no_grad():
         flops_pass = _Recorder(gm, sync, "flops")
@@ -272,7 +354,14 @@ def profile(
             key = n.name
         elif granularity == "module":
             fold = previous is not None and _foldable(gm, n) and previous in n.all_input_nodes
-            key = keys[previous.name] if fold else n.name
+            # torch.export inlines modules: their ATen ops share the module's path
+            same_module = (
+                traced_by == "export"
+                and previous is not None
+                and _module_path(n) != ""
+                and _module_path(n) == _module_path(previous)
+            )
+            key = keys[previous.name] if fold or same_module else n.name
         else:
             key = _block_path(model, n) or n.name
         keys[n.name] = key
@@ -320,11 +409,7 @@ def profile(
                     if producer not in inputs:
                         inputs.append(producer)
                 elif src.op == "get_attr":
-                    params += _nbytes(values.get(src.name), 0) or sum(
-                        t.numel() * t.element_size()
-                        for t in [gm.get_parameter(src.target)]
-                        if isinstance(t, torch.Tensor)
-                    )
+                    params += _attr_bytes(gm, str(src.target))
             if n.op == "call_module" and n.target not in modules_seen:
                 modules_seen.add(n.target)
                 module = gm.get_submodule(n.target)
@@ -364,5 +449,6 @@ def profile(
         len(layers),
         sum(next(iter(la.time_s.values())) for la in layers),
         statistics.median(whole),
+        traced_by,
     )
     return dnn, report
