@@ -146,12 +146,12 @@ class _ShapeBranch(nn.Module):
 
 def test_export_fallback_where_fx_fails():
     model, x = _ShapeBranch(), torch.randn(1, 3, 16, 16)
-    with pytest.raises(ProfileError, match="torch.fx cannot trace"):
+    with pytest.raises(ProfileError, match=r"torch\.fx cannot trace"):
         profile(model, x, tracer="fx", repeats=1, warmup=0)
     dnn, report = profile(model, x, granularity="module", repeats=1, warmup=0)
     assert report.tracer == "export"
     # conv with its folded BN and ReLU, the pool, the mean, the linear layer
-    conv, pool, mean, fc = dnn.layers
+    conv, pool, _mean, fc = dnn.layers
     assert conv.flops == 2 * 8 * 16 * 16 * 3 * 9  # multiply-adds x 2
     assert conv.param_bytes == (8 * 3 * 9 + 8 + 4 * 8) * 4  # conv weight, bias; BN's 4 vectors
     assert pool.out_bytes == 8 * 8 * 8 * 4 and pool.inputs == (conv.name,)
@@ -173,7 +173,9 @@ def test_roofline_and_presets():
     for name in PRESETS:
         net = network_preset(name)
         assert {n.device_class for n in net.nodes} <= set(DEVICES)
-    assert {"3tier-lte", "3tier-ethernet", "pi4-edge-lte", "phone-edge-5g", "mesh-5"} <= set(PRESETS)
+    assert {"3tier-lte", "3tier-ethernet", "pi4-edge-lte", "phone-edge-5g", "mesh-5"} <= set(
+        PRESETS
+    )
     lte = network_preset("3tier-lte").links[0]
     assert lte.bandwidth_bytes_per_s == pytest.approx(147e6 / 8)  # 5Gophers 4G median
     phone = network_preset("phone-edge-wifi")

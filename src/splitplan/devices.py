@@ -62,10 +62,11 @@ DEVICES: dict[str, DeviceClass] = {
             29.9e9,
             4e9,
             5.0,
-            "derived: Google Pixel 3 = Snapdragon 845 CPU, 4x Kryo 385 Gold (Cortex-A75) at 2.8 GHz "
-            "x 16 fp32 FLOP/cycle (two 128-bit NEON FMA pipes) + 4x Kryo 385 Silver (Cortex-A55) at "
-            "1.7 GHz x 8; quad-channel 16-bit LPDDR4X-3733 = 29.9 GB/s (WikiChip, Snapdragon 845); "
-            "4 GB RAM (Pixel 3); power 5 W assumed. HW-NAS-Bench measures NB201 on this CPU",
+            "derived: Google Pixel 3 = Snapdragon 845 CPU, 4x Kryo 385 Gold (Cortex-A75) at "
+            "2.8 GHz x 16 fp32 FLOP/cycle (two 128-bit NEON FMA pipes) + 4x Kryo 385 Silver "
+            "(Cortex-A55) at 1.7 GHz x 8; quad-channel 16-bit LPDDR4X-3733 = 29.9 GB/s "
+            "(WikiChip, Snapdragon 845); 4 GB RAM (Pixel 3); power 5 W assumed. "
+            "HW-NAS-Bench measures NB201 on this CPU",
         ),
         DeviceClass(
             "apple-m1-cpu",
@@ -94,7 +95,8 @@ DEVICES: dict[str, DeviceClass] = {
             11e9,
             250.0,
             "NVIDIA GeForce RTX 2080 Ti reference specification: 4352 CUDA cores at 1545 MHz boost "
-            "(x2) = 13.45 TFLOPS fp32, 11 GB GDDR6 352-bit 616 GB/s, 250 W. HELP measures NB201 on it",
+            "(x2) = 13.45 TFLOPS fp32, 11 GB GDDR6 352-bit 616 GB/s, 250 W. HELP measures NB201 "
+            "on it",
         ),
         DeviceClass(
             "t4",
@@ -236,8 +238,9 @@ def network_preset(
 
     - ``3tier-<link>``: a Jetson Nano device, a T4 edge server over <link> (``3g``, ``lte``,
       ``5g``, ``wifi``, ``ethernet``; see `UPLINKS`), an A100 cloud behind a wired backhaul.
-    - ``pi4-edge-<link>``, ``phone-edge-<link>``: a Raspberry Pi 4 or a Pixel 3 and one RTX 2080 Ti
-      edge server: the device classes whose NAS-Bench-201 latencies are measured (HW-NAS-Bench, HELP).
+    - ``pi4-edge-<link>``, ``phone-edge-<link>``: a Raspberry Pi 4 or a Pixel 3 and one RTX
+      2080 Ti edge server: the classes whose NAS-Bench-201 latencies are measured (HW-NAS-Bench,
+      HELP).
     - ``star-wifi``: a device and three edge servers (T4, Orin Nano, A100), one Wi-Fi link each.
     - ``chain-4``: four Jetson Orin Nanos in a row on 1 Gbit/s Ethernet (a multi-hop pipeline).
     - ``mesh-5``: a Jetson Nano device on Wi-Fi to two Orin Nanos, which reach each other, a T4

@@ -1,0 +1,39 @@
+"""Joint architecture and split search (issue 5).
+
+A search space proposes architectures (named by a string key), says how accurate each is, and
+gives each its layer DAG with per-layer times for the device classes of a network; the loop in
+`splitplan.nas.search` plans every candidate with the exact solver and keeps the accuracy /
+latency Pareto front. Two spaces: `nb201` (NAS-Bench-201, accuracies and device latencies from
+real measurements) and `mbv2` (a MobileNetV2-like space trained on scikit-learn's digits).
+
+Nothing here imports torch or optuna at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from ..instance import DNN
+
+
+class Space(Protocol):
+    """What the search loop needs from a search space."""
+
+    name: str
+
+    def suggest(self, trial: Any) -> str:
+        """Sample an architecture with an `optuna.Trial`'s suggest_* calls; return its key."""
+        ...
+
+    def accuracy(self, arch: str) -> float:
+        """Top-1 accuracy in percent (a table look-up, or a supernet estimate)."""
+        ...
+
+    def dnn(self, arch: str, classes: Sequence[str]) -> DNN:
+        """The layer DAG of `arch` with `time_s` for every device class in `classes`."""
+        ...
+
+    def all_archs(self) -> Sequence[str] | None:
+        """Every architecture when the space is small enough to enumerate, else None."""
+        ...

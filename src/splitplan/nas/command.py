@@ -1,0 +1,243 @@
+"""`splitplan nas` and `splitplan retrain`: the command-line side of the NAS loop."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_BAD_INPUT = 0, 2
+
+
+def _positive(kind: type, what: str):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {what}: {text!r}") from None
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"must be a positive {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+def add_parsers(sub: Any) -> None:
+    """Add `nas` and `retrain` to the top-level subparsers."""
+    from ..devices import PRESETS
+    from .search import DEFAULT_STORAGE, SAMPLERS, SPACES
+
+    nas = sub.add_parser(
+        "nas",
+        help="joint architecture and split search (Optuna outer loop, exact MILP inner loop)",
+        description="Search architectures and their optimal splits together. `splitplan nas "
+        "worker --study NAME` joins an existing study (several workers may share one storage).",
+    )
+    nas.add_argument(
+        "mode", nargs="?", choices=("run", "worker"), default="run", help="default: run"
+    )
+    nas.add_argument("--space", choices=SPACES, help="search space (required to create a study)")
+    nas.add_argument(
+        "--network",
+        metavar="PRESET",
+        help=f"network preset (required to create a study): {', '.join(PRESETS)}",
+    )
+    nas.add_argument(
+        "--bandwidth",
+        type=_positive(float, "number"),
+        metavar="BYTES_PER_S",
+        help="override the preset's device uplink",
+    )
+    nas.add_argument(
+        "--trials",
+        type=_positive(int, "whole number"),
+        default=100,
+        help="finished trials the study should hold (a rerun resumes; default 100)",
+    )
+    nas.add_argument(
+        "--slo",
+        type=_positive(float, "number of seconds"),
+        metavar="S",
+        help="latency SLO in seconds: maximise accuracy subject to latency <= S",
+    )
+    nas.add_argument(
+        "--single-split",
+        action="store_true",
+        help="allow one split between the device and one server only (NASC's setting)",
+    )
+    nas.add_argument("--sampler", choices=SAMPLERS, default="nsga2", help="default: nsga2")
+    nas.add_argument("--seed", type=int, default=0)
+    nas.add_argument(
+        "--storage",
+        default=DEFAULT_STORAGE,
+        help=f"Optuna storage URL (default {DEFAULT_STORAGE}; e.g. postgresql://host/db)",
+    )
+    nas.add_argument("--study", help="study name (default: SPACE-NETWORK[-sloS])")
+    nas.add_argument("--out", metavar="DIR", help="report folder (default: nas-STUDY)")
+    nas.add_argument(
+        "--dataset", default="cifar10", help="nb201: cifar10, cifar100 or imagenet16 (accuracy)"
+    )
+    nas.add_argument(
+        "--supernet",
+        metavar="FILE",
+        help="mbv2-digits: the trained supernet (trained and saved there if missing; "
+        "default splitplan-mbv2-supernet.pt)",
+    )
+    nas.add_argument(
+        "--epochs", type=_positive(int, "whole number"), help="mbv2-digits: supernet epochs"
+    )
+    nas.add_argument("--device", default="cpu", help="mbv2-digits: torch device (cpu, cuda)")
+    nas.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    retrain = sub.add_parser(
+        "retrain", help="retrain the front's architectures of a NAS report from scratch"
+    )
+    retrain.add_argument("result", metavar="RESULT", help="trials.json written by `splitplan nas`")
+    retrain.add_argument(
+        "--top",
+        type=_positive(int, "whole number"),
+        default=5,
+        help="how many front architectures, most accurate first (default 5)",
+    )
+    retrain.add_argument("--epochs", type=_positive(int, "whole number"), default=None)
+    retrain.add_argument("--seed", type=int, default=0)
+    retrain.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    retrain.add_argument("-o", "--output", metavar="FILE", help="default: RESULT's folder")
+
+
+def _error(message: str) -> int:
+    print(f"splitplan: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _space_options(spec_space: str, args: argparse.Namespace) -> dict[str, Any]:
+    if spec_space == "nb201":
+        return {"dataset": args.dataset}
+    options: dict[str, Any] = {"supernet_path": args.supernet or "splitplan-mbv2-supernet.pt"}
+    if args.epochs:
+        options["epochs"] = args.epochs
+    return options
+
+
+def _progress(quiet: bool):
+    state = {"best": -math.inf}
+
+    def report(done: int, total: int, cand) -> None:
+        if quiet:
+            return
+        if cand.latency_s is not None:
+            state["best"] = max(state["best"], cand.accuracy)
+        latency = f"{cand.latency_s * 1e3:.3f} ms" if cand.latency_s is not None else "-"
+        line = (
+            f"[{done}/{total}] {cand.arch}: accuracy {cand.accuracy:.2f} %, latency {latency} "
+            f"({cand.status}, bound {cand.bound_s * 1e3:.3f} ms, {cand.solve_s * 1e3:.0f} ms)"
+        )
+        print(line, file=sys.stderr, flush=True)
+
+    return report
+
+
+def cmd_nas(args: argparse.Namespace) -> int:
+    from .search import StudySpec, make_space, network_for, open_study, records, run, write_report
+
+    if args.mode == "run":
+        if not args.space or not args.network:
+            return _error("nas: --space and --network are required to run a study")
+        try:
+            network_for(args.network, args.bandwidth)
+        except ValueError as exc:
+            return _error(f"--network: {exc}")
+        spec = StudySpec(
+            space=args.space,
+            network=args.network,
+            slo_s=args.slo,
+            bandwidth_bytes_per_s=args.bandwidth,
+            single_split=args.single_split,
+            space_options=_space_options(args.space, args),
+        )
+        name = args.study or "-".join(
+            [args.space, args.network, *([f"slo{args.slo:g}"] if args.slo else [])]
+        )
+    else:
+        if not args.study:
+            return _error("nas worker: --study NAME is required")
+        spec, name = None, args.study
+    try:
+        study, spec = open_study(
+            spec, study_name=name, storage=args.storage, sampler=args.sampler, seed=args.seed
+        )
+    except ValueError as exc:
+        return _error(str(exc))
+    except Exception as exc:  # storage URLs: a bad driver, an unreachable server
+        return _error(f"--storage {args.storage}: {type(exc).__name__}: {exc}")
+    try:
+        space = make_space(spec.space, **spec.space_options)
+    except (ValueError, FileNotFoundError) as exc:
+        return _error(f"--space {spec.space}: {exc}")
+    network = network_for(spec.network, spec.bandwidth_bytes_per_s)
+    print(
+        f"study {name} in {args.storage}: {spec.space} on {spec.network}"
+        + (f", SLO {spec.slo_s} s" if spec.slo_s else ", Pareto (accuracy, latency)"),
+        file=sys.stderr,
+    )
+    run(study, space, network, spec, args.trials, progress=_progress(args.quiet))
+    recs = records(study)
+    out = Path(args.out or f"nas-{name}")
+    paths = write_report(recs, out, spec=spec, extra={"study": name, "storage": args.storage})
+    from .search import front_of
+
+    front = front_of(recs, spec.slo_s)
+    print(f"{len(recs)} trials; front of {len(front)}:")
+    print("| accuracy % | latency ms | split points | nodes | architecture |")
+    print("|---:|---:|---|---|---|")
+    for r in sorted(front, key=lambda r: -r["accuracy"]):
+        print(
+            f"| {r['accuracy']:.2f} | {r['latency_s'] * 1e3:.3f} | "
+            f"{', '.join(r['split_points']) or '-'} | {', '.join(r['nodes_used'])} | "
+            f"`{r['arch'].replace('|', chr(92) + '|')}` |"
+        )
+    print(f"wrote {paths['json']}, {paths['csv']}, {paths['png']}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    path = Path(args.result)
+    try:
+        report = json.loads(path.read_text())
+    except FileNotFoundError:
+        return _error(f"{path}: no such file")
+    except json.JSONDecodeError as exc:
+        return _error(f"{path}: not JSON ({exc})")
+    if not isinstance(report, dict) or report.get("format") != "splitplan-nas-report/1":
+        return _error(f"{path}: not a report of `splitplan nas` (format splitplan-nas-report/1)")
+    space_name = report["spec"]["space"]
+    if space_name == "nb201":
+        return _error(
+            f"{path}: NAS-Bench-201 accuracies are the benchmark's own trained ones; "
+            "there is nothing to retrain"
+        )
+    from .mbv2 import retrain
+
+    front = sorted(report["front"], key=lambda r: -r["accuracy"])[: args.top]
+    rows = []
+    for r in front:
+        print(f"retraining {r['arch']} ...", file=sys.stderr, flush=True)
+        kwargs = {"seed": args.seed, "device": args.device}
+        if args.epochs:
+            kwargs["epochs"] = args.epochs
+        result = retrain(r["arch"], **kwargs)
+        rows.append({**r, "retrained": result})
+    out = Path(args.output or path.with_name("retrained.json"))
+    out.write_text(json.dumps({"source": str(path), "retrained": rows}, indent=1))
+    print("| architecture | supernet estimate % | retrained test % | latency ms |")
+    print("|---|---:|---:|---:|")
+    for r in rows:
+        print(
+            f"| {r['arch']} | {r['accuracy']:.2f} | {r['retrained']['accuracy_test']:.2f} | "
+            f"{r['latency_s'] * 1e3:.3f} |"
+        )
+    print(f"wrote {out}", file=sys.stderr)
+    return EXIT_OK
