@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     solve.add_argument("--json", action="store_true", help="print one JSON object")
     solve.add_argument("--verbose", action="store_true", help="show the solver's log")
+    solve.add_argument(
+        "--plot", metavar="PNG", help="draw the plan's timeline per node and route (matplotlib)"
+    )
     compare = sub.add_parser(
         "compare", help="the exact MILP against the chain DP and heuristics, on one evaluator"
     )
@@ -93,6 +96,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     prof.add_argument("--repeats", type=int, default=5, help="timed runs; the median is kept")
     prof.add_argument("--warmup", type=int, default=2)
+    prof.add_argument(
+        "--tracer",
+        choices=("auto", "fx", "export"),
+        default="auto",
+        help="torch.fx, torch.export, or fx with export where fx fails (default auto)",
+    )
     prof.add_argument("--device", default="cpu", help="torch device to time on (cpu, cuda)")
     prof.add_argument(
         "--device-class", help="name of the measured class (default host-cpu or the GPU's name)"
@@ -120,6 +129,12 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check an instance file and report problems")
     validate.add_argument("file", metavar="FILE")
     validate.add_argument("--json", action="store_true", help="print one JSON object")
+    from .online.cli import add_parser as add_online_parser
+
+    add_online_parser(sub)
+    from .nas.command import add_parsers as add_nas_parsers
+
+    add_nas_parsers(sub)
     return parser
 
 
@@ -170,6 +185,14 @@ def _cmd_solve(args: argparse.Namespace, inst: Instance) -> int:
         print(json.dumps(plan.to_dict()))
     else:
         print(plan.summary())
+    if args.plot and plan.assignment is not None:
+        from .plot import plot_plan
+
+        try:
+            print(f"wrote {plot_plan(plan, args.plot)}", file=sys.stderr)
+        except (ImportError, OSError, ValueError) as exc:
+            print(f"splitplan: error: --plot: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     if plan.solved:
         return EXIT_OK
     if plan.status == "infeasible":
@@ -249,6 +272,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
             device=args.device,
             device_class=args.device_class,
             name=args.model,
+            tracer=args.tracer,
         )
     except InstanceError as exc:
         return _bad_input(exc, False)
@@ -289,11 +313,30 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_online(args: argparse.Namespace, inst: Instance) -> int:
+    from .online.cli import run
+
+    return run(args, inst)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "profile":
         return _cmd_profile(args)
-    commands = {"solve": _cmd_solve, "validate": _cmd_validate, "compare": _cmd_compare}
+    if args.command in ("nas", "retrain"):
+        from .nas.command import cmd_nas, cmd_retrain
+
+        try:
+            return (cmd_nas if args.command == "nas" else cmd_retrain)(args)
+        except KeyboardInterrupt:
+            print("splitplan: interrupted (a rerun resumes the study)", file=sys.stderr)
+            return 130
+    commands = {
+        "solve": _cmd_solve,
+        "validate": _cmd_validate,
+        "compare": _cmd_compare,
+        "online": _cmd_online,
+    }
     try:
         try:
             inst = load_instance(args.file)
