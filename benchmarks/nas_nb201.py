@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--slo", type=float, nargs="*", default=[0.010, 0.015])
     ap.add_argument("--quick", action="store_true", help="100 archs, 40 trials, 1 seed")
-    ap.add_argument("-o", "--output", default=str(Path(__file__).with_name("nas_nb201.json")))
+    ap.add_argument("-o", "--output", help="default: benchmarks/nas_nb201.json (none in --quick)")
     args = ap.parse_args(argv)
     space, network = Nb201Space(), network_for(args.network)
     archs = list(space.all_archs())
@@ -165,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
             constrained.append(row)
         result["constrained"] = constrained
 
-    Path(args.output).write_text(json.dumps(result, indent=1))
+    if args.output or not args.quick:
+        out = args.output or Path(__file__).with_name("nas_nb201.json")
+        Path(out).write_text(json.dumps(result, indent=1))
     print(f"## NAS on NB201, {args.network} ({result['machine']})\n")
     print(
         f"exact front: {len(exact.front)} points over {len(archs)} cells in {exact.seconds:.1f} s; "

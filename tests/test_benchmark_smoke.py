@@ -27,3 +27,9 @@ def test_benchmark_quick_mode_runs():
 
 def test_compare_quick_mode_runs():
     assert "| chain 20x2 | 0.0 % (" in run_benchmark("compare.py", "--time-limit", "0.1")
+
+
+def test_nas_nb201_quick_mode_runs():
+    out = run_benchmark("nas_nb201.py")
+    assert "| seed | HV @ 20 | HV @ 40 |" in out
+    assert "NASC comparison" in out

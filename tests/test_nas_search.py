@@ -184,3 +184,20 @@ def test_latency_lower_bound_is_a_bound(space, network):
         inst = Instance(space.dnn(space.arch(index), classes), network, Objective(), Constraints())
         lb = search.latency_lower_bound(inst)
         assert math.isfinite(lb) and lb <= splitplan.solve(inst).objective * (1 + 1e-9)
+
+
+def test_mbv2_digits_study_and_retrain_end_to_end(tmp_path, capsys):
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    out = tmp_path / "rep"
+    argv = ["nas", "--space", "mbv2-digits", "--network", "pi4-edge-wifi", "--trials", "2"]
+    argv += ["--epochs", "1", "--supernet", str(tmp_path / "sn.pt"), "--quiet"]
+    argv += ["--storage", f"sqlite:///{tmp_path}/m.db", "--out", str(out)]
+    assert main(argv) == 0
+    report = json.loads((out / "trials.json").read_text())
+    assert report["spec"]["space"] == "mbv2-digits" and len(report["trials"]) == 2
+    assert (tmp_path / "sn.pt").exists()  # trained once, saved for the next worker
+    assert main(["retrain", str(out / "trials.json"), "--top", "1", "--epochs", "1"]) == 0
+    retrained = json.loads((out / "retrained.json").read_text())["retrained"]
+    assert len(retrained) == 1 and 0 <= retrained[0]["retrained"]["accuracy_test"] <= 100
+    assert "retrained test %" in capsys.readouterr().out

@@ -116,7 +116,7 @@ def _error(message: str) -> int:
 def _space_options(spec_space: str, args: argparse.Namespace) -> dict[str, Any]:
     if spec_space == "nb201":
         return {"dataset": args.dataset}
-    options: dict[str, Any] = {"supernet_path": args.supernet or "splitplan-mbv2-supernet.pt"}
+    options: dict[str, Any] = {"path": args.supernet or "splitplan-mbv2-supernet.pt"}
     if args.epochs:
         options["epochs"] = args.epochs
     return options
@@ -136,6 +136,14 @@ def _progress(quiet: bool):
             f"({cand.status}, bound {cand.bound_s * 1e3:.3f} ms, {cand.solve_s * 1e3:.0f} ms)"
         )
         print(line, file=sys.stderr, flush=True)
+
+    return report
+
+
+def _training_progress(quiet: bool):
+    def report(done: int, total: int, loss: float) -> None:
+        if not quiet:
+            print(f"supernet: epoch {done}/{total}, loss {loss:.4f}", file=sys.stderr, flush=True)
 
     return report
 
@@ -173,8 +181,11 @@ def cmd_nas(args: argparse.Namespace) -> int:
         return _error(str(exc))
     except Exception as exc:  # storage URLs: a bad driver, an unreachable server
         return _error(f"--storage {args.storage}: {type(exc).__name__}: {exc}")
+    runtime: dict[str, Any] = {}
+    if spec.space != "nb201":  # where this worker trains and profiles, and its progress
+        runtime = {"device": args.device, "progress": _training_progress(args.quiet)}
     try:
-        space = make_space(spec.space, **spec.space_options)
+        space = make_space(spec.space, **spec.space_options, **runtime)
     except (ValueError, FileNotFoundError) as exc:
         return _error(f"--space {spec.space}: {exc}")
     network = network_for(spec.network, spec.bandwidth_bytes_per_s)
