@@ -84,3 +84,36 @@ def test_privacy_pin_holds_and_the_chain_is_split():
     # The plan beats running everything on the phone.
     local = splitplan.evaluate(inst, {name: "phone" for name in inst.layer_names})
     assert plan.objective < local.latency_s
+
+
+def _profile_commands() -> list[list[str]]:
+    """The `splitplan profile` commands that instances/README.md says regenerate the files."""
+    import shlex
+
+    text = (INSTANCES / "README.md").read_text()
+    return [
+        shlex.split(line)[1:] for line in text.splitlines() if line.startswith("splitplan profile")
+    ]
+
+
+def _without_host_times(data: dict) -> dict:
+    for layer in data["dnn"]["layers"]:
+        layer["time_s"].pop("host-cpu", None)  # measured on the machine that ran it
+    return data
+
+
+def test_profiled_instances_are_regenerated_by_the_readme_commands(tmp_path):
+    pytest.importorskip("torch")
+    from splitplan.cli import main
+
+    commands = _profile_commands()
+    assert len(commands) >= 5
+    for argv in commands:
+        out = argv[argv.index("-o") + 1]
+        assert (INSTANCES.parent / out).exists(), f"{out} is listed but not shipped"
+        fresh = tmp_path / Path(out).name
+        argv = [*argv[: argv.index("-o")], "-o", str(fresh), "--repeats", "1", "--warmup", "0"]
+        assert main(argv) == 0, argv
+        shipped = json.loads((INSTANCES.parent / out).read_text())
+        assert any("host-cpu" in la["time_s"] for la in shipped["dnn"]["layers"])
+        assert _without_host_times(json.loads(fresh.read_text())) == _without_host_times(shipped)
