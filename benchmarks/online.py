@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 import splitplan
-from splitplan import DNN, Instance, Layer, Link, Network, Node
+from splitplan import Instance, Link, Network, Node
 from splitplan.online import (
     SHIPPED_TRACES,
     RayleighChannel,
@@ -38,6 +38,7 @@ from splitplan.online import (
     load_trace,
     look_ahead_thresholds,
     mlp_closed_form,
+    mlp_dnn,
     place,
     planner_cut,
     realised_costs,
@@ -146,19 +147,6 @@ def row(label, problem, channel, n, seed, planner):
 
 def mlp_instance(L=8, width=1024, inp=3072, classes=10) -> Instance:
     """A fully-connected MLP with equal hidden widths on a 5 GFLOP/s phone and an edge box."""
-    layers, prev = [], "input"
-    for j in range(L):
-        fin, fout = (inp if j == 0 else width), (classes if j == L - 1 else width)
-        layers.append(
-            Layer(
-                f"fc{j}",
-                (prev,),
-                flops=2 * fin * fout,
-                param_bytes=4 * (fin * fout + fout),
-                out_bytes=4 * fout,
-            )
-        )
-        prev = f"fc{j}"
     net = Network(
         (
             Node("phone", 5e9, compute_power_w=5.0, tx_power_w=1.2),
@@ -168,7 +156,7 @@ def mlp_instance(L=8, width=1024, inp=3072, classes=10) -> Instance:
         "phone",
         "phone",
     )
-    return Instance(DNN("mlp", 4 * inp, tuple(layers)), net, name="mlp-3072-1024x7-10")
+    return Instance(mlp_dnn(L, width, inp, classes), net, name="mlp-3072-1024x7-10")
 
 
 def placements() -> list[dict]:

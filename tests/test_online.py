@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import splitplan
-from splitplan import DNN, Instance, Layer, Link, Network, Node
+from splitplan import Instance, Link, Network, Node
 from splitplan.cost import evaluate, tables
 from splitplan.online import (
     SHIPPED_TRACES,
@@ -31,6 +31,7 @@ from splitplan.online import (
     look_ahead,
     look_ahead_thresholds,
     mlp_closed_form,
+    mlp_dnn,
     place,
     planner_cut,
     plot_cost_vs_snr,
@@ -334,26 +335,13 @@ def test_rayleigh_levels_are_exact_in_expectation():
 
 
 def mlp(L, width, inp=784, classes=10, dev_flops=2e9, bw=2e6):
-    layers, prev = [], "input"
-    for j in range(L):
-        fin, fout = (inp if j == 0 else width), (classes if j == L - 1 else width)
-        layers.append(
-            Layer(
-                f"fc{j}",
-                (prev,),
-                flops=2 * fin * fout,
-                param_bytes=4 * (fin * fout + fout),
-                out_bytes=4 * fout,
-            )
-        )
-        prev = f"fc{j}"
     net = Network(
         (Node("dev", dev_flops, compute_power_w=3.0, tx_power_w=1.0), Node("srv", 1e11)),
         (Link("dev", "srv", bw, 0.005),),
         "dev",
         "dev",
     )
-    return Instance(DNN("mlp", 4 * inp, tuple(layers)), net, name="mlp")
+    return Instance(mlp_dnn(L, width, inp, classes), net, name="mlp")
 
 
 def test_mlp_closed_form_placement_matches_the_numeric_scan():

@@ -31,7 +31,7 @@ from .channels import (
     bandwidth_for_rate,
     load_trace,
 )
-from .placement import MLPClosedForm, Placement, mlp_closed_form, place
+from .placement import MLPClosedForm, Placement, mlp_closed_form, mlp_dnn, place
 from .problem import (
     OnlineError,
     Stages,
@@ -98,6 +98,7 @@ __all__ = [
     "look_ahead",
     "look_ahead_thresholds",
     "mlp_closed_form",
+    "mlp_dnn",
     "objective_weights",
     "persistence",
     "place",

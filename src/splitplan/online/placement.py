@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..instance import DNN, INPUT, Layer
 from .channels import MarkovModel
 from .problem import OnlineError, StopProblem
 from .stopping import backward_induction, look_ahead
@@ -113,6 +114,28 @@ def _geometric_sums(rho: float, n: int) -> tuple[float, float]:
     s0 = (1 - rho**n) / (1 - rho)
     s1 = (1 - (n + 1) * rho**n + n * rho ** (n + 1)) / (1 - rho) ** 2
     return s0, s1
+
+
+def mlp_dnn(
+    n_layers: int, width: int, input_features: int, classes: int = 10, name: str = "mlp"
+) -> DNN:
+    """A fully-connected fp32 MLP: `input_features` -> `width` x (n_layers - 1) -> `classes`,
+    the model `mlp_closed_form` is about (FLOPs 2 x in x out, parameters with biases)."""
+    layers, prev = [], INPUT
+    for j in range(n_layers):
+        fin = input_features if j == 0 else width
+        fout = classes if j == n_layers - 1 else width
+        layers.append(
+            Layer(
+                f"fc{j}",
+                (prev,),
+                flops=2 * fin * fout,
+                param_bytes=4 * (fin * fout + fout),
+                out_bytes=4 * fout,
+            )
+        )
+        prev = f"fc{j}"
+    return DNN(name, 4 * input_features, tuple(layers))
 
 
 def mlp_closed_form(
