@@ -75,10 +75,15 @@ def add_parsers(sub: Any) -> None:
         default=DEFAULT_STORAGE,
         help=f"Optuna storage URL (default {DEFAULT_STORAGE}; e.g. postgresql://host/db)",
     )
-    nas.add_argument("--study", help="study name (default: SPACE-NETWORK[-sloS])")
+    nas.add_argument(
+        "--study", help="study name (default: SPACE[-DATASET]-NETWORK[-sloS][-single-split])"
+    )
     nas.add_argument("--out", metavar="DIR", help="report folder (default: nas-STUDY)")
     nas.add_argument(
-        "--dataset", default="cifar10", help="nb201: cifar10, cifar100 or imagenet16 (accuracy)"
+        "--dataset",
+        choices=("cifar10", "cifar100", "imagenet16-120"),
+        default="cifar10",
+        help="nb201: whose test accuracy (latencies are CIFAR-10's network); default cifar10",
     )
     nas.add_argument(
         "--supernet",
@@ -167,7 +172,13 @@ def cmd_nas(args: argparse.Namespace) -> int:
             space_options=_space_options(args.space, args),
         )
         name = args.study or "-".join(
-            [args.space, args.network, *([f"slo{args.slo:g}"] if args.slo else [])]
+            [
+                args.space,
+                *([args.dataset] if args.space == "nb201" and args.dataset != "cifar10" else []),
+                args.network,
+                *([f"slo{args.slo:g}"] if args.slo else []),
+                *(["single-split"] if args.single_split else []),
+            ]
         )
     else:
         if not args.study:
