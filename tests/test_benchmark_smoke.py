@@ -33,3 +33,7 @@ def test_nas_nb201_quick_mode_runs():
     out = run_benchmark("nas_nb201.py")
     assert "| seed | HV @ 20 | HV @ 40 |" in out
     assert "NASC comparison" in out
+
+
+def test_slimmable_quick_mode_runs():
+    assert "| width |" in run_benchmark("slimmable_digits.py")
