@@ -37,3 +37,7 @@ def test_nas_nb201_quick_mode_runs():
 
 def test_slimmable_quick_mode_runs():
     assert "| width |" in run_benchmark("slimmable_digits.py")
+
+
+def test_slimmable_adapt_quick_mode_runs():
+    assert "| hsdpa-bus | 2 | adaptive (last) |" in run_benchmark("slimmable_adapt.py")

@@ -64,10 +64,12 @@ from .stopping import (
     persistence,
     static_costs,
 )
+from .widths import AdaptResult, Width, adapt_on_trace, pick, predicted_latency_s
 
 __all__ = [
     "POLICIES",
     "SHIPPED_TRACES",
+    "AdaptResult",
     "Channel",
     "Comparison",
     "ConstantChannel",
@@ -87,6 +89,8 @@ __all__ = [
     "Trace",
     "TraceChannel",
     "TraceError",
+    "Width",
+    "adapt_on_trace",
     "backward_induction",
     "bandwidth_for_rate",
     "best_static",
@@ -101,10 +105,12 @@ __all__ = [
     "mlp_dnn",
     "objective_weights",
     "persistence",
+    "pick",
     "place",
     "planner_cut",
     "plot_cost_vs_snr",
     "policy_rules",
+    "predicted_latency_s",
     "realised_costs",
     "simulate",
     "stages_from_instance",
