@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import time
 from pathlib import Path
 
 import torch
+from _common import machine
 
 from splitplan.nas import mbv2
 
@@ -44,19 +44,6 @@ def kendall_tau(a: list[float], b: list[float]) -> float:
                 discordant += 1
     denominator = ((concordant + discordant + ties_a) * (concordant + discordant + ties_b)) ** 0.5
     return (concordant - discordant) / denominator if denominator else float("nan")
-
-
-def machine() -> dict:
-    return {
-        "loadavg_1min": os.getloadavg()[0],
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-    }
 
 
 def main() -> None:

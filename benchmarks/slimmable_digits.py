@@ -21,29 +21,16 @@ import argparse
 import io
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from _common import machine
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from splitplan import slimmable as S
-
-
-def machine() -> dict:
-    return {
-        "loadavg_1min": os.getloadavg()[0],
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-    }
 
 
 def flops(module: nn.Module, x: torch.Tensor) -> float:
