@@ -25,13 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from splitplan.devices import network_preset
 from splitplan.nas.nb201 import Nb201Space, exact_front, nasc_comparison
 from splitplan.nas.pareto import hypervolume_2d
 from splitplan.nas.search import (
     StudySpec,
     baselines,
     evaluate,
-    network_for,
     open_study,
     records,
     run,
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="100 archs, 40 trials, 1 seed")
     ap.add_argument("-o", "--output", help="default: benchmarks/nas_nb201.json (none in --quick)")
     args = ap.parse_args(argv)
-    space, network = Nb201Space(), network_for(args.network)
+    space, network = Nb201Space(), network_preset(args.network)
     archs = list(space.all_archs())
     if args.quick:
         archs = random.Random(0).sample(archs, 100)

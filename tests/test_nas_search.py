@@ -12,6 +12,7 @@ pytest.importorskip("optuna")
 
 import splitplan
 from splitplan.cli import main
+from splitplan.devices import network_preset
 from splitplan.instance import Constraints, Instance, Objective
 from splitplan.nas import search
 from splitplan.nas.nb201 import Nb201Space
@@ -28,7 +29,7 @@ def space():
 
 @pytest.fixture(scope="module")
 def network():
-    return search.network_for(NETWORK)
+    return network_preset(NETWORK)
 
 
 def _spec(**kw) -> StudySpec:

@@ -154,13 +154,22 @@ def _training_progress(quiet: bool):
 
 
 def cmd_nas(args: argparse.Namespace) -> int:
-    from .search import StudySpec, make_space, network_for, open_study, records, run, write_report
+    from ..devices import network_preset
+    from .search import (
+        StudySpec,
+        front_of,
+        make_space,
+        open_study,
+        records,
+        run,
+        write_report,
+    )
 
     if args.mode == "run":
         if not args.space or not args.network:
             return _error("nas: --space and --network are required to run a study")
         try:
-            network_for(args.network, args.bandwidth)
+            network_preset(args.network, bandwidth_bytes_per_s=args.bandwidth)
         except ValueError as exc:
             return _error(f"--network: {exc}")
         spec = StudySpec(
@@ -199,7 +208,7 @@ def cmd_nas(args: argparse.Namespace) -> int:
         space = make_space(spec.space, **spec.space_options, **runtime)
     except (ValueError, FileNotFoundError) as exc:
         return _error(f"--space {spec.space}: {exc}")
-    network = network_for(spec.network, spec.bandwidth_bytes_per_s)
+    network = network_preset(spec.network, bandwidth_bytes_per_s=spec.bandwidth_bytes_per_s)
     print(
         f"study {name} in {args.storage}: {spec.space} on {spec.network}"
         + (f", SLO {spec.slo_s} s" if spec.slo_s else ", Pareto (accuracy, latency)"),
@@ -209,8 +218,6 @@ def cmd_nas(args: argparse.Namespace) -> int:
     recs = records(study)
     out = Path(args.out or f"nas-{name}")
     paths = write_report(recs, out, spec=spec, extra={"study": name, "storage": args.storage})
-    from .search import front_of
-
     front = front_of(recs, spec.slo_s)
     print(f"{len(recs)} trials; front of {len(front)}:")
     print("| accuracy % | latency ms | split points | nodes | architecture |")

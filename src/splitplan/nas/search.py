@@ -29,8 +29,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..cost import evaluate as cost_of
 from ..cost import tables
 from ..instance import Constraints, Instance, Network, Objective
@@ -73,9 +71,9 @@ def _instance(dnn, network: Network, slo_s: float | None) -> Instance:
 
 def latency_lower_bound(inst: Instance) -> float:
     """Each layer on its fastest allowed node and no transfers: no plan is faster."""
-    tb = tables(inst)
-    allowed = np.where(np.isfinite(tb.compute_s), tb.compute_s, np.inf)
-    return float(allowed.min(axis=1).sum())
+    from ..baselines import _compute_costs
+
+    return float(_compute_costs(tables(inst), 1.0, 0.0).min(axis=1).sum())
 
 
 def evaluate(
@@ -96,7 +94,8 @@ def evaluate(
     start = time.perf_counter()
     dnn = space.dnn(arch, sorted({n.device_class for n in network.nodes if n.device_class}))
     inst = _instance(dnn, network, slo_s)
-    local = cost_of(inst, {v: network.source for v in tables(inst).layers}).latency_s
+    tb = tables(inst)
+    local = cost_of(inst, {v: network.source for v in tb.layers}).latency_s
     bound = latency_lower_bound(inst)
     flops = float(sum(la.flops for la in dnn.layers))
     accuracy = float(space.accuracy(arch))
@@ -108,7 +107,7 @@ def evaluate(
     plan = neurosurgeon(inst) if single_split else solve(inst, solver, time_limit_s)
     if plan.assignment is None or not plan.evaluation.feasible:
         # with an SLO, infeasible means no plan meets it (the solver proved it)
-        status = "over-slo" if slo_s is not None and not tables(inst).reasons else "infeasible"
+        status = "over-slo" if slo_s is not None and not tb.reasons else "infeasible"
         if plan.status == "time_limit":
             status = "time_limit"
         return Candidate(
@@ -136,7 +135,7 @@ def _since(start: float) -> float:
     return time.perf_counter() - start
 
 
-# --------------------------------------------------------------------------- spaces, networks
+# --------------------------------------------------------------------------- spaces
 
 
 def make_space(name: str, **options: Any) -> Space:
@@ -150,12 +149,6 @@ def make_space(name: str, **options: Any) -> Space:
 
         return Mbv2Space(**options)
     raise ValueError(f"unknown search space {name!r}; expected one of {', '.join(SPACES)}")
-
-
-def network_for(preset: str, bandwidth_bytes_per_s: float | None = None) -> Network:
-    from ..devices import network_preset
-
-    return network_preset(preset, bandwidth_bytes_per_s=bandwidth_bytes_per_s)
 
 
 # --------------------------------------------------------------------------- the Optuna loop
