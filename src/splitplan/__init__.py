@@ -13,6 +13,7 @@ from .cost import Evaluation, Transfer, evaluate
 from .instance import (
     DNN,
     Constraints,
+    Encoding,
     Instance,
     InstanceError,
     Layer,
@@ -30,6 +31,7 @@ from .plan import Plan, solve
 __all__ = [
     "DNN",
     "Constraints",
+    "Encoding",
     "Evaluation",
     "Instance",
     "InstanceError",

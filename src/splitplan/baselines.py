@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cost import Tables, evaluate, tables
+from .cost import Tables, Tensor, evaluate, tables
 from .instance import INPUT, Instance
 from .plan import Plan
 
@@ -29,13 +29,15 @@ def _plan(
     assignment: dict[str, str] | None,
     start: float,
     exact: bool = False,
+    encodings: dict[str, str] | None = None,
 ) -> Plan:
     plan = Plan(inst, "infeasible", method, solve_time_s=time.perf_counter() - start)
     if assignment is None:
         plan.reasons = ["no feasible plan found"]
         return plan
     plan.assignment = assignment
-    plan.evaluation = evaluate(inst, assignment)
+    plan.evaluation = evaluate(inst, assignment, encodings)
+    plan.encodings = dict(plan.evaluation.encodings)
     plan.objective = plan.evaluation.objective(inst)
     if plan.evaluation.feasible:
         plan.status = "optimal" if exact else "feasible"
@@ -77,6 +79,24 @@ def _pair_costs(tb: Tables, wl: float, we: float) -> Callable[[float], np.ndarra
     return costs
 
 
+def _transfer_costs(
+    tb: Tables, t: Tensor, pair: Callable[[float], np.ndarray], wl: float, we: float, wa: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """K x K cost of sending tensor t from p to q in its cheapest form (§10), and that form's
+    index (0 raw, j for t.encodings[j - 1]); for one receiver per transfer, as in a chain."""
+    costs = [pair(t.size_bytes)]
+    power = tb.compute_power_w
+    for form in t.encodings:
+        codec = (wl + we * power) * form.encode_s
+        decode = (wl + we * power) * form.decode_s
+        cost = pair(form.size_bytes) + codec[:, None] + decode[None, :] + wa * form.accuracy_loss
+        np.fill_diagonal(cost, np.inf)  # a tensor that stays put is not encoded
+        costs.append(cost)
+    stack = np.stack(costs)
+    choice = np.argmin(stack, axis=0)
+    return np.take_along_axis(stack, choice[None], axis=0)[0], choice
+
+
 def _compute_costs(tb: Tables, wl: float, we: float) -> np.ndarray:
     """V x K cost of running each layer on each node; inf where not allowed."""
     cost = tb.compute_s * (wl + we * tb.compute_power_w[None, :])
@@ -109,7 +129,8 @@ def chain_dp(inst: Instance) -> Plan:
 
     Applies when every layer's only input is the previous layer, the objective is a sum (latency,
     energy, weighted), and memory limits cannot bind; a latency limit is checked on the result
-    for the latency objective.
+    for the latency objective. Each transfer takes the tensor's cheapest encoding (§10), which is
+    exact unless an accuracy limit couples the tensors' choices.
     """
     start = time.perf_counter()
     if not _is_chain(inst):
@@ -120,20 +141,24 @@ def chain_dp(inst: Instance) -> Plan:
         raise NotApplicable("memory limits can bind, which the DP does not model")
     if inst.constraints.max_latency_s is not None and inst.objective.kind != "latency":
         raise NotApplicable("a latency limit with a non-latency objective couples the stages")
+    if inst.constraints.max_accuracy_loss is not None and tb.has_encodings:
+        raise NotApplicable("an accuracy limit couples the encodings of the tensors")
     if tb.reasons:
         return _plan(inst, "dp", None, start)
+    wa = inst.objective.accuracy_weight if inst.objective.kind == "weighted" else 0.0
     compute = _compute_costs(tb, wl, we)
     pair = _pair_costs(tb, wl, we)
+    send = [_transfer_costs(tb, t, pair, wl, we, wa) for t in tb.tensors]  # (cost, form)
     V = len(tb.layers)
     # best[k]: cost of layers 0..v with v on node k; choice[v][k]: node of v-1
-    best = pair(tb.tensors[0].size_bytes)[tb.source] + compute[0]
+    best = send[0][0][tb.source] + compute[0]
     choice = np.zeros((V, len(tb.nodes)), dtype=np.int64)
     for v in range(1, V):
-        step = best[:, None] + pair(tb.tensors[v].size_bytes)  # from p to q
+        step = best[:, None] + send[v][0]  # from p to q
         choice[v] = np.argmin(step, axis=0)
         best = step[choice[v], np.arange(len(tb.nodes))] + compute[v]
     if tb.sink is not None:
-        best = best + pair(tb.tensors[V].size_bytes)[:, tb.sink]
+        best = best + send[V][0][:, tb.sink]
     k = int(np.argmin(best))
     if not np.isfinite(best[k]):
         return _plan(inst, "dp", None, start)
@@ -141,9 +166,16 @@ def chain_dp(inst: Instance) -> Plan:
     for v in range(V - 1, 0, -1):
         nodes.append(int(choice[v][nodes[-1]]))
     nodes.reverse()
-    return _plan(
-        inst, "dp", {tb.layers[v]: tb.nodes[nodes[v]] for v in range(V)}, start, exact=True
-    )
+    hops = [(0, tb.source, nodes[0])] + [(v, nodes[v - 1], nodes[v]) for v in range(1, V)]
+    if tb.sink is not None:
+        hops.append((V, nodes[-1], tb.sink))
+    forms = {
+        tb.tensors[ti].name: tb.tensors[ti].encodings[j - 1].name
+        for ti, p, q in hops
+        if (j := int(send[ti][1][p, q])) > 0
+    }
+    assignment = {tb.layers[v]: tb.nodes[nodes[v]] for v in range(V)}
+    return _plan(inst, "dp", assignment, start, exact=True, encodings=forms)
 
 
 # --------------------------------------------------------------------------- single split

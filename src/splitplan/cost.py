@@ -14,11 +14,22 @@ from functools import cached_property
 
 import numpy as np
 
-from .instance import INPUT, Instance
+from .instance import INPUT, RAW, Encoding, Instance, Node
 
 # Relative tolerance for preferring an earlier-found route when two have the same latency, so that
 # routes are deterministic.
 _TIE = 1e-12
+
+
+@dataclass(frozen=True, eq=False)
+class Form:
+    """An encoding of a tensor with its per-node codec times (§10)."""
+
+    name: str
+    size_bytes: float
+    encode_s: np.ndarray  # per node: the encoder's time when that node sends the tensor
+    decode_s: np.ndarray  # per node: the decoder's time when that node receives it
+    accuracy_loss: float
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,36 @@ class Tensor:
     size_bytes: float
     consumers: tuple[int, ...]  # layer indices
     to_sink: bool  # the output tensor, sent to network.sink
+    encodings: tuple[Form, ...] = ()  # forms other than raw (§10)
+
+    def form(self, name: str | None) -> Form | None:
+        """The encoding called `name` (None for raw); unknown names raise ValueError."""
+        if name is None or name == RAW:
+            return None
+        for f in self.encodings:
+            if f.name == name:
+                return f
+        known = ", ".join([RAW, *(f.name for f in self.encodings)])
+        raise ValueError(f"tensor '{self.name}' has no encoding {name!r}; it has {known}")
+
+
+def time_on(times: Mapping[str, float], flops: float, node: Node) -> float:
+    """§1: the measured time of the node's class, else flops / flops_per_s."""
+    t = times.get(node.device_class) if node.device_class else None
+    return t if t is not None else flops / node.flops_per_s
+
+
+def _forms(encodings: tuple[Encoding, ...], nodes: tuple[Node, ...]) -> tuple[Form, ...]:
+    return tuple(
+        Form(
+            e.name,
+            e.size_bytes,
+            np.array([time_on(e.encode_time_s, e.encode_flops, n) for n in nodes]),
+            np.array([time_on(e.decode_time_s, e.decode_flops, n) for n in nodes]),
+            e.accuracy_loss,
+        )
+        for e in encodings
+    )
 
 
 @dataclass(frozen=True)
@@ -74,11 +115,12 @@ class Tables:
         V, K = len(self.layers), len(self.nodes)
 
         # §1 compute time: measured time of the node's class, else flops / flops_per_s.
-        self.compute_s = np.empty((V, K))
-        for v, layer in enumerate(dnn.layers):
-            for k, node in enumerate(net.nodes):
-                t = layer.time_s.get(node.device_class) if node.device_class else None
-                self.compute_s[v, k] = t if t is not None else layer.flops / node.flops_per_s
+        self.compute_s = np.array(
+            [
+                [time_on(layer.time_s, layer.flops, node) for node in net.nodes]
+                for layer in dnn.layers
+            ]
+        ).reshape(V, K)
         self.compute_power_w = np.array([n.compute_power_w for n in net.nodes])
         self.tx_power_w = np.array([n.tx_power_w for n in net.nodes])
         self.memory_bytes = [n.memory_bytes for n in net.nodes]
@@ -99,6 +141,7 @@ class Tables:
                 consumers[src].append(v)
         output = dnn.output_layer
         self.output = self.layer_index[output]
+        encodings = {INPUT: dnn.input_encodings} | {la.name: la.encodings for la in dnn.layers}
         self.tensors = [
             Tensor(
                 name=name,
@@ -106,9 +149,12 @@ class Tables:
                 size_bytes=out_bytes[name],
                 consumers=tuple(consumers[name]),
                 to_sink=name == output and self.sink is not None,
+                encodings=_forms(encodings[name], net.nodes),
             )
             for name in [INPUT, *self.layers]
         ]
+        self.tensor_index = {t.name: i for i, t in enumerate(self.tensors)}
+        self.has_encodings = any(t.encodings for t in self.tensors)
         # §6 working memory of a layer: its distinct input tensors plus its output.
         self.param_bytes = np.array([la.param_bytes for la in dnn.layers])
         self.work_bytes = np.array(
@@ -282,7 +328,7 @@ def tables(inst: Instance) -> Tables:
 
 @dataclass(frozen=True)
 class Transfer:
-    """One tensor sent from one node to another along its route (§3)."""
+    """One tensor sent from one node to another along its route (§3), in `encoding` (§10)."""
 
     tensor: str
     size_bytes: float
@@ -291,11 +337,16 @@ class Transfer:
     route: tuple[str, ...]
     time_s: float
     energy_j: float
+    encoding: str = RAW
 
 
 @dataclass
 class Evaluation:
-    """The cost of one assignment under the cost model, with its breakdown and any violations."""
+    """The cost of one assignment under the cost model, with its breakdown and any violations.
+
+    `codec_s` is the encoders' and decoders' time of encoded transfers (§10), `encodings` the
+    tensors actually sent encoded and how, `accuracy_loss` what those encodings cost.
+    """
 
     assignment: dict[str, str]
     compute_s: float
@@ -308,21 +359,25 @@ class Evaluation:
     memory_bytes: dict[str, float]
     transfers: list[Transfer]
     violations: list[str] = field(default_factory=list)
+    codec_s: float = 0.0
+    codec_energy_j: float = 0.0
+    accuracy_loss: float = 0.0
+    encodings: dict[str, str] = field(default_factory=dict)
 
     @property
     def latency_s(self) -> float:
-        return self.compute_s + self.transfer_s  # §4
+        return self.compute_s + self.codec_s + self.transfer_s  # §4, §10
 
     @property
     def energy_j(self) -> float:
-        return self.compute_energy_j + self.transfer_energy_j  # §5
+        return self.compute_energy_j + self.codec_energy_j + self.transfer_energy_j  # §5, §10
 
     @property
     def feasible(self) -> bool:
         return not self.violations
 
     def objective(self, inst: Instance) -> float:
-        """The value of the instance's objective (§4, §5, §7)."""
+        """The value of the instance's objective (§4, §5, §7, §10)."""
         kind = inst.objective.kind
         if kind == "latency":
             return self.latency_s
@@ -331,15 +386,24 @@ class Evaluation:
         if kind == "throughput":
             return self.period_s
         o = inst.objective
-        return o.latency_weight * self.latency_s + o.energy_weight * self.energy_j
+        return (
+            o.latency_weight * self.latency_s
+            + o.energy_weight * self.energy_j
+            + o.accuracy_weight * self.accuracy_loss
+        )
 
 
-def evaluate(inst: Instance, assignment: Mapping[str, str]) -> Evaluation:
+def evaluate(
+    inst: Instance, assignment: Mapping[str, str], encodings: Mapping[str, str] | None = None
+) -> Evaluation:
     """Cost an assignment {layer: node} by the cost model, independent of any solver.
 
-    Constraint violations (pins, memory, latency limit, missing routes) are listed in
-    `Evaluation.violations` rather than raised, so that heuristics can be costed too. A layer
-    missing from the assignment or an unknown node raises `ValueError`.
+    `encodings` ({tensor: encoding name}, §10) says in which form a tensor crosses the network
+    when it does; tensors not named, or named ``raw``, go raw, and an encoding of a tensor that
+    stays on its node costs nothing. Constraint violations (pins, memory, latency and accuracy
+    limits, missing routes) are listed in `Evaluation.violations` rather than raised, so that
+    heuristics can be costed too. A layer missing from the assignment, an unknown node, tensor
+    or encoding raises `ValueError`.
     """
     tb = tables(inst)
     place = np.empty(len(tb.layers), dtype=np.int64)
@@ -351,6 +415,11 @@ def evaluate(inst: Instance, assignment: Mapping[str, str]) -> Evaluation:
     extra = set(assignment) - set(tb.layer_index)
     if extra:
         raise ValueError(f"assignment names unknown layers: {', '.join(sorted(extra))}")
+    forms = {}
+    for tensor, name in (encodings or {}).items():
+        if tensor not in tb.tensor_index:
+            raise ValueError(f"encodings name unknown tensor {tensor!r}")
+        forms[tensor] = tb.tensors[tb.tensor_index[tensor]].form(name)
 
     violations: list[str] = []
     compute = tb.compute_s[np.arange(len(tb.layers)), place]
@@ -359,13 +428,23 @@ def evaluate(inst: Instance, assignment: Mapping[str, str]) -> Evaluation:
 
     transfers: list[Transfer] = []
     arc_load = np.zeros(len(tb.arcs))
+    codec_s = codec_energy = accuracy_loss = 0.0
+    applied: dict[str, str] = {}
     for t in tb.tensors:
         src = tb.source if t.producer < 0 else int(place[t.producer])
         dests = sorted({int(place[c]) for c in t.consumers} | ({tb.sink} if t.to_sink else set()))
+        dests = [dst for dst in dests if dst != src]
+        form = forms.get(t.name)
+        size = t.size_bytes if form is None else form.size_bytes
+        if form is not None and dests:  # §10: encode once at the sender, decode at each receiver
+            applied[t.name] = form.name
+            accuracy_loss += form.accuracy_loss
+            for k, secs in [(src, form.encode_s[src]), *((d, form.decode_s[d]) for d in dests)]:
+                codec_s += secs
+                codec_energy += secs * tb.compute_power_w[k]
+                node_compute[k] += secs
         for dst in dests:
-            if dst == src:
-                continue
-            cost = tb.path_cost(t.size_bytes, src, dst)
+            cost = tb.path_cost(size, src, dst)
             if cost is None:
                 violations.append(
                     f"tensor '{t.name}' cannot reach {tb.nodes[dst]} from {tb.nodes[src]}"
@@ -376,12 +455,13 @@ def evaluate(inst: Instance, assignment: Mapping[str, str]) -> Evaluation:
             transfers.append(
                 Transfer(
                     t.name,
-                    t.size_bytes,
+                    size,
                     tb.nodes[src],
                     tb.nodes[dst],
                     cost.nodes,
                     cost.time_s,
                     cost.energy_j,
+                    RAW if form is None else form.name,
                 )
             )
 
@@ -414,8 +494,18 @@ def evaluate(inst: Instance, assignment: Mapping[str, str]) -> Evaluation:
         memory_bytes=memory,
         transfers=transfers,
         violations=violations,
+        codec_s=float(codec_s),
+        codec_energy_j=float(codec_energy),
+        accuracy_loss=float(accuracy_loss),
+        encodings=applied,
     )
     limit = inst.constraints.max_latency_s
     if limit is not None and ev.latency_s > limit * (1 + 1e-9) + 1e-12:
         violations.append(f"latency {ev.latency_s:.6g} s > max_latency_s {limit:g}")
+    max_loss = inst.constraints.max_accuracy_loss
+    if max_loss is not None and accuracy_loss > max_loss * (1 + 1e-9) + 1e-12:
+        violations.append(
+            f"accuracy loss {accuracy_loss:.6g} > max_accuracy_loss {max_loss:g} "
+            f"(encodings: {', '.join(f'{t} {e}' for t, e in applied.items())})"
+        )
     return ev

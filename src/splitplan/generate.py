@@ -7,12 +7,15 @@ cloud ~1e12; wireless 1e6-1e7 B/s, wired 1e8 B/s); they are synthetic, not measu
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .instance import (
     DNN,
     INPUT,
     Constraints,
+    Encoding,
     Instance,
     Layer,
     Link,
@@ -99,13 +102,17 @@ def random_instance(
     pin_first: bool = False,
     max_latency_factor: float | None = None,
     with_sink: bool = True,
+    encoding_prob: float = 0.0,
+    max_accuracy_loss: float | None = None,
 ) -> Instance:
     """A random instance.
 
     `memory_fraction` gives every node memory_bytes = that fraction of all parameters (at least
     the largest layer's) plus the largest working set; `pin_first` pins the first layer to the
     device (privacy); `max_latency_factor` sets max_latency_s to that factor times the
-    all-on-device latency; `with_sink=False` leaves the output where it is computed.
+    all-on-device latency; `with_sink=False` leaves the output where it is computed;
+    `encoding_prob` gives each tensor, with that probability, 1-3 encodings (§10) and a weighted
+    objective an accuracy weight; `max_accuracy_loss` bounds the accuracy they lose.
     """
     rng = np.random.default_rng(seed)
     dnn = random_dnn(n_layers, rng, skip_prob)
@@ -135,4 +142,42 @@ def random_instance(
     if max_latency_factor is not None:
         local = sum(la.flops for la in dnn.layers) / net.nodes[0].flops_per_s
         limit = float(max_latency_factor * local)
-    return Instance(dnn, net, obj, Constraints(pin, limit), f"random-{n_layers}x{n_nodes}-{seed}")
+    if encoding_prob > 0:  # its own stream, so that the rest of a seed's instance is unchanged
+        dnn, obj = _with_encodings(dnn, obj, np.random.default_rng([seed, 10]), encoding_prob)
+    return Instance(
+        dnn,
+        net,
+        obj,
+        Constraints(pin, limit, max_accuracy_loss),
+        f"random-{n_layers}x{n_nodes}-{seed}",
+    )
+
+
+def random_encodings(size_bytes: float, rng: np.random.Generator) -> tuple[Encoding, ...]:
+    """1-3 codes of a tensor: smaller codes cost more accuracy, and more codec work."""
+    out = []
+    for j in range(int(rng.integers(1, 4))):
+        ratio = float(10 ** rng.uniform(-2, -0.3))
+        out.append(
+            Encoding(
+                name=f"code{j}",
+                size_bytes=float(round(size_bytes * ratio)),
+                encode_flops=float(10 ** rng.uniform(5, 8)),
+                decode_flops=float(10 ** rng.uniform(5, 8)),
+                accuracy_loss=float(round(rng.uniform(0.0, 0.05) * (1 - ratio), 4)),
+            )
+        )
+    return tuple(out)
+
+
+def _with_encodings(
+    dnn: DNN, obj: Objective, rng: np.random.Generator, prob: float
+) -> tuple[DNN, Objective]:
+    layers = tuple(
+        replace(la, encodings=random_encodings(la.out_bytes, rng)) if rng.random() < prob else la
+        for la in dnn.layers
+    )
+    inputs = random_encodings(dnn.input_bytes, rng) if rng.random() < prob else ()
+    if obj.kind == "weighted":
+        obj = replace(obj, accuracy_weight=float(rng.uniform(0.1, 5.0)))
+    return replace(dnn, layers=layers, input_encodings=inputs), obj

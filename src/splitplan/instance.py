@@ -20,6 +20,7 @@ from typing import Any
 
 FORMAT = "splitplan-instance/1"
 INPUT = "input"  # reserved name of the raw input tensor, which exists at network.source
+RAW = "raw"  # reserved name of a tensor's own form, which every tensor may be sent in
 OBJECTIVE_KINDS = ("latency", "throughput", "energy", "weighted")
 
 
@@ -42,8 +43,29 @@ class InstanceError(ValueError):
 
 
 @dataclass(frozen=True)
+class Encoding:
+    """Another form a tensor may cross the network in: a compressed code (e.g. a bottleneck
+    encoder at one of its widths, or int8 quantisation) of `size_bytes`.
+
+    The sender runs the encoder once before sending (`encode_time_s` per device class, else
+    `encode_flops` / flops_per_s), every receiver runs the decoder (`decode_*`), and the
+    model's accuracy drops by `accuracy_loss` (a fraction: 0.01 is one point) when the tensor
+    is sent in this form. The raw form (`RAW`) is always available at no cost.
+    """
+
+    name: str
+    size_bytes: float
+    encode_flops: float = 0.0
+    encode_time_s: Mapping[str, float] = field(default_factory=dict)
+    decode_flops: float = 0.0
+    decode_time_s: Mapping[str, float] = field(default_factory=dict)
+    accuracy_loss: float = 0.0
+
+
+@dataclass(frozen=True)
 class Layer:
-    """One splittable layer. `time_s` maps a device class to a measured compute time in seconds."""
+    """One splittable layer. `time_s` maps a device class to a measured compute time in seconds;
+    `encodings` are the forms other than raw its output may be sent in."""
 
     name: str
     inputs: tuple[str, ...]
@@ -51,16 +73,19 @@ class Layer:
     param_bytes: float = 0.0
     out_bytes: float = 0.0
     time_s: Mapping[str, float] = field(default_factory=dict)
+    encodings: tuple[Encoding, ...] = ()
 
 
 @dataclass(frozen=True)
 class DNN:
-    """Layers in topological order; `output` (default: the last layer) is the result tensor."""
+    """Layers in topological order; `output` (default: the last layer) is the result tensor.
+    `input_encodings` are the forms other than raw the input may be sent in."""
 
     name: str
     input_bytes: float
     layers: tuple[Layer, ...]
     output: str | None = None
+    input_encodings: tuple[Encoding, ...] = ()
 
     @property
     def output_layer(self) -> str:
@@ -100,19 +125,24 @@ class Network:
 
 @dataclass(frozen=True)
 class Objective:
-    """`kind`: latency, throughput, energy or weighted (latency_weight x s + energy_weight x J)."""
+    """`kind`: latency, throughput, energy or weighted (latency_weight x s + energy_weight x J
+    + accuracy_weight x the accuracy lost to encodings, a fraction)."""
 
     kind: str = "latency"
     latency_weight: float = 1.0
     energy_weight: float = 0.0
+    accuracy_weight: float = 0.0
 
 
 @dataclass(frozen=True)
 class Constraints:
-    """`pin` maps a layer to the nodes it may run on; `max_latency_s` bounds one inference."""
+    """`pin` maps a layer to the nodes it may run on; `max_latency_s` bounds one inference;
+    `max_accuracy_loss` bounds the accuracy lost to encodings (a fraction; the accuracy floor is
+    the uncut model's accuracy minus it)."""
 
     pin: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     max_latency_s: float | None = None
+    max_accuracy_loss: float | None = None
 
 
 @dataclass(frozen=True)
@@ -188,9 +218,37 @@ def _find_cycle(layers: tuple[Layer, ...]) -> list[str] | None:
         return None
 
 
+def _validate_encodings(encodings: tuple[Encoding, ...], path: str) -> None:
+    names: set[str] = set()
+    for j, enc in enumerate(encodings):
+        at = f"{path}[{j}]"
+        _check_name(enc.name, f"{at}.name")
+        if enc.name == RAW:
+            raise InstanceError(f"{at}.name", f"'{RAW}' is reserved for the tensor's own form")
+        if enc.name in names:
+            raise InstanceError(f"{at}.name", f"duplicate encoding name '{enc.name}'")
+        names.add(enc.name)
+        _check_number(enc.size_bytes, f"{at}.bytes")
+        _check_number(enc.encode_flops, f"{at}.encode_flops")
+        _check_number(enc.decode_flops, f"{at}.decode_flops")
+        for key, times in (
+            ("encode_time_s", enc.encode_time_s),
+            ("decode_time_s", enc.decode_time_s),
+        ):
+            for cls, t in times.items():
+                _check_number(t, f"{at}.{key}.{cls}")
+        _check_number(enc.accuracy_loss, f"{at}.accuracy_loss")
+        if enc.accuracy_loss > 1:
+            raise InstanceError(
+                f"{at}.accuracy_loss",
+                f"is a fraction of the accuracy (0.01 = one point), got {enc.accuracy_loss!r}",
+            )
+
+
 def _validate_dnn(dnn: DNN) -> None:
     _check_name(dnn.name, "dnn.name")
     _check_number(dnn.input_bytes, "dnn.input_bytes")
+    _validate_encodings(dnn.input_encodings, "dnn.input_encodings")
     if not dnn.layers:
         raise InstanceError("dnn.layers", "must list at least one layer")
     position: dict[str, int] = {}
@@ -230,6 +288,7 @@ def _validate_dnn(dnn: DNN) -> None:
         _check_number(layer.out_bytes, f"{path}.out_bytes")
         for cls, t in layer.time_s.items():
             _check_number(t, f"{path}.time_s.{cls}")
+        _validate_encodings(layer.encodings, f"{path}.encodings")
     if dnn.output is not None and dnn.output not in position:
         raise InstanceError("dnn.output", f"unknown layer '{dnn.output}'")
 
@@ -297,6 +356,7 @@ def _validate(inst: Instance) -> None:
         )
     _check_number(obj.latency_weight, "objective.latency")
     _check_number(obj.energy_weight, "objective.energy")
+    _check_number(obj.accuracy_weight, "objective.accuracy")
     if obj.kind == "weighted" and obj.latency_weight == 0 and obj.energy_weight == 0:
         raise InstanceError(
             "objective", "a weighted objective needs a positive latency or energy weight"
@@ -304,6 +364,8 @@ def _validate(inst: Instance) -> None:
     cons = inst.constraints
     if cons.max_latency_s is not None:
         _check_number(cons.max_latency_s, "constraints.max_latency_s")
+    if cons.max_accuracy_loss is not None:
+        _check_number(cons.max_accuracy_loss, "constraints.max_accuracy_loss")
     layers = set(inst.layer_names)
     nodes = set(inst.node_names)
     from_source = _reachable(adjacency, inst.network.source)
@@ -327,13 +389,22 @@ def _validate(inst: Instance) -> None:
 # --------------------------------------------------------------------------- JSON I/O
 
 _TOP_KEYS = {"format", "name", "dnn", "network", "objective", "constraints"}
-_DNN_KEYS = {"name", "input_bytes", "layers", "output"}
-_LAYER_KEYS = {"name", "inputs", "flops", "param_bytes", "out_bytes", "time_s"}
+_DNN_KEYS = {"name", "input_bytes", "layers", "output", "input_encodings"}
+_LAYER_KEYS = {"name", "inputs", "flops", "param_bytes", "out_bytes", "time_s", "encodings"}
+_ENC_KEYS = {
+    "name",
+    "bytes",
+    "encode_flops",
+    "encode_time_s",
+    "decode_flops",
+    "decode_time_s",
+    "accuracy_loss",
+}
 _NET_KEYS = {"nodes", "links", "source", "sink"}
 _NODE_KEYS = {"name", "class", "flops_per_s", "memory_bytes", "compute_power_w", "tx_power_w"}
 _LINK_KEYS = {"from", "to", "bandwidth_bytes_per_s", "latency_s", "bidirectional"}
-_OBJ_KEYS = {"kind", "latency", "energy"}
-_CONS_KEYS = {"pin", "max_latency_s"}
+_OBJ_KEYS = {"kind", "latency", "energy", "accuracy"}
+_CONS_KEYS = {"pin", "max_latency_s", "max_accuracy_loss"}
 
 
 def _obj(value: Any, path: str, keys: set[str], required: tuple[str, ...] = ()) -> dict:
@@ -371,6 +442,34 @@ def _str(d: dict, key: str, path: str, default: Any = None) -> Any:
     return value
 
 
+def _times(d: dict, key: str, path: str) -> MappingProxyType:
+    """A {device class: seconds} map."""
+    raw = d.get(key, {})
+    times = _obj(raw, f"{path}.{key}", set(raw) if isinstance(raw, dict) else set())
+    for cls in times:
+        _num(times, cls, f"{path}.{key}")
+    return MappingProxyType(dict(times))
+
+
+def _encodings(raw: Any, path: str) -> tuple[Encoding, ...]:
+    out = []
+    for j, item in enumerate(_list(raw, path)):
+        at = f"{path}[{j}]"
+        e = _obj(item, at, _ENC_KEYS, ("name", "bytes"))
+        out.append(
+            Encoding(
+                name=_str(e, "name", at),
+                size_bytes=_num(e, "bytes", at),
+                encode_flops=_num(e, "encode_flops", at, 0.0),
+                encode_time_s=_times(e, "encode_time_s", at),
+                decode_flops=_num(e, "decode_flops", at, 0.0),
+                decode_time_s=_times(e, "decode_time_s", at),
+                accuracy_loss=_num(e, "accuracy_loss", at, 0.0),
+            )
+        )
+    return tuple(out)
+
+
 def instance_from_dict(data: Any) -> Instance:
     """Build and validate an instance from parsed JSON; raises `InstanceError` with field paths."""
     d = _obj(data, "", _TOP_KEYS, ("format", "dnn", "network"))
@@ -384,9 +483,6 @@ def instance_from_dict(data: Any) -> Instance:
         inputs = _list(ld["inputs"], f"{path}.inputs")
         for j, src in enumerate(inputs):
             _check_name(src, f"{path}.inputs[{j}]")
-        times = _obj(ld.get("time_s", {}), f"{path}.time_s", set(ld.get("time_s", {}) or {}))
-        for cls in times:
-            _num(times, cls, f"{path}.time_s")
         layers.append(
             Layer(
                 name=_str(ld, "name", path),
@@ -394,7 +490,8 @@ def instance_from_dict(data: Any) -> Instance:
                 flops=_num(ld, "flops", path, 0.0),
                 param_bytes=_num(ld, "param_bytes", path, 0.0),
                 out_bytes=_num(ld, "out_bytes", path, 0.0),
-                time_s=MappingProxyType(dict(times)),
+                time_s=_times(ld, "time_s", path),
+                encodings=_encodings(ld.get("encodings", []), f"{path}.encodings"),
             )
         )
     dnn = DNN(
@@ -402,6 +499,7 @@ def instance_from_dict(data: Any) -> Instance:
         input_bytes=_num(dd, "input_bytes", "dnn"),
         layers=tuple(layers),
         output=_str(dd, "output", "dnn"),
+        input_encodings=_encodings(dd.get("input_encodings", []), "dnn.input_encodings"),
     )
     nd = _obj(d["network"], "network", _NET_KEYS, ("nodes", "source"))
     nodes = []
@@ -446,12 +544,13 @@ def instance_from_dict(data: Any) -> Instance:
     kind = od["kind"]
     if not isinstance(kind, str):
         raise InstanceError("objective.kind", f"must be a string, got {kind!r}")
-    if kind != "weighted" and ("latency" in od or "energy" in od):
+    if kind != "weighted" and ({"latency", "energy", "accuracy"} & set(od)):
         raise InstanceError("objective", f"weights are only read for kind 'weighted', not {kind!r}")
     objective = Objective(
         kind=kind,
         latency_weight=_num(od, "latency", "objective", 1.0 if kind != "weighted" else 0.0),
         energy_weight=_num(od, "energy", "objective", 0.0),
+        accuracy_weight=_num(od, "accuracy", "objective", 0.0),
     )
     cd = _obj(d.get("constraints", {}), "constraints", _CONS_KEYS)
     pins = {}
@@ -463,7 +562,9 @@ def instance_from_dict(data: Any) -> Instance:
             _check_name(node, f"constraints.pin.{layer}")
         pins[layer] = tuple(allowed)
     constraints = Constraints(
-        pin=MappingProxyType(pins), max_latency_s=_num(cd, "max_latency_s", "constraints")
+        pin=MappingProxyType(pins),
+        max_latency_s=_num(cd, "max_latency_s", "constraints"),
+        max_accuracy_loss=_num(cd, "max_accuracy_loss", "constraints"),
     )
     name = d.get("name", dnn.name)
     _check_name(name, "name")
@@ -499,6 +600,22 @@ def instance_to_dict(inst: Instance) -> dict[str, Any]:
     def drop_none(d: dict) -> dict:
         return {k: v for k, v in d.items() if v is not None}
 
+    def encodings(encs: tuple[Encoding, ...]) -> list[dict[str, Any]]:
+        out = []
+        for e in encs:
+            ed: dict[str, Any] = {"name": e.name, "bytes": e.size_bytes}
+            if e.encode_flops:
+                ed["encode_flops"] = e.encode_flops
+            if e.encode_time_s:
+                ed["encode_time_s"] = dict(e.encode_time_s)
+            if e.decode_flops:
+                ed["decode_flops"] = e.decode_flops
+            if e.decode_time_s:
+                ed["decode_time_s"] = dict(e.decode_time_s)
+            ed["accuracy_loss"] = e.accuracy_loss
+            out.append(ed)
+        return out
+
     layers = []
     for layer in inst.dnn.layers:
         ld: dict[str, Any] = {
@@ -510,6 +627,8 @@ def instance_to_dict(inst: Instance) -> dict[str, Any]:
         }
         if layer.time_s:
             ld["time_s"] = dict(layer.time_s)
+        if layer.encodings:
+            ld["encodings"] = encodings(layer.encodings)
         layers.append(ld)
     nodes = [
         drop_none(
@@ -539,11 +658,15 @@ def instance_to_dict(inst: Instance) -> dict[str, Any]:
     if inst.objective.kind == "weighted":
         objective["latency"] = inst.objective.latency_weight
         objective["energy"] = inst.objective.energy_weight
+        if inst.objective.accuracy_weight:
+            objective["accuracy"] = inst.objective.accuracy_weight
     constraints: dict[str, Any] = {}
     if inst.constraints.pin:
         constraints["pin"] = {k: list(v) for k, v in inst.constraints.pin.items()}
     if inst.constraints.max_latency_s is not None:
         constraints["max_latency_s"] = inst.constraints.max_latency_s
+    if inst.constraints.max_accuracy_loss is not None:
+        constraints["max_accuracy_loss"] = inst.constraints.max_accuracy_loss
     return {
         "format": FORMAT,
         "name": inst.name or inst.dnn.name,
@@ -553,6 +676,7 @@ def instance_to_dict(inst: Instance) -> dict[str, Any]:
                 "input_bytes": inst.dnn.input_bytes,
                 "layers": layers,
                 "output": inst.dnn.output,
+                "input_encodings": encodings(inst.dnn.input_encodings) or None,
             }
         ),
         "network": drop_none(

@@ -2,8 +2,10 @@
 
 Symbols follow the formulation: x[v,k] (layer v runs on node k), z[t,p,q] (tensor t goes from p to
 q, single consumer), f[t,a] (flow of tensor t on arc a, latency objective), r[t,q] / y[t,p,q]
-(tensor t needed at q / sent from p to q, several consumers), M[k] (working memory of node k) and
-P (the period). Each block's docstring names the section of the cost model it encodes.
+(tensor t needed at q / sent from p to q, several consumers), e[t,j] / u[t,j,p,q] / s[t,j,p]
+(encoded tensors, §10: t's form is j / t is sent from p to q in form j / p encodes t in form j),
+M[k] (working memory of node k) and P (the period). Each block's docstring names the section of
+the cost model it encodes.
 
 Every expression is built as a Pyomo `LinearExpression` from (coefficient, variable) terms, which
 keeps the build fast and lets `solvers` read the matrix back without Pyomo's generic compilers.
@@ -161,6 +163,7 @@ class Milp:
     x: dict[tuple[int, int], object]
     encoding: str  # "flow" or "pair" for single-consumer transfers
     matrix: StandardForm = field(repr=False)
+    form: dict[tuple[int, int], object] = field(default_factory=dict)  # e[t,j], j >= 1
 
 
 class _Builder:
@@ -178,6 +181,8 @@ class _Builder:
         self.rec = _Recorder()
         self.L: Terms = []  # latency, §4
         self.E: Terms = []  # device energy, §5
+        self.A: Terms = []  # accuracy lost to encodings, §10
+        self.form: dict[tuple[int, int], object] = {}
         self.node_load: dict[int, Terms] = defaultdict(list)  # §7
         self.arc_load: dict[int, Terms] = defaultdict(list)  # §7
         self.const_L = self.const_E = 0.0  # transfers every plan makes
@@ -238,10 +243,12 @@ class _Builder:
         self.assignment_block()
         self.compute_terms()
         self.transfer_block()
+        self.encoding_block()
         self.memory_block()
         self.latency_limit_block()
+        self.accuracy_limit_block()
         self.objective()
-        return Milp(self.inst, tb, m, self.x, self.encoding, self.matrix)
+        return Milp(self.inst, tb, m, self.x, self.encoding, self.matrix, self.form)
 
     def assignment_block(self) -> None:
         """§1: every layer runs on exactly one node (pins and unusable nodes are left out of VK)."""
@@ -281,6 +288,8 @@ class _Builder:
         for ti, t in enumerate(tb.tensors):
             if not t.consumers and not t.to_sink:
                 continue  # a result that goes nowhere (no sink, or a dead branch)
+            if t.encodings:
+                continue  # encoding_block
             producers = [tb.source] if t.producer < 0 else tb.allowed[t.producer]
             if len(producers) == 1 or not t.consumers:
                 fixed.append(ti)
@@ -410,6 +419,105 @@ class _Builder:
         )
         self.rec.constraints(b, "cut", rows_gcut, "sum D(p,q) y[t,p,q] >= sum_a h_a(B_t) g[t,c,a]")
 
+    def compute_on(self, k: int, secs: float, var: object) -> None:
+        """Charge `secs` of compute on node k, spent when `var` is 1 (§1, §4, §5, §7)."""
+        if secs == 0.0:
+            return
+        self.L.append((secs, var))
+        if self.need_energy:
+            self.E.append((secs * float(self.tb.compute_power_w[k]), var))
+        if self.need_loads:
+            self.node_load[k].append((secs, var))
+
+    def encoding_block(self) -> None:
+        """§10: tensors with encodings cross the network in one chosen form.
+
+        e[t,j] ∈ {0,1} picks t's form (j = 0 raw), Σ_j e[t,j] = 1. As for several consumers,
+        r[t,q] ≥ x[c,q] marks where t is needed; it is kept on its node (u[t,0,q,q] ≤ x[v,q]) or
+        sent from p in form j, u[t,j,p,q] with Σ_{j,p} u[t,j,p,q] = r[t,q] (= 1 at the sink),
+        Σ_j u[t,j,p,q] ≤ x[v,p] and Σ_p u[t,j,p,q] ≤ e[t,j]. The sender encodes once:
+        s[t,j,p] ≥ u[t,j,p,q]. Costs: D_{B_j}(p,q) and the decoder's time at q on u, the encoder's
+        time at p and the accuracy loss on s.
+        """
+        m, tb, x = self.m, self.tb, self.x
+        m.encode = b = pyo.Block()
+        todo = [ti for ti, t in enumerate(tb.tensors) if t.encodings and (t.consumers or t.to_sink)]
+        e_keys, r_keys, u_keys, s_keys = [], [], [], []
+        for ti in todo:
+            t = tb.tensors[ti]
+            producers = [tb.source] if t.producer < 0 else tb.allowed[t.producer]
+            e_keys += [(ti, j) for j in range(len(t.encodings) + 1)]
+            r_keys += [
+                (ti, q) for q in self._targets(t, sink=False) if not (t.to_sink and q == tb.sink)
+            ]
+            for q in self._targets(t):
+                if q in producers:
+                    u_keys.append((ti, 0, q, q))
+                for p in producers:
+                    if p != q and tb.reach[p, q]:
+                        u_keys += [(ti, j, p, q) for j in range(len(t.encodings) + 1)]
+            s_keys += [(ti, j, p) for j in range(1, len(t.encodings) + 1) for p in producers]
+        if not todo:
+            return
+        e = self.rec.vars(b, "e", e_keys, "e[t,j] = 1 iff tensor t crosses the network in form j")
+        for var in e.values():
+            var.domain = pyo.Binary
+        for key in e_keys:
+            self.rec.integer[self.rec.col_of[id(e[key])]] = True
+        r = self.rec.vars(b, "r", r_keys, "r[t,q]: some consumer of t runs on q")
+        u = self.rec.vars(b, "u", u_keys, "u[t,j,p,q]: t is sent from p to q in form j")
+        s_var = self.rec.vars(b, "s", s_keys, "s[t,j,p]: p encodes t in form j")
+        self.form = {(ti, j): var for (ti, j), var in e.items() if j > 0}
+
+        rows_one, rows_need, rows_pick, rows_from, rows_form, rows_enc = {}, {}, {}, {}, {}, {}
+        for ti in todo:
+            t = tb.tensors[ti]
+            rows_one[ti] = (1.0, [(1.0, e[ti, j]) for j in range(len(t.encodings) + 1)], 1.0)
+        for (ti, q), var in r.items():
+            for c in tb.tensors[ti].consumers:
+                if (c, q) in x:
+                    rows_need[ti, c, q] = (0.0, [(1.0, var), (-1.0, x[c, q])], None)
+        into: dict[tuple[int, int], Terms] = defaultdict(list)
+        pair: dict[tuple[int, int, int], Terms] = defaultdict(list)
+        in_form: dict[tuple[int, int, int], Terms] = defaultdict(list)
+        for (ti, j, p, q), var in u.items():
+            t = tb.tensors[ti]
+            into[ti, q].append((1.0, var))
+            pair[ti, p, q].append((1.0, var))
+            if p == q:
+                continue
+            in_form[ti, j, q].append((1.0, var))
+            form = t.encodings[j - 1] if j else None
+            size = t.size_bytes if form is None else form.size_bytes
+            self.send(size, p, q, var, tb.shortest_paths(size)[0])
+            if form is not None:
+                self.compute_on(q, float(form.decode_s[q]), var)
+                rows_enc[ti, j, p, q] = (0.0, [(1.0, s_var[ti, j, p]), (-1.0, var)], None)
+        for ti, q in r:  # every node that may need t gets a row, even one nothing can reach
+            rows_pick[ti, q] = (0.0, [*into[ti, q], (-1.0, r[ti, q])], 0.0)
+        for ti in todo:
+            if tb.tensors[ti].to_sink:
+                rows_pick[ti, tb.sink] = (1.0, into[ti, tb.sink], 1.0)
+        for (ti, p, q), terms in pair.items():
+            v = tb.tensors[ti].producer
+            if v >= 0:  # the input is always at the source
+                rows_from[ti, p, q] = (None, [*terms, (-1.0, x[v, p])], 0.0)
+        for (ti, j, q), terms in in_form.items():
+            rows_form[ti, j, q] = (None, [*terms, (-1.0, e[ti, j])], 0.0)
+        for (ti, j, p), var in s_var.items():
+            form = tb.tensors[ti].encodings[j - 1]
+            self.compute_on(p, float(form.encode_s[p]), var)
+            if form.accuracy_loss:
+                self.A.append((form.accuracy_loss, var))
+        self.rec.constraints(b, "one_form", rows_one, "sum_j e[t,j] = 1")
+        self.rec.constraints(b, "need", rows_need, "r[t,q] >= x[c,q] for each consumer c of t")
+        self.rec.constraints(
+            b, "pick", rows_pick, "sum_{j,p} u[t,j,p,q] = r[t,q] (= 1 at the sink)"
+        )
+        self.rec.constraints(b, "pick_from", rows_from, "sum_j u[t,j,p,q] <= x[producer(t),p]")
+        self.rec.constraints(b, "in_form", rows_form, "sum_p u[t,j,p,q] <= e[t,j]")
+        self.rec.constraints(b, "encode", rows_enc, "s[t,j,p] >= u[t,j,p,q]")
+
     def _unit_flow(self, v: int, c: int, arcs: dict[int, object]):
         """Rows (k, (0, terms, 0)) of a unit flow on `arcs` from where v runs to where c runs."""
         x = self.x
@@ -458,6 +566,14 @@ class _Builder:
         self.rec.constraints(b, "capacity", rows_cap, "sum_v param[v] x[v,k] / mem[k] + M[k] <= 1")
         self.rec.constraints(b, "working_set", rows_work, "M[k] >= work[v] x[v,k] / mem[k]")
 
+    def accuracy_limit_block(self) -> None:
+        """§10 with constraints.max_accuracy_loss: the accuracy lost to encodings <= the limit."""
+        limit = self.inst.constraints.max_accuracy_loss
+        self.m.accuracy_limit = b = pyo.Block()
+        if limit is not None and self.A:
+            rows = {0: (None, self.A, float(limit))}
+            self.rec.constraints(b, "max_accuracy_loss", rows, "accuracy loss <= max_accuracy_loss")
+
     def latency_limit_block(self) -> None:
         """§4 with constraints.max_latency_s: latency <= the limit."""
         limit = self.inst.constraints.max_latency_s
@@ -477,6 +593,7 @@ class _Builder:
         elif o.kind == "weighted":
             terms = [(o.latency_weight * c, v) for c, v in self.L]
             terms += [(o.energy_weight * c, v) for c, v in self.E]
+            terms += [(o.accuracy_weight * c, v) for c, v in self.A]
             offset = o.latency_weight * cl + o.energy_weight * ce
         else:
             m.throughput = b = pyo.Block()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .cost import Evaluation, evaluate, tables
-from .instance import Instance
+from .instance import RAW, Instance
 
 STATUSES = ("optimal", "feasible", "infeasible", "time_limit", "error")
 
@@ -33,6 +33,7 @@ class Plan:
     nodes: int | None = None
     evaluation: Evaluation | None = None
     reasons: list[str] = field(default_factory=list)
+    encodings: dict[str, str] = field(default_factory=dict)  # tensors sent encoded (§10)
 
     @property
     def gap(self) -> float | None:
@@ -80,6 +81,9 @@ class Plan:
             "latency_s": ev.latency_s if ev else None,
             "compute_s": ev.compute_s if ev else None,
             "transfer_s": ev.transfer_s if ev else None,
+            "codec_s": ev.codec_s if ev else None,
+            "encodings": self.encodings,
+            "accuracy_loss": ev.accuracy_loss if ev else None,
             "energy_j": ev.energy_j if ev else None,
             "period_s": ev.period_s if ev else None,
             "node_compute_s": ev.node_compute_s if ev else None,
@@ -88,6 +92,7 @@ class Plan:
                 {
                     "tensor": t.tensor,
                     "bytes": t.size_bytes,
+                    "encoding": t.encoding,
                     "from": t.source,
                     "to": t.target,
                     "route": list(t.route),
@@ -131,19 +136,31 @@ class Plan:
         lines.append(f"splits     {len(splits)}: {', '.join(splits) if splits else '(none)'}")
         if ev.transfers:
             lines.append("")
-            lines.append(f"{'tensor':<20} {'bytes':>12} {'route':<30} {'time_s':>11}")
+            coded = any(t.encoding != RAW for t in ev.transfers)
+            form = f" {'encoding':<12}" if coded else ""
+            lines.append(f"{'tensor':<20}{form} {'bytes':>12} {'route':<30} {'time_s':>11}")
             for t in ev.transfers:
                 route = " > ".join(t.route)
-                lines.append(f"{t.tensor:<20} {t.size_bytes:>12.6g} {route:<30} {t.time_s:>11.6g}")
+                form = f" {t.encoding:<12}" if coded else ""
+                lines.append(
+                    f"{t.tensor:<20}{form} {t.size_bytes:>12.6g} {route:<30} {t.time_s:>11.6g}"
+                )
         lines.append("")
+        codec = f", encode/decode {ev.codec_s:.6g} s" if ev.encodings else ""
         lines.append(
-            f"latency    {ev.latency_s:.6g} s  (compute {ev.compute_s:.6g} s, "
+            f"latency    {ev.latency_s:.6g} s  (compute {ev.compute_s:.6g} s{codec}, "
             f"transfer {ev.transfer_s:.6g} s)"
         )
+        codec = f", encode/decode {ev.codec_energy_j:.6g} J" if ev.encodings else ""
         lines.append(
-            f"energy     {ev.energy_j:.6g} J  (compute {ev.compute_energy_j:.6g} J, "
+            f"energy     {ev.energy_j:.6g} J  (compute {ev.compute_energy_j:.6g} J{codec}, "
             f"transmit {ev.transfer_energy_j:.6g} J)"
         )
+        if ev.encodings or tables(inst).has_encodings:
+            lines.append(
+                f"accuracy   loss {ev.accuracy_loss:.6g} ({100 * ev.accuracy_loss:.4g} points) "
+                "from encodings"
+            )
         lines.append(
             f"period     {ev.period_s:.6g} s  (throughput {1 / ev.period_s:.6g} /s)"
             if ev.period_s > 0
@@ -219,8 +236,14 @@ def solve(
     for (v, k), var in milp.x.items():
         if result.values[col[id(var)]] > 0.5:
             chosen[tb.layers[v]] = tb.nodes[k]
+    forms = {
+        tb.tensors[ti].name: tb.tensors[ti].encodings[j - 1].name
+        for (ti, j), var in milp.form.items()
+        if result.values[col[id(var)]] > 0.5
+    }
     plan.assignment = {name: chosen[name] for name in tb.layers}
-    plan.evaluation = evaluate(instance, plan.assignment)
+    plan.evaluation = evaluate(instance, plan.assignment, forms)
+    plan.encodings = dict(plan.evaluation.encodings)
     plan.objective = plan.evaluation.objective(instance)
     if plan.bound is not None and plan.status == "optimal":
         plan.bound = min(plan.bound, plan.objective)
@@ -233,13 +256,18 @@ def _why_infeasible(instance: Instance, solver: str) -> list[str]:
 
     limit = instance.constraints.max_latency_s
     if limit is not None:
-        relaxed = instance.with_constraints(Constraints(instance.constraints.pin, None))
+        relaxed = instance.with_constraints(replace(instance.constraints, max_latency_s=None))
         relaxed = relaxed.with_objective(Objective("latency"))
         plan = solve(relaxed, solver)
         if plan.solved:
+            within = (
+                ", pins and max_accuracy_loss"
+                if instance.constraints.max_accuracy_loss is not None
+                else " and pins"
+            )
             return [
                 f"max_latency_s is {limit:g} s but the fastest plan that satisfies the memory "
-                f"limits and pins takes {plan.objective:.6g} s"
+                f"limits{within} takes {plan.objective:.6g} s"
             ]
     unlimited = Instance(
         instance.dnn,
