@@ -329,3 +329,14 @@ def test_cli_solves_and_reports_encodings(tmp_path, capsys):
     assert main(["solve", str(path)]) != 0
     err = capsys.readouterr().err
     assert "dnn.layers[1].encodings[0].accuracy_loss" in err and "Traceback" not in err
+
+
+def test_timeline_shows_the_encoder_and_decoder():
+    from splitplan.plot import timeline
+
+    plan = splitplan.solve(demo(max_accuracy_loss=0.01))
+    bars = timeline(plan)
+    labels = [(row, label) for row, label, _, _ in bars]
+    at = labels.index(("phone -> edge", "b"))
+    assert labels[at - 1] == ("phone", "encode b") and labels[at + 1] == ("edge", "decode b")
+    assert close(sum(d for *_, d in bars), plan.evaluation.latency_s)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -170,6 +170,21 @@ class Instance:
 
     def with_constraints(self, constraints: Constraints) -> Instance:
         return Instance(self.dnn, self.network, self.objective, constraints, self.name)
+
+    def without_encodings(self) -> Instance:
+        """The same instance with every tensor sent raw (no encodings, no accuracy terms)."""
+        dnn = replace(
+            self.dnn,
+            layers=tuple(replace(la, encodings=()) for la in self.dnn.layers),
+            input_encodings=(),
+        )
+        return Instance(
+            dnn,
+            self.network,
+            replace(self.objective, accuracy_weight=0.0),
+            replace(self.constraints, max_accuracy_loss=None),
+            self.name,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return instance_to_dict(self)

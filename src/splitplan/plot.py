@@ -1,8 +1,10 @@
 """A placement plot: one inference of a plan laid out in time, a row per node and per route.
 
-The latency of the cost model (models/formulation.md §4) is the sum of the layers' compute times
-and the transfers' times, so the plot lays them end to end in topological order: every layer
-after the transfers of its inputs. Needs matplotlib (`pip install splitplan[plot]`).
+The latency of the cost model (models/formulation.md §4, §10) is the sum of the layers' compute
+times, the transfers' times and the encoders' and decoders' times, so the plot lays them end to end
+in topological order: every layer after the transfers of its inputs, an encoded transfer between
+its encoder (on the sender's row) and its decoder (on the receiver's). Needs matplotlib
+(`pip install splitplan[plot]`).
 """
 
 from __future__ import annotations
@@ -24,22 +26,29 @@ def timeline(plan: Plan) -> list[tuple[str, str, float, float]]:
     pending = list(ev.transfers)
     bars: list[tuple[str, str, float, float]] = []
     clock = 0.0
+    encoded: set[str] = set()
+
+    def bar(row: str, label: str, duration: float) -> None:
+        nonlocal clock
+        bars.append((row, label, clock, duration))
+        clock += duration
 
     def send(tensor: str, target: str) -> None:
-        nonlocal clock
         for tr in [t for t in pending if t.tensor == tensor and t.target == target]:
             pending.remove(tr)
-            row = f"{tr.source} -> {tr.target}"
-            bars.append((row, tensor, clock, tr.time_s))
-            clock += tr.time_s
+            form = tb.tensors[tb.tensor_index[tensor]].form(tr.encoding)
+            if form is not None and tensor not in encoded:  # encoded once, at the sender
+                encoded.add(tensor)
+                bar(tr.source, f"encode {tensor}", float(form.encode_s[tb.node_index[tr.source]]))
+            bar(f"{tr.source} -> {tr.target}", tensor, tr.time_s)
+            if form is not None:
+                bar(tr.target, f"decode {tensor}", float(form.decode_s[tb.node_index[tr.target]]))
 
     for v, layer in enumerate(inst.dnn.layers):
         node = plan.assignment[layer.name]
         for src in layer.inputs:
             send(src, node)
-        k = tb.nodes.index(node)
-        bars.append((node, layer.name, clock, float(tb.compute_s[v, k])))
-        clock += float(tb.compute_s[v, k])
+        bar(node, layer.name, float(tb.compute_s[v, tb.node_index[node]]))
     for tr in list(pending):  # e.g. the result back to the sink
         send(tr.tensor, tr.target)
     return bars

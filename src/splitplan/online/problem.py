@@ -281,6 +281,11 @@ def stages_from_instance(inst: Instance, server: str | None = None) -> Stages:
         )
     if inst.constraints.max_latency_s is not None:
         notes.append("max_latency_s is not enforced online (the cost is a weighted sum)")
+    if tb.has_encodings:
+        notes.append(
+            "the instance's encodings are not used online: tensors are sent raw (choosing an "
+            "encoder width per frame is `splitplan adapt`)"
+        )
     return Stages(
         instance=inst.name,
         device=device,
@@ -335,7 +340,11 @@ def planner_cut(
     else:
         objective = Objective("latency")
     copy = Instance(
-        inst.dnn, replace(net, links=tuple(links)), objective, inst.constraints, inst.name
+        inst.without_encodings().dnn,  # online, tensors travel raw
+        replace(net, links=tuple(links)),
+        objective,
+        replace(inst.constraints, max_accuracy_loss=None),
+        inst.name,
     )
     plan = solve(copy, time_limit_s=time_limit_s)
     if not plan.solved:
