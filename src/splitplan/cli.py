@@ -132,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     from .online.cli import add_parser as add_online_parser
 
     add_online_parser(sub)
+    from .online.adapt_cli import add_parser as add_adapt_parser
+
+    add_adapt_parser(sub)
     from .nas.command import add_parsers as add_nas_parsers
 
     add_nas_parsers(sub)
@@ -323,6 +326,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "profile":
         return _cmd_profile(args)
+    if args.command == "adapt":
+        from .online.adapt_cli import run as run_adapt
+
+        return run_adapt(args)
     if args.command in ("nas", "retrain"):
         from .nas.command import cmd_nas, cmd_retrain
 

@@ -64,11 +64,24 @@ from .stopping import (
     persistence,
     static_costs,
 )
-from .widths import AdaptResult, Width, adapt_on_trace, pick, predicted_latency_s
+from .widths import (
+    WIDTHS_FORMAT,
+    AdaptResult,
+    Width,
+    WidthsError,
+    WidthSet,
+    adapt_on_trace,
+    load_widths,
+    misses_fewer_than_as_accurate,
+    pick,
+    predicted_latency_s,
+    widths_from_dict,
+)
 
 __all__ = [
     "POLICIES",
     "SHIPPED_TRACES",
+    "WIDTHS_FORMAT",
     "AdaptResult",
     "Channel",
     "Comparison",
@@ -90,6 +103,8 @@ __all__ = [
     "TraceChannel",
     "TraceError",
     "Width",
+    "WidthSet",
+    "WidthsError",
     "adapt_on_trace",
     "backward_induction",
     "bandwidth_for_rate",
@@ -99,8 +114,10 @@ __all__ = [
     "evaluate",
     "is_monotone",
     "load_trace",
+    "load_widths",
     "look_ahead",
     "look_ahead_thresholds",
+    "misses_fewer_than_as_accurate",
     "mlp_closed_form",
     "mlp_dnn",
     "objective_weights",
@@ -115,4 +132,5 @@ __all__ = [
     "simulate",
     "stages_from_instance",
     "static_costs",
+    "widths_from_dict",
 ]

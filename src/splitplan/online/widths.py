@@ -9,12 +9,25 @@ the rate it actually gets, and may miss the deadline. A width's latency is
 where `base_s` is the part that does not depend on the width (the layers before and after the
 split). Fixed widths are the baselines. numpy only; the widths' figures come from
 `benchmarks/slimmable_digits.json` or any measurement.
+
+A widths file (`load_widths`, read by `splitplan adapt`) is JSON:
+
+    {"format": "splitplan-widths/1", "name": "...", "source": "where the figures come from",
+     "widths": [{"name": "0.125", "payload_bytes": 128, "device_s": 6.5e-05,
+                 "server_s": 6.4e-05, "accuracy": 0.936}, ...]}
+
+`name` and `source` are optional; every width needs all five fields, numbers >= 0, `accuracy` a
+fraction in [0, 1] and a name of its own.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +35,9 @@ from .channels import Trace
 from .problem import OnlineError
 
 PREDICTORS = ("last", "ewma", "oracle")
+WIDTHS_FORMAT = "splitplan-widths/1"
+_FILE_FIELDS = ("format", "name", "source", "widths")
+_WIDTH_FIELDS = ("name", "payload_bytes", "device_s", "server_s", "accuracy")
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,11 @@ def adapt_on_trace(
         raise OnlineError(f"unknown predictor {predictor!r}; expected one of {PREDICTORS}")
     if not frame_interval_s > 0:
         raise OnlineError(f"the frame interval must be positive, got {frame_interval_s}")
+    if predictor == "ewma" and not 0 < ewma_alpha <= 1:
+        raise OnlineError(f"the EWMA weight must be in (0, 1], got {ewma_alpha}")
+    for what, value in (("base time", base_s), ("link latency", link_latency_s)):
+        if not (math.isfinite(value) and value >= 0):
+            raise OnlineError(f"the {what} must be a finite number >= 0, got {value}")
     times = np.arange(frame_interval_s, trace.duration_s, frame_interval_s)
     if times.size == 0:
         raise OnlineError(f"trace {trace.name} is shorter than one frame interval")
@@ -149,3 +170,136 @@ def adapt_on_trace(
     for k, w in enumerate(widths):
         out.append(result(f"fixed {w.name}", np.full(times.size, k)))
     return out
+
+
+def misses_fewer_than_as_accurate(
+    adaptive: AdaptResult, fixed: Sequence[AdaptResult]
+) -> tuple[bool, list[AdaptResult]]:
+    """Whether `adaptive` misses fewer deadlines than every fixed width at least as accurate on
+    average, and those widths. A fixed width's mean accuracy is its accuracy up to rounding, so
+    "at least as accurate" allows 1e-9 relative. True when no fixed width is as accurate."""
+    floor = adaptive.mean_accuracy - 1e-9 * abs(adaptive.mean_accuracy)
+    as_accurate = [r for r in fixed if r.mean_accuracy >= floor]
+    return all(adaptive.miss_rate < r.miss_rate for r in as_accurate), as_accurate
+
+
+# --------------------------------------------------------------------------- widths files
+
+
+class WidthsError(OnlineError):
+    """A widths file that cannot be used: which file, which field, what is wrong."""
+
+    def __init__(self, file: str, field: str, reason: str) -> None:
+        self.file, self.field, self.reason = file, field, reason
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        at = f"{self.field}: " if self.field else ""
+        return f"{self.file}: {at}{self.reason}"
+
+
+@dataclass(frozen=True)
+class WidthSet:
+    """The operating points of one encoder, as a widths file holds them."""
+
+    name: str
+    source: str
+    widths: tuple[Width, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": WIDTHS_FORMAT,
+            "name": self.name,
+            "source": self.source,
+            "widths": [dict(w.__dict__) for w in self.widths],
+        }
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, allow_nan=True)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def widths_from_dict(data: Any, file: str = "<widths>") -> WidthSet:
+    """Check a parsed widths file (see the module's docstring); raises `WidthsError`."""
+
+    def bad(field: str, reason: str) -> WidthsError:
+        return WidthsError(file, field, reason)
+
+    if not isinstance(data, dict):
+        raise bad("", f'expected a JSON object with "format": "{WIDTHS_FORMAT}"')
+    if "format" not in data:
+        raise bad("format", f'missing (expected "{WIDTHS_FORMAT}")')
+    if data["format"] != WIDTHS_FORMAT:
+        raise bad("format", f'expected "{WIDTHS_FORMAT}", got {_shown(data["format"])}')
+    for key in data:
+        if key not in _FILE_FIELDS:
+            raise bad(str(key), f"unknown field (expected {', '.join(_FILE_FIELDS)})")
+    for key in ("name", "source"):
+        if not isinstance(data.get(key, ""), str):
+            raise bad(key, f"must be a string, got {_shown(data[key])}")
+    if "widths" not in data:
+        raise bad("widths", "missing (expected a list of widths)")
+    rows = data["widths"]
+    if not isinstance(rows, list):
+        raise bad("widths", f"must be a list of widths, got {_shown(rows)}")
+    if not rows:
+        raise bad("widths", "is empty: at least one width is needed")
+    widths: list[Width] = []
+    seen: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        at = f"widths[{i}]"
+        if not isinstance(row, dict):
+            raise bad(at, f"must be an object, got {_shown(row)}")
+        for key in row:
+            if key not in _WIDTH_FIELDS:
+                raise bad(f"{at}.{key}", f"unknown field (expected {', '.join(_WIDTH_FIELDS)})")
+        for key in _WIDTH_FIELDS:
+            if key not in row:
+                raise bad(f"{at}.{key}", "missing")
+        name = row["name"]
+        if not isinstance(name, str) or not name.strip():
+            raise bad(f"{at}.name", f"must be a non-empty string, got {_shown(name)}")
+        if name in seen:
+            raise bad(f"{at}.name", f"duplicate name {_shown(name)} (also widths[{seen[name]}])")
+        seen[name] = i
+        values = {}
+        for key in _WIDTH_FIELDS[1:]:
+            v = row[key]
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise bad(f"{at}.{key}", f"must be a number, got {_shown(v)}")
+            if not math.isfinite(v):
+                raise bad(f"{at}.{key}", f"must be a finite number, got {_shown(v)}")
+            if v < 0:
+                raise bad(f"{at}.{key}", f"must be >= 0, got {_shown(v)}")
+            values[key] = v
+        if values["accuracy"] > 1:
+            acc = values["accuracy"]
+            hint = f" (write {acc / 100:g} for {acc:g} %)" if acc <= 100 else ""
+            raise bad(f"{at}.accuracy", f"must be a fraction in [0, 1], got {_shown(acc)}{hint}")
+        widths.append(Width(name, **values))
+    return WidthSet(data.get("name", ""), data.get("source", ""), tuple(widths))
+
+
+def load_widths(path: str | Path) -> WidthSet:
+    """Read a widths file (format `splitplan-widths/1`, see the module's docstring). Raises
+    `WidthsError` naming the file, the field (e.g. ``widths[2].payload_bytes``) and the fault.
+    A file without a `name` is named after the file."""
+    file = str(path)
+    p = Path(path)
+    if not p.is_file():
+        raise WidthsError(file, "", "is a directory" if p.is_dir() else "no such file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WidthsError(file, "", f"cannot read: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise WidthsError(
+            file, "", f"not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    ws = widths_from_dict(data, file)
+    if not ws.name:
+        ws = WidthSet(p.stem, ws.source, ws.widths)
+    return ws
