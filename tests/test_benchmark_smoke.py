@@ -41,3 +41,9 @@ def test_slimmable_quick_mode_runs():
 
 def test_slimmable_adapt_quick_mode_runs():
     assert "| hsdpa-bus | 2 | adaptive (last) |" in run_benchmark("slimmable_adapt.py")
+
+
+def test_slimmable_plan_quick_mode_runs():
+    out = run_benchmark("slimmable_plan.py")
+    assert "| 3g | raw only | all on device |" in out
+    assert "| 3g | none |" in out

@@ -152,7 +152,9 @@ def _bad_input(exc: InstanceError, as_json: bool) -> int:
 def _cmd_validate(args: argparse.Namespace, inst: Instance) -> int:
     from .cost import tables
 
-    reasons = tables(inst).reasons
+    tb = tables(inst)
+    reasons = tb.reasons
+    coded = [t for t in tb.tensors if t.encodings]
     summary = {
         "status": "valid",
         "name": inst.name,
@@ -160,14 +162,17 @@ def _cmd_validate(args: argparse.Namespace, inst: Instance) -> int:
         "nodes": len(inst.network.nodes),
         "links": len(inst.network.links),
         "objective": inst.objective.kind,
+        "encoded_tensors": len(coded),
+        "encodings": sum(len(t.encodings) for t in coded),
         "infeasible": reasons,
     }
     if args.json:
         print(json.dumps(summary))
     else:
+        forms = f", {summary['encodings']} encodings of {len(coded)} tensors" if coded else ""
         print(
             f"{args.file}: valid: {inst.name}, {summary['layers']} layers, {summary['nodes']} "
-            f"nodes, {summary['links']} links, objective {inst.objective.kind}"
+            f"nodes, {summary['links']} links{forms}, objective {inst.objective.kind}"
         )
         for reason in reasons:
             print(f"{args.file}: infeasible: {reason}")
