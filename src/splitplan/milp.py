@@ -260,14 +260,8 @@ class _Builder:
 
     def compute_terms(self) -> None:
         """§1, §4, §5, §7: compute time, energy and node load of x[v,k]."""
-        tb = self.tb
         for (v, k), var in self.x.items():
-            t = float(tb.compute_s[v, k])
-            self.L.append((t, var))
-            if self.need_energy:
-                self.E.append((t * float(tb.compute_power_w[k]), var))
-            if self.need_loads:
-                self.node_load[k].append((t, var))
+            self.compute_on(k, float(self.tb.compute_s[v, k]), var)
 
     def transfer_block(self) -> None:
         """§2, §3: each tensor reaches every node that runs one of its consumers (and the sink).
@@ -334,7 +328,7 @@ class _Builder:
         for ti, p, q in y:
             y_of[ti].append((p, q))
 
-        rows_out, rows_in, rows_bal, rows_need, rows_pick, rows_from = {}, {}, {}, {}, {}, {}
+        rows_out, rows_in, rows_bal, rows_pick, rows_from = {}, {}, {}, {}, {}
         rows_gbal, rows_gcut = {}, {}
         for ti in fixed:
             t = tb.tensors[ti]
@@ -376,10 +370,7 @@ class _Builder:
                 rows_out[ti, p] = (0.0, [*out[p], (-1.0, x[v, p])], 0.0)
             for q in tb.allowed[c]:
                 rows_in[ti, q] = (0.0, [*inn[q], (-1.0, x[c, q])], 0.0)
-        for (ti, q), var in r.items():
-            for c in tb.tensors[ti].consumers:
-                if (c, q) in x:
-                    rows_need[ti, c, q] = (0.0, [(1.0, var), (-1.0, x[c, q])], None)
+        rows_need = self._need_rows(r)
         for ti in multi:
             t = tb.tensors[ti]
             dist, _ = tb.shortest_paths(t.size_bytes)
@@ -469,14 +460,11 @@ class _Builder:
         s_var = self.rec.vars(b, "s", s_keys, "s[t,j,p]: p encodes t in form j")
         self.form = {(ti, j): var for (ti, j), var in e.items() if j > 0}
 
-        rows_one, rows_need, rows_pick, rows_from, rows_form, rows_enc = {}, {}, {}, {}, {}, {}
+        rows_one, rows_pick, rows_from, rows_form, rows_enc = {}, {}, {}, {}, {}
         for ti in todo:
             t = tb.tensors[ti]
             rows_one[ti] = (1.0, [(1.0, e[ti, j]) for j in range(len(t.encodings) + 1)], 1.0)
-        for (ti, q), var in r.items():
-            for c in tb.tensors[ti].consumers:
-                if (c, q) in x:
-                    rows_need[ti, c, q] = (0.0, [(1.0, var), (-1.0, x[c, q])], None)
+        rows_need = self._need_rows(r)
         into: dict[tuple[int, int], Terms] = defaultdict(list)
         pair: dict[tuple[int, int, int], Terms] = defaultdict(list)
         in_form: dict[tuple[int, int, int], Terms] = defaultdict(list)
@@ -517,6 +505,15 @@ class _Builder:
         self.rec.constraints(b, "pick_from", rows_from, "sum_j u[t,j,p,q] <= x[producer(t),p]")
         self.rec.constraints(b, "in_form", rows_form, "sum_p u[t,j,p,q] <= e[t,j]")
         self.rec.constraints(b, "encode", rows_enc, "s[t,j,p] >= u[t,j,p,q]")
+
+    def _need_rows(self, r: dict) -> dict:
+        """Rows r[t,q] >= x[c,q] for each consumer c of t that may run on q."""
+        rows = {}
+        for (ti, q), var in r.items():
+            for c in self.tb.tensors[ti].consumers:
+                if (c, q) in self.x:
+                    rows[ti, c, q] = (0.0, [(1.0, var), (-1.0, self.x[c, q])], None)
+        return rows
 
     def _unit_flow(self, v: int, c: int, arcs: dict[int, object]):
         """Rows (k, (0, terms, 0)) of a unit flow on `arcs` from where v runs to where c runs."""
