@@ -24,6 +24,23 @@ def close(a: float, b: float, rel: float = 1e-6) -> bool:
     return abs(a - b) <= rel * max(1.0, abs(a), abs(b))
 
 
+def assert_solvers_reach(inst: splitplan.Instance, best: tuple | None) -> None:
+    """HiGHS and OR-Tools both prove the brute-force optimum `best` (or infeasibility, with a
+    reason, when it is None), and the MILP's objective equals the evaluator's."""
+    for solver in ("highs", "ortools"):
+        plan = splitplan.solve(inst, solver=solver)
+        if best is None:
+            assert plan.status == "infeasible", solver
+            assert plan.reasons, solver
+            continue
+        assert plan.status == "optimal", (solver, plan.status)
+        assert plan.evaluation.feasible, plan.evaluation.violations
+        assert close(plan.objective, best[0]), (solver, plan.objective, best[0])
+        assert close(plan.milp_objective, plan.objective), (solver, plan.milp_objective)
+        assert plan.bound is not None and plan.bound <= plan.objective * (1 + 1e-6) + 1e-12
+        assert plan.gap is not None and plan.gap <= 1e-5
+
+
 @pytest.fixture
 def tiny_instance() -> splitplan.Instance:
     """Two layers, device and server, one link: small enough to cost by hand."""

@@ -9,7 +9,7 @@ import json
 from dataclasses import replace
 
 import pytest
-from conftest import close
+from conftest import assert_solvers_reach, close
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -169,16 +169,7 @@ def test_milp_with_encodings_equals_brute_force(case, objective):
         max_accuracy_loss=max_loss,
     )
     assert tables(inst).has_encodings
-    best = brute_force_with_encodings(inst)
-    for solver in ("highs", "ortools"):
-        plan = splitplan.solve(inst, solver=solver)
-        if best is None:
-            assert plan.status == "infeasible" and plan.reasons, solver
-            continue
-        assert plan.status == "optimal", (solver, plan.status)
-        assert plan.evaluation.feasible, plan.evaluation.violations
-        assert close(plan.objective, best[0]), (solver, plan.objective, best[0])
-        assert close(plan.milp_objective, plan.objective), (solver, plan.milp_objective)
+    assert_solvers_reach(inst, brute_force_with_encodings(inst))
 
 
 def test_the_cases_make_the_planner_encode():

@@ -1,9 +1,8 @@
 """Both solvers return the brute-force optimum on small random instances, every objective."""
 
 import pytest
-from conftest import brute_force, close
+from conftest import assert_solvers_reach, brute_force
 
-import splitplan
 from splitplan.generate import TOPOLOGIES, random_instance
 
 OBJECTIVES = ("latency", "energy", "throughput", "weighted")
@@ -53,19 +52,7 @@ def test_solvers_match_brute_force(case, objective):
         pin_first=pin,
         max_latency_factor=lat,
     )
-    best = brute_force(inst)
-    for solver in ("highs", "ortools"):
-        plan = splitplan.solve(inst, solver=solver)
-        if best is None:
-            assert plan.status == "infeasible", solver
-            assert plan.reasons, solver
-            continue
-        assert plan.status == "optimal", (solver, plan.status)
-        assert plan.evaluation.feasible, plan.evaluation.violations
-        assert close(plan.objective, best[0]), (solver, plan.objective, best[0])
-        assert close(plan.milp_objective, plan.objective), (solver, plan.milp_objective)
-        assert plan.bound is not None and plan.bound <= plan.objective * (1 + 1e-6) + 1e-12
-        assert plan.gap is not None and plan.gap <= 1e-5
+    assert_solvers_reach(inst, brute_force(inst))
 
 
 def test_cases_cover_infeasible_and_constrained():

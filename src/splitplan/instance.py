@@ -233,6 +233,12 @@ def _find_cycle(layers: tuple[Layer, ...]) -> list[str] | None:
         return None
 
 
+def _check_times(times: Mapping[str, float], path: str) -> None:
+    """A {device class: seconds} map of non-negative numbers."""
+    for cls, t in times.items():
+        _check_number(t, f"{path}.{cls}")
+
+
 def _validate_encodings(encodings: tuple[Encoding, ...], path: str) -> None:
     names: set[str] = set()
     for j, enc in enumerate(encodings):
@@ -246,12 +252,8 @@ def _validate_encodings(encodings: tuple[Encoding, ...], path: str) -> None:
         _check_number(enc.size_bytes, f"{at}.bytes")
         _check_number(enc.encode_flops, f"{at}.encode_flops")
         _check_number(enc.decode_flops, f"{at}.decode_flops")
-        for key, times in (
-            ("encode_time_s", enc.encode_time_s),
-            ("decode_time_s", enc.decode_time_s),
-        ):
-            for cls, t in times.items():
-                _check_number(t, f"{at}.{key}.{cls}")
+        _check_times(enc.encode_time_s, f"{at}.encode_time_s")
+        _check_times(enc.decode_time_s, f"{at}.decode_time_s")
         _check_number(enc.accuracy_loss, f"{at}.accuracy_loss")
         if enc.accuracy_loss > 1:
             raise InstanceError(
@@ -301,8 +303,7 @@ def _validate_dnn(dnn: DNN) -> None:
         _check_number(layer.flops, f"{path}.flops")
         _check_number(layer.param_bytes, f"{path}.param_bytes")
         _check_number(layer.out_bytes, f"{path}.out_bytes")
-        for cls, t in layer.time_s.items():
-            _check_number(t, f"{path}.time_s.{cls}")
+        _check_times(layer.time_s, f"{path}.time_s")
         _validate_encodings(layer.encodings, f"{path}.encodings")
     if dnn.output is not None and dnn.output not in position:
         raise InstanceError("dnn.output", f"unknown layer '{dnn.output}'")

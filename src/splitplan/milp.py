@@ -90,18 +90,28 @@ class _Recorder:
         self.col_ub.append(INF if ub is None else ub)
         self.integer.append(integer)
 
-    def vars(self, block: pyo.Block, name: str, keys: list, doc: str, bounds=(0, 1)) -> dict:
-        """Add variable family `name` over `keys` to `block`; returns {key: var}."""
+    def vars(
+        self,
+        block: pyo.Block,
+        name: str,
+        keys: list,
+        doc: str,
+        bounds=(0, 1),
+        binary: bool = False,
+    ) -> dict:
+        """Add variable family `name` over `keys` to `block` (0/1 integers when `binary`);
+        returns {key: var}."""
         if not keys:
             return {}
         dimen = len(keys[0]) if isinstance(keys[0], tuple) else 1
         index = pyo.Set(initialize=keys, dimen=dimen)
         block.add_component(f"{name}_index", index)
-        var = pyo.Var(index, doc=doc, bounds=bounds)
+        domain = pyo.Binary if binary else pyo.Reals
+        var = pyo.Var(index, doc=doc, bounds=bounds, domain=domain)
         block.add_component(name, var)
         out = {key: var[key] for key in keys}
         for v in out.values():
-            self.column(v, *bounds)
+            self.column(v, *bounds, integer=binary)
         return out
 
     def constraints(self, block: pyo.Block, name: str, rows: dict, doc: str) -> None:
@@ -450,11 +460,9 @@ class _Builder:
             s_keys += [(ti, j, p) for j in range(1, len(t.encodings) + 1) for p in producers]
         if not todo:
             return
-        e = self.rec.vars(b, "e", e_keys, "e[t,j] = 1 iff tensor t crosses the network in form j")
-        for var in e.values():
-            var.domain = pyo.Binary
-        for key in e_keys:
-            self.rec.integer[self.rec.col_of[id(e[key])]] = True
+        e = self.rec.vars(
+            b, "e", e_keys, "e[t,j] = 1 iff tensor t crosses the network in form j", binary=True
+        )
         r = self.rec.vars(b, "r", r_keys, "r[t,q]: some consumer of t runs on q")
         u = self.rec.vars(b, "u", u_keys, "u[t,j,p,q]: t is sent from p to q in form j")
         s_var = self.rec.vars(b, "s", s_keys, "s[t,j,p]: p encodes t in form j")
