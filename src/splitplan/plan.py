@@ -196,6 +196,19 @@ def solve(
     tb = tables(instance)
     if tb.reasons:
         return Plan(instance, "infeasible", solver, reasons=list(tb.reasons))
+    limit_s, heuristic = time_limit_s, None
+    if initial is None and (
+        instance.objective.kind == "throughput"
+        or any(tb.memory_may_bind(k) for k in range(len(tb.nodes)))
+    ):
+        from .pipeline import best_start
+
+        # a fast construction as the MIP start, within 1 s or 10 % of the user's limit (its time
+        # counts against the limit): the period and binding memory are where the search is hard
+        t0 = time.perf_counter()
+        initial = heuristic = best_start(instance, min(1.0, 0.1 * (limit_s or 10.0)))
+        if limit_s is not None:
+            time_limit_s = max(limit_s - (time.perf_counter() - t0), 0.05 * limit_s)
     start = time.perf_counter()
     milp = build_milp(instance)
     build = time.perf_counter() - start
@@ -226,11 +239,19 @@ def solve(
         build_time_s=build,
         nodes=result.nodes,
     )
+    fallback = evaluate(instance, initial) if initial is not None else None
+    if result.values is None and fallback is not None and fallback.feasible:
+        # the solver found nothing in time, but the start is a plan: return it, with the bound
+        plan.status = "feasible"
+        plan.bound = result.bound if result.status != "infeasible" else None
+        plan.assignment, plan.evaluation = dict(fallback.assignment), fallback
+        plan.objective = fallback.objective(instance)
+        return plan
     if result.values is None:
         if result.status == "infeasible":
             plan.reasons = _why_infeasible(instance, solver)
         elif result.status == "time_limit":
-            plan.reasons = [f"no feasible plan found within the time limit of {time_limit_s} s"]
+            plan.reasons = [f"no feasible plan found within the time limit of {limit_s} s"]
         return plan
     chosen: dict[str, str] = {}
     for (v, k), var in milp.x.items():
@@ -245,6 +266,15 @@ def solve(
     plan.evaluation = evaluate(instance, plan.assignment, forms)
     plan.encodings = dict(plan.evaluation.encodings)
     plan.objective = plan.evaluation.objective(instance)
+    if (
+        heuristic is not None
+        and fallback is not None
+        and fallback.feasible
+        and fallback.objective(instance) < plan.objective * (1 - 1e-9)
+    ):  # a solver that dropped the start: never return worse than it
+        plan.status, plan.encodings = "feasible", {}
+        plan.assignment, plan.evaluation = dict(fallback.assignment), fallback
+        plan.objective = fallback.objective(instance)
     if plan.bound is not None and plan.status == "optimal":
         plan.bound = min(plan.bound, plan.objective)
     return plan
