@@ -225,17 +225,24 @@ def class_dp(
     counts = (np.arange(N)[:, None] // stride[None, :]) % (np.array(sizes) + 1)[None, :]
     level = counts.sum(axis=1)
     by_level = [np.flatnonzero(level == n) for n in range(sum(sizes) + 1)]
-    hosts = [np.array([*c, -1]) for c in classes]  # -1: no further host
+    hosts = np.full((T, max(sizes) + 1), -1, dtype=np.int64)  # -1: no further host
+    for t, c in enumerate(classes):
+        hosts[t, : len(c)] = c
     START = T
 
     def run(period: float) -> tuple[list[int], list[int]] | None:
-        ends = {k: st.stage_ends(k, period) for c in classes for k in c}
+        ends = np.full((len(st.tb.nodes), V + 1), -1, dtype=np.int32)
+        for c in classes:
+            for k in c:
+                ends[k] = st.stage_ends(k, period)
         reach = np.zeros((T + 1, N, V + 1), dtype=bool)
-        pred_a = np.full((T + 1, N, V + 1), -1, dtype=np.int8)
-        pred_i = np.zeros((T + 1, N, V + 1), dtype=np.int32)
+        # pred[b, state, j] = a * (V + 1) + i: the stage i..j-1 came after last class a; one
+        # array so that one write sets both (when several transitions reach a cell, any will do)
+        pred = np.zeros((T + 1, N, V + 1), dtype=np.int64)
         reach[START, 0, 0] = True
-        jj = np.arange(1, V + 1)
         for n, rows_n in enumerate(by_level):
+            # every transition out of this level at once: (last class a, state, next class b)
+            parts = []
             for a in range(T + 1):
                 if a == START:
                     if n:
@@ -244,33 +251,31 @@ def class_dp(
                     p = np.full(len(rows), st.tb.source)
                 else:
                     rows = rows_n[counts[rows_n, a] >= 1]
-                    if not len(rows):
-                        continue
                     rows = rows[reach[a, rows].any(axis=1)]
                     p = hosts[a][counts[rows, a] - 1]
-                if not len(rows):
-                    continue
                 for b in range(T):
                     sel = counts[rows, b] < sizes[b]
-                    if not sel.any():
-                        continue
-                    sub, ps = rows[sel], p[sel]
-                    qs = hosts[b][counts[sub, b]]
-                    valid = reach[a, sub] & (st.cut[:, ps, qs].T <= period)
-                    valid[:, V] = False
-                    e = np.where(valid, np.stack([ends[q] for q in qs]), -1)
-                    best = np.maximum.accumulate(e, axis=1)
-                    arg = np.maximum.accumulate(
-                        np.where(e == best, np.arange(V + 1)[None, :], 0), axis=1
-                    )
-                    new = np.zeros_like(valid)
-                    new[:, 1:] = best[:, :-1] >= jj[None, :]
-                    tgt = sub + stride[b]
-                    fresh = new & ~reach[b, tgt]
-                    reach[b, tgt] |= new
-                    r, j = np.nonzero(fresh)
-                    pred_a[b, tgt[r], j] = a
-                    pred_i[b, tgt[r], j] = arg[r, j - 1]
+                    if sel.any():
+                        parts.append(
+                            (np.full(sel.sum(), a), rows[sel], p[sel], np.full(sel.sum(), b))
+                        )
+            if not parts:
+                continue
+            a_s, sub, ps, b_s = (np.concatenate(x) for x in zip(*parts, strict=True))
+            qs = hosts[b_s, counts[sub, b_s]]
+            # prefixes before the first reached one play no part: work on columns i0.. only
+            i0 = int(np.argmax(reach[a_s, sub].any(axis=0)))
+            valid = reach[a_s, sub, i0:] & (st.cut[i0:, ps, qs].T <= period)
+            valid[:, -1] = False  # prefix V: nothing left to place
+            e = np.where(valid, ends[qs, i0:], -1)
+            best = np.maximum.accumulate(e, axis=1)
+            cols = np.arange(i0, V + 1, dtype=np.int32)[None, :]
+            arg = np.maximum.accumulate(np.where(e == best, cols, 0), axis=1)
+            new = best[:, :-1] >= cols[:, 1:]
+            r, j = np.nonzero(new)
+            tgt = sub[r] + stride[b_s[r]]
+            reach[b_s[r], tgt, j + i0 + 1] = True
+            pred[b_s[r], tgt, j + i0 + 1] = a_s[r] * (V + 1) + arg[r, j]
         for a in range(T):
             done = np.flatnonzero(reach[a, :, V])
             if not len(done):
@@ -282,7 +287,7 @@ def class_dp(
             state, j, bounds, nodes = int(done[ok[0]]), V, [V], []
             while a != START:
                 nodes.append(int(hosts[a][counts[state, a] - 1]))
-                i, prev = int(pred_i[a, state, j]), int(pred_a[a, state, j])
+                prev, i = divmod(int(pred[a, state, j]), V + 1)
                 bounds.append(i)
                 state, j, a = state - int(stride[a]), i, prev
             return bounds[::-1], nodes[::-1]
@@ -310,8 +315,10 @@ def _bisect(
     lo = min(lo, hi) * (1 - 1e-12)
     if lo <= 0:
         lo = hi * 1e-9
-    while hi > lo * (1 + _RTOL) and time.perf_counter() < deadline:
-        mid = math.sqrt(lo * hi)
+    while hi > lo * (1 + 2 * _RTOL) and time.perf_counter() < deadline:
+        # bisect to 0.1 %, then ask for anything strictly better than the best plan: its period
+        # is one of finitely many loads, so that proves it optimal in one or a few passes
+        mid = math.sqrt(lo * hi) if hi > lo * 1.001 else hi * (1 - _RTOL)
         found = run(mid)
         if found is None:
             lo = mid
@@ -349,9 +356,7 @@ def linear_dp(
             f = np.maximum(st.cut[0, src, k], stage(k)[0])
             arg = np.zeros(V + 1, dtype=np.int64)
         else:
-            cand = np.maximum(
-                np.maximum(prev_f, st.cut[:, order[m - 1], k])[:, None], stage(k)
-            )
+            cand = np.maximum(np.maximum(prev_f, st.cut[:, order[m - 1], k])[:, None], stage(k))
             arg = np.argmin(cand, axis=0)
             f = cand[arg, np.arange(V + 1)]
         fs.append(f)
@@ -503,10 +508,9 @@ def edgeshard_latency(inst: Instance):
         for q in range(K):
             if not np.isfinite(compute[v, q]):
                 continue
-            fits = (
-                params[:, q] + tb.param_bytes[v] + np.maximum(work[:, q], tb.work_bytes[v])
-                <= cap[q] * (1 + 1e-9)
-            )
+            fits = params[:, q] + tb.param_bytes[v] + np.maximum(
+                work[:, q], tb.work_bytes[v]
+            ) <= cap[q] * (1 + 1e-9)
             cost = np.where(fits, step[:, q], np.inf)
             p = int(np.argmin(cost))
             if not np.isfinite(cost[p]):
@@ -621,9 +625,7 @@ def _segments(place: list[int]) -> list[tuple[int, int, int]]:
     return segs
 
 
-def local_search(
-    inst: Instance, assignment: dict[str, str], deadline: float
-) -> dict[str, str]:
+def local_search(inst: Instance, assignment: dict[str, str], deadline: float) -> dict[str, str]:
     """First-improvement descent from `assignment` until a local optimum or `deadline`
     (perf_counter seconds). Moves on the runs of consecutive layers: shift a boundary between
     two runs by 1, 2, 4, ... layers; move a run to another node; swap the nodes of two runs.
@@ -726,9 +728,7 @@ def best_start(inst: Instance, time_budget_s: float = 1.0) -> dict[str, str] | N
         attempt(lambda: _best_linear_any_order(inst))
         left = deadline - time.perf_counter()
         upper = min((_key(inst, a)[1] for a in cands if _key(inst, a)[0] == 0), default=math.inf)
-        attempt(
-            lambda: class_dp(inst, node_classes(tb), time.perf_counter() + 0.6 * left, upper)
-        )
+        attempt(lambda: class_dp(inst, node_classes(tb), time.perf_counter() + 0.7 * left, upper))
     elif kind != "throughput" and _is_chain(inst):
         try:
             plan = chain_dp(inst)
