@@ -196,7 +196,7 @@ def solve(
     tb = tables(instance)
     if tb.reasons:
         return Plan(instance, "infeasible", solver, reasons=list(tb.reasons))
-    limit_s, heuristic = time_limit_s, None
+    limit_s = time_limit_s
     if initial is None and (
         instance.objective.kind == "throughput"
         or any(tb.memory_may_bind(k) for k in range(len(tb.nodes)))
@@ -206,7 +206,7 @@ def solve(
         # a fast construction as the MIP start, within 1 s or 10 % of the user's limit (its time
         # counts against the limit): the period and binding memory are where the search is hard
         t0 = time.perf_counter()
-        initial = heuristic = best_start(instance, min(1.0, 0.1 * (limit_s or 10.0)))
+        initial = best_start(instance, min(1.0, 0.1 * (limit_s or 10.0)))
         if limit_s is not None:
             time_limit_s = max(limit_s - (time.perf_counter() - t0), 0.05 * limit_s)
     start = time.perf_counter()
@@ -267,8 +267,7 @@ def solve(
     plan.encodings = dict(plan.evaluation.encodings)
     plan.objective = plan.evaluation.objective(instance)
     if (
-        heuristic is not None
-        and fallback is not None
+        fallback is not None
         and fallback.feasible
         and fallback.objective(instance) < plan.objective * (1 - 1e-9)
     ):  # a solver that dropped the start: never return worse than it
