@@ -85,6 +85,42 @@ def run_milp(inst: splitplan.Instance, limit_s: float, initial=None) -> dict:
     }
 
 
+def memory_section(quick: bool) -> dict:
+    """How fast `best_start` returns a plan on memory-limited random DAGs (the compare
+    benchmark's families), against the MILP's first plan (HiGHS, short limit, no start)."""
+    from splitplan.generate import random_instance
+
+    cases = []
+    for n_layers, n_nodes, frac in [(30, 4, 0.3)] if quick else [(100, 8, 0.2), (300, 8, 0.15)]:
+        for seed in range(3 if quick else 10):
+            inst = random_instance(
+                n_layers,
+                n_nodes,
+                seed=seed,
+                topology="mesh",
+                skip_prob=0.3,
+                memory_fraction=frac,
+                objective="throughput" if seed % 2 else "latency",
+            )
+            t0 = time.perf_counter()
+            start = pipeline.best_start(inst, 1.0)
+            wall = time.perf_counter() - t0
+            ev = splitplan.evaluate(inst, start) if start else None
+            cases.append(
+                {
+                    "instance": inst.name,
+                    "objective": inst.objective.kind,
+                    "start_feasible": bool(ev and ev.feasible),
+                    "start_wall_s": wall,
+                }
+            )
+    return {
+        "cases": cases,
+        "found": sum(c["start_feasible"] for c in cases),
+        "max_wall_s": max(c["start_wall_s"] for c in cases),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small families, short limits")
@@ -92,7 +128,20 @@ def main() -> None:
     ap.add_argument("--long", type=float, default=None, help="long MILP limit, s (60)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", default=None, help="run the families whose label contains this")
+    ap.add_argument(
+        "--memory", action="store_true", help="only the first-plan timing on memory-limited DAGs"
+    )
     args = ap.parse_args()
+    if args.memory:
+        mem = memory_section(args.quick) | {"machine": machine()}
+        print(
+            f"best_start: a feasible plan on {mem['found']} of {len(mem['cases'])} "
+            f"memory-limited DAGs, at most {mem['max_wall_s']:.2f} s each"
+        )
+        if not args.quick:
+            path = ROOT / "benchmarks" / "pipeline_memory.json"
+            path.write_text(json.dumps(mem, indent=1) + "\n")
+        return
     short = args.short or (2.0 if args.quick else 10.0)
     long = args.long or (4.0 if args.quick else 60.0)
     families = QUICK if args.quick else FAMILIES

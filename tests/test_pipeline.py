@@ -318,3 +318,21 @@ def test_milp_is_never_worse_than_any_dp(inst):
             continue
         assert plan.status == "optimal", (method, plan.status)
         assert plan.objective <= dp.objective * (1 + 1e-6) + 1e-12, (method, plan.objective)
+
+
+def test_pipeline_benchmark_quick_mode_runs():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "pipeline.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--quick", "--short", "1", "--long", "1"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "| chain 30x4 hetero | " in proc.stdout
+    assert "| DAG 20x3 identical | n/a | n/a | n/a | " in proc.stdout
