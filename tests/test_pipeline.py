@@ -102,6 +102,9 @@ def test_stage_dp_and_pipedream_equal_brute_force_on_identical_workers(seed):
     for method in (pl.stages_dp, pl.pipedream, pl.pipeedge):
         plan = method(inst)
         assert plan.evaluation.feasible and close(plan.objective, best), method
+    milp = splitplan.solve(inst)
+    assert milp.status == "optimal" and milp.objective <= best * (1 + 1e-9)
+    assert close(milp.objective, brute_force(inst)[0])
 
 
 @pytest.mark.parametrize("seed", range(4))
