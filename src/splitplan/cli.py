@@ -28,6 +28,16 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _solver(text: str) -> str:
+    from .solvers import SolverUnavailable, check_solver
+
+    try:
+        check_solver(text)
+    except SolverUnavailable as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def _methods(text: str) -> list[str]:
     methods = [m.strip() for m in text.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
@@ -49,7 +59,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     solve = sub.add_parser("solve", help="solve an instance file to proven optimality")
     solve.add_argument("file", metavar="FILE", help="instance file (splitplan-instance/1 JSON)")
-    solve.add_argument("--solver", choices=SOLVERS, default="highs", help="default: highs")
+    solve.add_argument(
+        "--solver",
+        type=_solver,
+        default="highs",
+        metavar="|".join(SOLVERS) + "|pyomo:NAME",
+        help="default: highs; pyomo:NAME solves the Pyomo model with Pyomo's solver NAME",
+    )
     solve.add_argument(
         "--time-limit", type=_positive_seconds, metavar="S", help="stop after S seconds"
     )

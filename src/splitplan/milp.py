@@ -7,31 +7,25 @@ q, single consumer), f[t,a] (flow of tensor t on arc a, latency objective), r[t,
 M[k] (working memory of node k) and P (the period). Each block's docstring names the section of
 the cost model it encodes.
 
-Every expression is built as a Pyomo `LinearExpression` from (coefficient, variable) terms, which
-keeps the build fast and lets `solvers` read the matrix back without Pyomo's generic compilers.
+The model is recorded as arrays while it is built: each variable family is a range of columns
+and each constraint family a range of rows, named after its block and documented (`Milp.families`).
+That array model is what the solvers receive (`Milp.matrix`); `Milp.to_pyomo()` builds the same
+model as a Pyomo `ConcreteModel` with a block per family, for any solver Pyomo knows. While the
+model is built, variables are column indices and expressions lists of (coefficient, column).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-import pyomo.environ as pyo
-from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpression
 
 from .cost import Tables, Tensor, tables
 from .instance import Instance
 
-Terms = list[tuple[float, object]]  # (coefficient, Pyomo variable)
-
-
-def linear(terms: Terms, constant: float = 0.0) -> LinearExpression:
-    """A Pyomo linear expression sum(c * var) + constant."""
-    args: list = [MonomialTermExpression((c, var)) for c, var in terms if c != 0.0]
-    if constant or not args:
-        args.append(float(constant))
-    return LinearExpression(args)
+Terms = list[tuple[float, int]]  # (coefficient, column)
 
 
 INF = float("inf")
@@ -51,7 +45,7 @@ class StandardForm:
     col_lb: np.ndarray
     col_ub: np.ndarray
     integer: np.ndarray  # bool per column
-    columns: list  # Pyomo variables, in column order
+    columns: list[str] | None = None  # column names, when read from a Pyomo model
 
 
 def merge_duplicates(
@@ -70,110 +64,247 @@ def merge_duplicates(
     return start, index, value
 
 
+@dataclass(frozen=True)
+class Family:
+    """A family of variables (a range of columns) or of constraints (a range of rows)."""
+
+    kind: str  # "var" or "con"
+    block: str  # the block it belongs to ("" for the top level)
+    name: str
+    doc: str
+    keys: list  # the index of each column / row, in order; [None] for a scalar variable
+    start: int  # its first column / row
+    bounds: tuple[float | None, float | None] = (0.0, 1.0)
+    binary: bool = False
+
+    @property
+    def stop(self) -> int:
+        return self.start + len(self.keys)
+
+    def label(self, key: object) -> str:
+        """Pyomo's name for the member `key` (e.g. `transfer.z[3,0,1]`)."""
+        head = f"{self.block}.{self.name}" if self.block else self.name
+        if key is None:
+            return head
+        index = ",".join(map(str, key)) if isinstance(key, tuple) else str(key)
+        return f"{head}[{index}]"
+
+
 class _Recorder:
-    """Adds variable and constraint families to Pyomo blocks and records the same rows and
-    columns as arrays, so that the solver reads the matrix without walking Pyomo's expressions
-    (`solvers.standard_form` does that walk; the tests check both give the same matrix)."""
+    """Records variable and constraint families as the arrays of a `StandardForm`.
+
+    Variables are column indices; a constraint family's rows are {index: (lb, terms, ub)} with
+    terms (coefficient, column). Rows go straight into CSR arrays, so the memory of the model is
+    that of its matrix (no per-variable Python objects beyond the key lists)."""
 
     def __init__(self) -> None:
-        self.columns: list = []
-        self.col_of: dict[int, int] = {}
+        self.n_cols = 0
         self.col_lb: list[float] = []
         self.col_ub: list[float] = []
         self.integer: list[bool] = []
-        self.rows: list[tuple[float | None, Terms, float | None]] = []
+        self.starts: list[int] = [0]
+        self.index: list[int] = []
+        self.value: list[float] = []
+        self.row_lb: list[float] = []
+        self.row_ub: list[float] = []
+        self.families: list[Family] = []
+        self.blocks: dict[str, str] = {"": "the placement"}
+        self.objective: Terms = []
+        self.offset = 0.0
 
-    def column(self, var, lb: float | None, ub: float | None, integer: bool = False) -> None:
-        self.col_of[id(var)] = len(self.columns)
-        self.columns.append(var)
-        self.col_lb.append(-INF if lb is None else lb)
-        self.col_ub.append(INF if ub is None else ub)
-        self.integer.append(integer)
+    def block(self, name: str, doc: str) -> str:
+        """Declare block `name` (a group of families, one per section of the formulation)."""
+        self.blocks[name] = doc
+        return name
 
     def vars(
         self,
-        block: pyo.Block,
+        block: str,
         name: str,
         keys: list,
         doc: str,
-        bounds=(0, 1),
+        bounds: tuple[float | None, float | None] = (0, 1),
         binary: bool = False,
     ) -> dict:
         """Add variable family `name` over `keys` to `block` (0/1 integers when `binary`);
-        returns {key: var}."""
+        returns {key: column}."""
         if not keys:
             return {}
-        dimen = len(keys[0]) if isinstance(keys[0], tuple) else 1
-        index = pyo.Set(initialize=keys, dimen=dimen)
-        block.add_component(f"{name}_index", index)
-        domain = pyo.Binary if binary else pyo.Reals
-        var = pyo.Var(index, doc=doc, bounds=bounds, domain=domain)
-        block.add_component(name, var)
-        out = {key: var[key] for key in keys}
-        for v in out.values():
-            self.column(v, *bounds, integer=binary)
-        return out
+        start, n = self.n_cols, len(keys)
+        self.n_cols += n
+        lb, ub = bounds
+        self.col_lb.extend([-INF if lb is None else float(lb)] * n)
+        self.col_ub.extend([INF if ub is None else float(ub)] * n)
+        self.integer.extend([binary] * n)
+        self.families.append(Family("var", block, name, doc, list(keys), start, bounds, binary))
+        return dict(zip(keys, range(start, start + n), strict=True))
 
-    def constraints(self, block: pyo.Block, name: str, rows: dict, doc: str) -> None:
+    def var(
+        self, block: str, name: str, doc: str, bounds: tuple[float | None, float | None]
+    ) -> int:
+        """Add one continuous variable; returns its column."""
+        start = self.n_cols
+        self.vars(block, name, [None], doc, bounds)
+        return start
+
+    def constraints(self, block: str, name: str, rows: dict, doc: str) -> None:
         """Add constraint family `name` to `block`: rows maps an index to (lb, terms, ub)."""
         if not rows:
             return
-        keys = list(rows)
-        index = pyo.Set(initialize=keys, dimen=len(keys[0]) if isinstance(keys[0], tuple) else 1)
-        block.add_component(f"{name}_index", index)
-
-        def rule(_b, *i):
-            lb, terms, ub = rows[i if len(i) > 1 else i[0]]
-            return (lb, linear(terms), ub)
-
-        block.add_component(name, pyo.Constraint(index, rule=rule, doc=doc))
-        self.rows.extend(rows.values())
-
-    def standard_form(self, objective: Terms, offset: float) -> StandardForm:
-        col_of = self.col_of
-        starts, index, value, lbs, ubs = [0], [], [], [], []
-        for lb, terms, ub in self.rows:
-            for coef, var in terms:
+        start = len(self.row_lb)
+        index, value, starts = self.index, self.value, self.starts
+        for lb, terms, ub in rows.values():
+            for coef, col in terms:
                 if coef != 0.0:
-                    index.append(col_of[id(var)])
+                    index.append(col)
                     value.append(coef)
             starts.append(len(index))
-            lbs.append(-INF if lb is None else lb)
-            ubs.append(INF if ub is None else ub)
-        c = np.zeros(len(self.columns))
-        for coef, var in objective:
-            c[col_of[id(var)]] += coef
+            self.row_lb.append(-INF if lb is None else float(lb))
+            self.row_ub.append(INF if ub is None else float(ub))
+        self.families.append(Family("con", block, name, doc, list(rows), start))
+
+    def standard_form(self) -> StandardForm:
+        c = np.zeros(self.n_cols)
+        for coef, col in self.objective:
+            c[col] += coef
         A_start, A_index, A_value = merge_duplicates(
-            np.array(starts, dtype=np.int64),
-            np.array(index, dtype=np.int64),
-            np.array(value, dtype=float),
+            np.array(self.starts, dtype=np.int64),
+            np.array(self.index, dtype=np.int64),
+            np.array(self.value, dtype=float),
         )
         return StandardForm(
             c=c,
-            offset=float(offset),
+            offset=float(self.offset),
             A_start=A_start,
             A_index=A_index,
             A_value=A_value,
-            row_lb=np.array(lbs, dtype=float),
-            row_ub=np.array(ubs, dtype=float),
+            row_lb=np.array(self.row_lb, dtype=float),
+            row_ub=np.array(self.row_ub, dtype=float),
             col_lb=np.array(self.col_lb, dtype=float),
             col_ub=np.array(self.col_ub, dtype=float),
             integer=np.array(self.integer, dtype=bool),
-            columns=self.columns,
         )
 
 
 @dataclass
 class Milp:
-    """A built model with the maps needed to read a solution back."""
+    """A built model: its matrix, its families, and the maps to read a solution back."""
 
     instance: Instance
     tables: Tables
-    model: pyo.ConcreteModel
-    x: dict[tuple[int, int], object]
-    encoding: str  # "flow" or "pair" for single-consumer transfers
+    x: dict[tuple[int, int], int]  # x[v,k] -> column
+    transfer_model: str  # "flow" or "pair": how single-consumer transfers are encoded (§9)
     matrix: StandardForm = field(repr=False)
-    form: dict[tuple[int, int], object] = field(default_factory=dict)  # e[t,j], j >= 1
+    families: list[Family] = field(repr=False)
+    blocks: dict[str, str] = field(repr=False)  # block name -> doc
+    form: dict[tuple[int, int], int] = field(default_factory=dict)  # e[t,j] -> column, j >= 1
+
+    def family(self, block: str, name: str) -> Family:
+        """The variable or constraint family `name` of `block`."""
+        for fam in self.families:
+            if fam.block == block and fam.name == name:
+                return fam
+        raise KeyError(f"no family {block}.{name}")
+
+    def column_names(self) -> list[str]:
+        """Pyomo's name of every column, in column order."""
+        names: list[str] = []
+        for fam in self.families:
+            if fam.kind == "var":
+                names += [fam.label(key) for key in fam.keys]
+        return names
+
+    def read_assignment(self, values: np.ndarray) -> dict[str, str]:
+        """{layer: node} from a solution's column values, in topological order."""
+        tb = self.tables
+        chosen = {tb.layers[v]: tb.nodes[k] for (v, k), j in self.x.items() if values[j] > 0.5}
+        return {name: chosen[name] for name in tb.layers}
+
+    def read_encodings(self, values: np.ndarray) -> dict[str, str]:
+        """{tensor: form} of the tensors whose chosen form is not raw (§10)."""
+        tensors = self.tables.tensors
+        return {
+            tensors[ti].name: tensors[ti].encodings[j - 1].name
+            for (ti, j), col in self.form.items()
+            if values[col] > 0.5
+        }
+
+    def start_vector(self, assignment: Mapping[str, str]) -> dict[int, float]:
+        """A MIP start: the x columns of `assignment` ({layer: node}); the solver completes it."""
+        tb = self.tables
+        return {
+            j: float(assignment.get(tb.layers[v]) == tb.nodes[k]) for (v, k), j in self.x.items()
+        }
+
+    def to_pyomo(self):
+        """The same model as a Pyomo `ConcreteModel`: a block per section, a `Var` per variable
+        family and a `Constraint` per constraint family, each with its doc (needs pyomo)."""
+        return self.pyomo_columns()[0]
+
+    def pyomo_columns(self) -> tuple:
+        """(`to_pyomo()`'s model, its variables in column order)."""
+        import pyomo.environ as pyo
+        from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpression
+
+        sf = self.matrix
+        m = pyo.ConcreteModel(name=self.instance.name or "splitplan")
+        for name, doc in self.blocks.items():
+            if name:
+                m.add_component(name, pyo.Block(doc=doc))
+        handles: list = [None] * len(sf.c)
+        for fam in self.families:
+            if fam.kind != "var":
+                continue
+            block = getattr(m, fam.block) if fam.block else m
+            domain = pyo.Binary if fam.binary else pyo.Reals
+            if fam.keys == [None]:
+                var = pyo.Var(doc=fam.doc, bounds=fam.bounds, domain=domain)
+                block.add_component(fam.name, var)
+                handles[fam.start] = var
+                continue
+            dimen = len(fam.keys[0]) if isinstance(fam.keys[0], tuple) else 1
+            block.add_component(f"{fam.name}_index", pyo.Set(initialize=fam.keys, dimen=dimen))
+            var = pyo.Var(
+                getattr(block, f"{fam.name}_index"), doc=fam.doc, bounds=fam.bounds, domain=domain
+            )
+            block.add_component(fam.name, var)
+            for j, key in enumerate(fam.keys, fam.start):
+                handles[j] = var[key]
+
+        def linear(cols, coefs, constant: float = 0.0) -> LinearExpression:
+            args: list = [
+                MonomialTermExpression((float(c), handles[j]))
+                for j, c in zip(cols, coefs, strict=True)
+            ]
+            if constant or not args:
+                args.append(float(constant))
+            return LinearExpression(args)
+
+        def bound(value: float) -> float | None:
+            return None if np.isinf(value) else float(value)
+
+        for fam in self.families:
+            if fam.kind != "con":
+                continue
+            block = getattr(m, fam.block) if fam.block else m
+            dimen = len(fam.keys[0]) if isinstance(fam.keys[0], tuple) else 1
+            block.add_component(f"{fam.name}_index", pyo.Set(initialize=fam.keys, dimen=dimen))
+            row_of = dict(zip(fam.keys, range(fam.start, fam.stop), strict=True))
+
+            def rule(_b, *key, row_of=row_of):
+                i = row_of[key if len(key) > 1 else key[0]]
+                a, b = sf.A_start[i], sf.A_start[i + 1]
+                if a == b:  # no variable left: a constant row
+                    ok = sf.row_lb[i] <= 0.0 <= sf.row_ub[i]
+                    return pyo.Constraint.Feasible if ok else pyo.Constraint.Infeasible
+                body = linear(sf.A_index[a:b], sf.A_value[a:b])
+                return (bound(sf.row_lb[i]), body, bound(sf.row_ub[i]))
+
+            index = getattr(block, f"{fam.name}_index")
+            block.add_component(fam.name, pyo.Constraint(index, rule=rule, doc=fam.doc))
+        cols = np.flatnonzero(sf.c)
+        m.objective = pyo.Objective(expr=linear(cols, sf.c[cols], sf.offset), sense=pyo.minimize)
+        return m, handles
 
 
 class _Builder:
@@ -186,13 +317,12 @@ class _Builder:
         )
         self.need_loads = kind == "throughput"
         # Flows price a path by its latency alone: usable when nothing else is priced per route.
-        self.encoding = "pair" if self.need_energy or self.need_loads else "flow"
-        self.m = pyo.ConcreteModel(name=inst.name or "splitplan")
+        self.transfer_model = "pair" if self.need_energy or self.need_loads else "flow"
         self.rec = _Recorder()
         self.L: Terms = []  # latency, §4
         self.E: Terms = []  # device energy, §5
         self.A: Terms = []  # accuracy lost to encodings, §10
-        self.form: dict[tuple[int, int], object] = {}
+        self.form: dict[tuple[int, int], int] = {}
         self.node_load: dict[int, Terms] = defaultdict(list)  # §7
         self.arc_load: dict[int, Terms] = defaultdict(list)  # §7
         self.const_L = self.const_E = 0.0  # transfers every plan makes
@@ -215,7 +345,7 @@ class _Builder:
             self._route_cache[key] = hit
         return hit
 
-    def send(self, size: float, p: int, q: int, var: object | None, dist) -> None:
+    def send(self, size: float, p: int, q: int, var: int | None, dist) -> None:
         """Charge a transfer p -> q of `size` bytes on its fixed route, made when `var` is 1
         (always when `var` is None)."""
         if p == q:
@@ -240,16 +370,10 @@ class _Builder:
     # ------------------------------------------------------------------ blocks
 
     def build(self) -> Milp:
-        m, tb = self.m, self.tb
-        m.V = pyo.Set(initialize=range(len(tb.layers)), doc="layers, in topological order")
-        m.K = pyo.Set(initialize=range(len(tb.nodes)), doc="compute nodes")
-        m.A = pyo.Set(initialize=range(len(tb.arcs)), doc="arcs: one direction of a link")
+        tb, rec = self.tb, self.rec
+        # (layer, node) pairs a plan may use: pins and unusable nodes are left out
         pairs = [(v, k) for v in range(len(tb.layers)) for k in tb.allowed[v]]
-        m.VK = pyo.Set(initialize=pairs, dimen=2, doc="(layer, node) pairs a plan may use")
-        m.x = pyo.Var(m.VK, domain=pyo.Binary, doc="x[v,k] = 1 iff layer v runs on node k")
-        self.x = {vk: m.x[vk] for vk in pairs}
-        for var in self.x.values():
-            self.rec.column(var, 0, 1, integer=True)
+        self.x = rec.vars("", "x", pairs, "x[v,k] = 1 iff layer v runs on node k", binary=True)
         self.assignment_block()
         self.compute_terms()
         self.transfer_block()
@@ -258,11 +382,20 @@ class _Builder:
         self.latency_limit_block()
         self.accuracy_limit_block()
         self.objective()
-        return Milp(self.inst, tb, m, self.x, self.encoding, self.matrix, self.form)
+        return Milp(
+            self.inst,
+            tb,
+            self.x,
+            self.transfer_model,
+            rec.standard_form(),
+            rec.families,
+            rec.blocks,
+            self.form,
+        )
 
     def assignment_block(self) -> None:
         """§1: every layer runs on exactly one node (pins and unusable nodes are left out of VK)."""
-        self.m.assign = b = pyo.Block()
+        b = self.rec.block("assign", "§1: every layer runs on exactly one node")
         rows = {
             v: (1.0, [(1.0, self.x[v, k]) for k in ks], 1.0) for v, ks in enumerate(self.tb.allowed)
         }
@@ -284,8 +417,8 @@ class _Builder:
         - several consumers: r[t,q] >= x[c,q] marks the nodes that need the tensor and
           y[t,p,q] <= x[producer,p], sum_p y[t,p,q] = r[t,q] picks where it comes from.
         """
-        m, tb = self.m, self.tb
-        m.transfer = b = pyo.Block()
+        tb = self.tb
+        b = self.rec.block("transfer", "§2, §3: tensors reach the nodes that need them")
         reach, x = tb.reach, self.x
         z_keys, f_keys, r_keys, y_keys = [], [], [], []
         fixed, single, multi = [], [], []
@@ -300,7 +433,7 @@ class _Builder:
             elif len(t.consumers) == 1 and not t.to_sink:
                 single.append(ti)
                 (c,) = t.consumers
-                if self.encoding == "flow":
+                if self.transfer_model == "flow":
                     f_keys += [(ti, a) for a in range(len(tb.arcs))]
                 else:
                     z_keys += [(ti, p, q) for p in producers for q in tb.allowed[c] if reach[p, q]]
@@ -318,7 +451,7 @@ class _Builder:
         r = self.rec.vars(b, "r", r_keys, "r[t,q]: some consumer of t runs on q")
         y = self.rec.vars(b, "y", y_keys, "y[t,p,q]: t is sent from p to q")
         g_keys = []
-        if self.encoding == "flow":
+        if self.transfer_model == "flow":
             g_keys = [
                 (ti, c, a)
                 for ti in multi
@@ -362,7 +495,7 @@ class _Builder:
             t = tb.tensors[ti]
             (c,) = t.consumers
             v = t.producer
-            if self.encoding == "flow":
+            if self.transfer_model == "flow":
                 arcs = {a: f[ti, a] for a in range(len(tb.arcs))}
                 for k, row in self._unit_flow(v, c, arcs):
                     rows_bal[ti, k] = row
@@ -420,7 +553,7 @@ class _Builder:
         )
         self.rec.constraints(b, "cut", rows_gcut, "sum D(p,q) y[t,p,q] >= sum_a h_a(B_t) g[t,c,a]")
 
-    def compute_on(self, k: int, secs: float, var: object) -> None:
+    def compute_on(self, k: int, secs: float, var: int) -> None:
         """Charge `secs` of compute on node k, spent when `var` is 1 (§1, §4, §5, §7)."""
         if secs == 0.0:
             return
@@ -440,8 +573,8 @@ class _Builder:
         s[t,j,p] ≥ u[t,j,p,q]. Costs: D_{B_j}(p,q) and the decoder's time at q on u, the encoder's
         time at p and the accuracy loss on s.
         """
-        m, tb, x = self.m, self.tb, self.x
-        m.encode = b = pyo.Block()
+        tb, x = self.tb, self.x
+        b = self.rec.block("encode", "§10: the form each encoded tensor crosses the network in")
         todo = [ti for ti, t in enumerate(tb.tensors) if t.encodings and (t.consumers or t.to_sink)]
         e_keys, r_keys, u_keys, s_keys = [], [], [], []
         for ti in todo:
@@ -523,7 +656,7 @@ class _Builder:
                     rows[ti, c, q] = (0.0, [(1.0, var), (-1.0, self.x[c, q])], None)
         return rows
 
-    def _unit_flow(self, v: int, c: int, arcs: dict[int, object]):
+    def _unit_flow(self, v: int, c: int, arcs: dict[int, int]):
         """Rows (k, (0, terms, 0)) of a unit flow on `arcs` from where v runs to where c runs."""
         x = self.x
         for k in range(len(self.tb.nodes)):
@@ -543,8 +676,8 @@ class _Builder:
 
     def memory_block(self) -> None:
         """§6: sum of param_bytes + the largest working set <= memory_bytes, per node."""
-        m, tb = self.m, self.tb
-        m.memory = b = pyo.Block()
+        tb = self.tb
+        b = self.rec.block("memory", "§6: parameters and the largest working set fit")
         on: dict[int, list[int]] = defaultdict(list)
         for v, k in self.x:
             on[k].append(v)
@@ -574,7 +707,7 @@ class _Builder:
     def accuracy_limit_block(self) -> None:
         """§10 with constraints.max_accuracy_loss: the accuracy lost to encodings <= the limit."""
         limit = self.inst.constraints.max_accuracy_loss
-        self.m.accuracy_limit = b = pyo.Block()
+        b = self.rec.block("accuracy_limit", "§10: accuracy loss <= max_accuracy_loss")
         if limit is not None and self.A:
             rows = {0: (None, self.A, float(limit))}
             self.rec.constraints(b, "max_accuracy_loss", rows, "accuracy loss <= max_accuracy_loss")
@@ -582,14 +715,14 @@ class _Builder:
     def latency_limit_block(self) -> None:
         """§4 with constraints.max_latency_s: latency <= the limit."""
         limit = self.inst.constraints.max_latency_s
-        self.m.latency_limit = b = pyo.Block()
+        b = self.rec.block("latency_limit", "§4: latency <= max_latency_s")
         if limit is not None:
             rows = {0: (None, self.L, float(limit) - self.const_L)}
             self.rec.constraints(b, "max_latency", rows, "latency <= max_latency_s")
 
     def objective(self) -> None:
         """§4, §5, §7: the objective of the instance."""
-        m, o = self.m, self.inst.objective
+        o = self.inst.objective
         cl, ce = self.const_L, self.const_E
         if o.kind == "latency":
             terms, offset = self.L, cl
@@ -601,26 +734,24 @@ class _Builder:
             terms += [(o.accuracy_weight * c, v) for c, v in self.A]
             offset = o.latency_weight * cl + o.energy_weight * ce
         else:
-            m.throughput = b = pyo.Block()
-            b.P = pyo.Var(bounds=(0, None), doc="P: the period, s")
-            self.rec.column(b.P, 0, None)
+            b = self.rec.block("throughput", "§7: the period is the busiest resource")
+            P = self.rec.var(b, "P", "P: the period, s", (0, None))
             node_rows = {
-                k: (0.0, [(1.0, b.P), *((-c, v) for c, v in terms)], None)
+                k: (0.0, [(1.0, P), *((-c, v) for c, v in terms)], None)
                 for k, terms in self.node_load.items()
             }
             arc_rows = {}
             for a in set(self.arc_load) | set(self.const_load):
-                terms = [(1.0, b.P), *((-c, v) for c, v in self.arc_load.get(a, []))]
+                terms = [(1.0, P), *((-c, v) for c, v in self.arc_load.get(a, []))]
                 arc_rows[a] = (self.const_load.get(a, 0.0), terms, None)
             self.rec.constraints(b, "node_period", node_rows, "P >= sum_v compute[v,k] x[v,k]")
             self.rec.constraints(
                 b, "arc_period", arc_rows, "P >= sum over tensors routed on arc a of B / bandwidth"
             )
-            terms, offset = [(1.0, b.P)], 0.0
-        m.objective = pyo.Objective(expr=linear(terms, offset), sense=pyo.minimize)
-        self.matrix = self.rec.standard_form(terms, offset)
+            terms, offset = [(1.0, P)], 0.0
+        self.rec.objective, self.rec.offset = terms, offset
 
 
 def build_milp(inst: Instance) -> Milp:
-    """Build the Pyomo model of an instance (see models/formulation.md)."""
+    """Build the MILP of an instance (see models/formulation.md)."""
     return _Builder(inst).build()
