@@ -77,3 +77,17 @@ def test_a_pyomo_solver_reaches_the_same_optimum(objective):
     assert direct.status == "optimal" and portable.status == "optimal"
     assert portable.objective == pytest.approx(direct.objective, rel=1e-6)
     assert portable.solver == "pyomo:appsi_highs"
+
+
+def test_building_stops_at_the_deadline():
+    # Regression (issue 15, defect 7): --time-limit did not cover building the model.
+    import time
+
+    from splitplan.milp import BuildTimeout
+
+    inst = random_instance(600, 4, seed=0)
+    with pytest.raises(BuildTimeout):
+        build_milp(inst, deadline=time.perf_counter() - 1.0)
+    plan = splitplan.solve(inst, time_limit_s=1e-9)
+    assert plan.status == "time_limit" and plan.assignment is None
+    assert plan.reasons == ["the time limit ran out while the model was being built"]

@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import sys
+import time
 from collections.abc import Sequence
 
 from .baselines import METHODS
@@ -204,7 +205,10 @@ def _cmd_solve(args: argparse.Namespace, inst: Instance) -> int:
             f"nodes with {args.solver} ...",
             file=sys.stderr,
         )
-    plan = solve(inst, solver=args.solver, time_limit_s=args.time_limit, verbose=args.verbose)
+    limit = args.time_limit
+    if limit is not None:  # --time-limit covers the whole command, reading the file included
+        limit = max(limit - (time.perf_counter() - args.started_s), 1e-3)
+    plan = solve(inst, solver=args.solver, time_limit_s=limit, verbose=args.verbose)
     if args.json:
         print(json.dumps(plan.to_dict()))
     else:
@@ -344,7 +348,9 @@ def _cmd_online(args: argparse.Namespace, inst: Instance) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    started_s = time.perf_counter()
     args = _parser().parse_args(argv)
+    args.started_s = started_s
     if args.command == "profile":
         return _cmd_profile(args)
     if args.command == "adapt":

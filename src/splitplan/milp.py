@@ -16,6 +16,7 @@ model is built, variables are column indices and expressions lists of (coefficie
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -62,6 +63,10 @@ def merge_duplicates(
     rows, index = rows[at], index[at]
     start = np.searchsorted(rows, np.arange(len(start)), side="left").astype(np.int64)
     return start, index, value
+
+
+class BuildTimeout(TimeoutError):
+    """The model was not built before the deadline."""
 
 
 @dataclass(frozen=True)
@@ -308,8 +313,9 @@ class Milp:
 
 
 class _Builder:
-    def __init__(self, inst: Instance) -> None:
+    def __init__(self, inst: Instance, deadline: float | None = None) -> None:
         self.inst = inst
+        self.deadline = deadline  # time.perf_counter() value; BuildTimeout after it
         self.tb = tables(inst)
         kind = inst.objective.kind
         self.need_energy = kind == "energy" or (
@@ -327,6 +333,7 @@ class _Builder:
         self.arc_load: dict[int, Terms] = defaultdict(list)  # §7
         self.const_L = self.const_E = 0.0  # transfers every plan makes
         self.const_load: dict[int, float] = defaultdict(float)
+        self.unreachable: list[int] = []  # transfer variables without a route, fixed to 0
         self._route_cache: dict[tuple[float, int, int], tuple[float, list[int]]] = {}
         self._into: dict[int, list[int]] = defaultdict(list)
         self._out_of: dict[int, list[int]] = defaultdict(list)
@@ -335,6 +342,11 @@ class _Builder:
             self._out_of[arc.tail].append(a)
 
     # ------------------------------------------------------------------ helpers
+
+    def tick(self, i: int) -> None:
+        """Raise `BuildTimeout` past the deadline (looked at every 256th call)."""
+        if self.deadline is not None and not i & 255 and time.perf_counter() > self.deadline:
+            raise BuildTimeout("building the model took longer than the time limit")
 
     def route_cost(self, size: float, p: int, q: int) -> tuple[float, list[int]]:
         """(energy in J, arc indices) of the fixed route p -> q of a tensor of `size` bytes."""
@@ -351,6 +363,11 @@ class _Builder:
         if p == q:
             return
         lat = float(dist[p, q])
+        if not np.isfinite(lat):  # q cannot be reached from p: the transfer must not happen
+            if var is None:  # pragma: no cover - Tables reports such instances as infeasible
+                raise ValueError(f"a transfer every plan makes has no route ({p} -> {q})")
+            self.unreachable.append(var)
+            return
         energy, arcs = (
             self.route_cost(size, p, q) if self.need_energy or self.need_loads else (0, [])
         )
@@ -376,7 +393,9 @@ class _Builder:
         self.x = rec.vars("", "x", pairs, "x[v,k] = 1 iff layer v runs on node k", binary=True)
         self.assignment_block()
         self.compute_terms()
+        self.tick(0)
         self.transfer_block()
+        self.tick(0)
         self.encoding_block()
         self.memory_block()
         self.latency_limit_block()
@@ -404,6 +423,7 @@ class _Builder:
     def compute_terms(self) -> None:
         """§1, §4, §5, §7: compute time, energy and node load of x[v,k]."""
         for (v, k), var in self.x.items():
+            self.tick(v)
             self.compute_on(k, float(self.tb.compute_s[v, k]), var)
 
     def transfer_block(self) -> None:
@@ -474,6 +494,7 @@ class _Builder:
         rows_out, rows_in, rows_bal, rows_pick, rows_from = {}, {}, {}, {}, {}
         rows_gbal, rows_gcut = {}, {}
         for ti in fixed:
+            self.tick(ti)
             t = tb.tensors[ti]
             size = t.size_bytes
             dist, _ = tb.shortest_paths(size)
@@ -492,6 +513,7 @@ class _Builder:
             for q in r_of[ti]:
                 self.send(size, p, q, r[ti, q], dist)
         for ti in single:
+            self.tick(ti)
             t = tb.tensors[ti]
             (c,) = t.consumers
             v = t.producer
@@ -515,6 +537,7 @@ class _Builder:
                 rows_in[ti, q] = (0.0, [*inn[q], (-1.0, x[c, q])], 0.0)
         rows_need = self._need_rows(r)
         for ti in multi:
+            self.tick(ti)
             t = tb.tensors[ti]
             dist, _ = tb.shortest_paths(t.size_bytes)
             into: dict[int, Terms] = defaultdict(list)
@@ -552,6 +575,8 @@ class _Builder:
             b, "cut_balance", rows_gbal, "x[producer,k] - x[c,k] + inflow - outflow = 0"
         )
         self.rec.constraints(b, "cut", rows_gcut, "sum D(p,q) y[t,p,q] >= sum_a h_a(B_t) g[t,c,a]")
+        rows_none = {j: (None, [(1.0, var)], 0.0) for j, var in enumerate(self.unreachable)}
+        self.rec.constraints(b, "no_route", rows_none, "x[c,q] = 0 or r[t,q] = 0 without a route")
 
     def compute_on(self, k: int, secs: float, var: int) -> None:
         """Charge `secs` of compute on node k, spent when `var` is 1 (§1, §4, §5, §7)."""
@@ -752,6 +777,7 @@ class _Builder:
         self.rec.objective, self.rec.offset = terms, offset
 
 
-def build_milp(inst: Instance) -> Milp:
-    """Build the MILP of an instance (see models/formulation.md)."""
-    return _Builder(inst).build()
+def build_milp(inst: Instance, deadline: float | None = None) -> Milp:
+    """Build the MILP of an instance (see models/formulation.md); raise `BuildTimeout` once
+    `time.perf_counter()` passes `deadline` (checked every few hundred tensors)."""
+    return _Builder(inst, deadline).build()

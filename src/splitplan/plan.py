@@ -189,22 +189,34 @@ def solve(
     where they can be told. `verbose` shows the solver's log. `initial` ({layer: node}, e.g. a
     heuristic's plan) is handed to the solver as a MIP start.
     """
-    from .milp import build_milp
+    from .milp import BuildTimeout, build_milp
     from .solvers import check_solver, solve_milp
 
     check_solver(solver)
+    began = time.perf_counter()
     tb = tables(instance)
     if tb.reasons:
         return Plan(instance, "infeasible", solver, reasons=list(tb.reasons))
-    start = time.perf_counter()
-    milp = build_milp(instance)
-    build = time.perf_counter() - start
+    deadline = None if time_limit_s is None else began + time_limit_s
+    try:
+        milp = build_milp(instance, deadline)
+    except BuildTimeout:
+        return Plan(
+            instance,
+            "time_limit",
+            solver,
+            build_time_s=time.perf_counter() - began,
+            reasons=["the time limit ran out while the model was being built"],
+        )
+    build = time.perf_counter() - began
+    # The limit covers building the model too; the solver gets what is left.
+    solver_limit_s = None if deadline is None else max(deadline - time.perf_counter(), 1e-3)
     start_values = None if initial is None else milp.start_vector(initial)
     t0 = time.perf_counter()
     result, _ = solve_milp(
         milp,
         solver,
-        time_limit_s=time_limit_s,
+        time_limit_s=solver_limit_s,
         mip_rel_gap=mip_rel_gap,
         verbose=verbose,
         start=start_values,
