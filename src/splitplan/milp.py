@@ -317,11 +317,10 @@ class _Builder:
         self.inst = inst
         self.deadline = deadline  # time.perf_counter() value; BuildTimeout after it
         self.tb = tables(inst)
-        kind = inst.objective.kind
-        self.need_energy = kind == "energy" or (
-            kind == "weighted" and inst.objective.energy_weight > 0
-        )
-        self.need_loads = kind == "throughput"
+        o = inst.objective
+        self.weights = o.weights() if o.additive else None
+        self.need_energy = self.weights is not None and self.weights.energy > 0
+        self.need_loads = not o.additive
         # Flows price a path by its latency alone: usable when nothing else is priced per route.
         self.transfer_model = "pair" if self.need_energy or self.need_loads else "flow"
         self.rec = _Recorder()
@@ -747,17 +746,17 @@ class _Builder:
 
     def objective(self) -> None:
         """§4, §5, §7: the objective of the instance."""
-        o = self.inst.objective
-        cl, ce = self.const_L, self.const_E
-        if o.kind == "latency":
-            terms, offset = self.L, cl
-        elif o.kind == "energy":
-            terms, offset = self.E, ce
-        elif o.kind == "weighted":
-            terms = [(o.latency_weight * c, v) for c, v in self.L]
-            terms += [(o.energy_weight * c, v) for c, v in self.E]
-            terms += [(o.accuracy_weight * c, v) for c, v in self.A]
-            offset = o.latency_weight * cl + o.energy_weight * ce
+        w = self.weights
+        if w is not None:  # a weighted sum (latency and energy are special cases)
+            terms, offset = [], 0.0
+            for weight, part, constant in (
+                (w.latency, self.L, self.const_L),
+                (w.energy, self.E, self.const_E),
+                (w.accuracy, self.A, 0.0),
+            ):
+                if weight:
+                    terms += part if weight == 1.0 else [(weight * c, v) for c, v in part]
+                    offset += weight * constant
         else:
             b = self.rec.block("throughput", "§7: the period is the busiest resource")
             P = self.rec.var(b, "P", "P: the period, s", (0, None))
