@@ -1,6 +1,6 @@
 """Corner cases of instances: one node, no sink, a dead branch, one-way links."""
 
-from conftest import brute_force, close
+from helpers import brute_force, close
 
 import splitplan
 from splitplan import Layer, Link, Network, Node
