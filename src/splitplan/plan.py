@@ -183,47 +183,55 @@ def solve(
 ) -> Plan:
     """The optimal plan of an instance, solved as the MILP of models/formulation.md.
 
-    `solver` is "highs", "ortools" (SCIP) or "ortools-cpsat". The plan's objective is the
-    evaluator's cost of its assignment; status "infeasible" comes with `reasons` where they can
-    be told. `verbose` shows the solver's log. `initial` ({layer: node}, e.g. a heuristic's plan)
-    is handed to the solver as a MIP start.
+    `solver` is "highs", "ortools" (SCIP), "ortools-cpsat" or "pyomo:NAME" (the same model
+    through Pyomo, solved by Pyomo's solver NAME, e.g. "pyomo:appsi_highs"). The plan's
+    objective is the evaluator's cost of its assignment; status "infeasible" comes with `reasons`
+    where they can be told. `verbose` shows the solver's log. `initial` ({layer: node}, e.g. a
+    heuristic's plan) is handed to the solver as a MIP start.
     """
-    from .milp import build_milp
-    from .solvers import SOLVERS, solve_milp
+    from .milp import BuildTimeout, build_milp
+    from .solvers import check_solver, solve_milp
 
-    if solver not in SOLVERS:
-        raise ValueError(f"unknown solver {solver!r}; expected one of {', '.join(SOLVERS)}")
+    check_solver(solver)
+    began = time.perf_counter()
     tb = tables(instance)
     if tb.reasons:
         return Plan(instance, "infeasible", solver, reasons=list(tb.reasons))
-    limit_s = time_limit_s
     if initial is None and (
         instance.objective.kind == "throughput"
         or any(tb.memory_may_bind(k) for k in range(len(tb.nodes)))
     ):
         from .pipeline import best_start
 
-        # a fast construction as the MIP start, within 1 s or 10 % of the user's limit (its time
-        # counts against the limit): the period and binding memory are where the search is hard
-        t0 = time.perf_counter()
-        initial = best_start(instance, min(1.0, 0.1 * (limit_s or 10.0)))
-        if limit_s is not None:
-            time_limit_s = max(limit_s - (time.perf_counter() - t0), 0.05 * limit_s)
-    start = time.perf_counter()
-    milp = build_milp(instance)
-    build = time.perf_counter() - start
-    col = {id(var): j for j, var in enumerate(milp.matrix.columns)}
-    start_values = None
-    if initial is not None:
-        start_values = {
-            col[id(var)]: float(initial.get(tb.layers[v]) == tb.nodes[k])
-            for (v, k), var in milp.x.items()
-        }
+        # a fast construction as the MIP start, within 1 s or 10 % of the user's limit (the
+        # limit covers it): the period and binding memory are where the search is hard
+        initial = best_start(instance, min(1.0, 0.1 * (time_limit_s or 10.0)))
+    fallback = evaluate(instance, initial) if initial is not None else None
+    deadline = None if time_limit_s is None else began + time_limit_s
+    try:
+        milp = build_milp(instance, deadline)
+    except BuildTimeout:
+        plan = Plan(
+            instance,
+            "time_limit",
+            solver,
+            build_time_s=time.perf_counter() - began,
+            reasons=["the time limit ran out while the model was being built"],
+        )
+        if fallback is not None and fallback.feasible:  # we hold a plan: return it, unproven
+            plan.status, plan.reasons = "feasible", []
+            plan.assignment, plan.evaluation = dict(fallback.assignment), fallback
+            plan.objective = fallback.objective(instance)
+        return plan
+    build = time.perf_counter() - began
+    # The limit covers building the model too; the solver gets what is left.
+    solver_limit_s = None if deadline is None else max(deadline - time.perf_counter(), 1e-3)
+    start_values = None if initial is None else milp.start_vector(initial)
     t0 = time.perf_counter()
     result, _ = solve_milp(
         milp,
         solver,
-        time_limit_s=time_limit_s,
+        time_limit_s=solver_limit_s,
         mip_rel_gap=mip_rel_gap,
         verbose=verbose,
         start=start_values,
@@ -239,7 +247,6 @@ def solve(
         build_time_s=build,
         nodes=result.nodes,
     )
-    fallback = evaluate(instance, initial) if initial is not None else None
     if result.values is None and fallback is not None and fallback.feasible:
         # the solver found nothing in time, but the start is a plan: return it, with the bound
         plan.status = "feasible"
@@ -251,19 +258,10 @@ def solve(
         if result.status == "infeasible":
             plan.reasons = _why_infeasible(instance, solver)
         elif result.status == "time_limit":
-            plan.reasons = [f"no feasible plan found within the time limit of {limit_s} s"]
+            plan.reasons = [f"no feasible plan found within the time limit of {time_limit_s} s"]
         return plan
-    chosen: dict[str, str] = {}
-    for (v, k), var in milp.x.items():
-        if result.values[col[id(var)]] > 0.5:
-            chosen[tb.layers[v]] = tb.nodes[k]
-    forms = {
-        tb.tensors[ti].name: tb.tensors[ti].encodings[j - 1].name
-        for (ti, j), var in milp.form.items()
-        if result.values[col[id(var)]] > 0.5
-    }
-    plan.assignment = {name: chosen[name] for name in tb.layers}
-    plan.evaluation = evaluate(instance, plan.assignment, forms)
+    plan.assignment = milp.read_assignment(result.values)
+    plan.evaluation = evaluate(instance, plan.assignment, milp.read_encodings(result.values))
     plan.encodings = dict(plan.evaluation.encodings)
     plan.objective = plan.evaluation.objective(instance)
     if (
