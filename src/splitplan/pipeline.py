@@ -52,10 +52,11 @@ def _not_applicable(reason: str) -> Exception:
 # --------------------------------------------------------------------------- stage tables
 
 
-def _route_max_load(tb: Tables, size_bytes: float) -> np.ndarray:
-    """K x K: the largest arc load (s of bandwidth, §7) on the route of a tensor of `size_bytes`
-    from p to q (0 when p = q, inf when q is unreachable). With dedicated links (no arc shared by
-    two transfers) a transfer loads the period by exactly this much."""
+def _route_max_inv(tb: Tables, size_bytes: float) -> np.ndarray:
+    """K x K: the largest 1 / bandwidth (s/B) over the arcs of the route a tensor of
+    `size_bytes` takes from p to q (§2); 0 when p = q, inf when q is unreachable. With dedicated
+    links (no arc shared by two transfers) a transfer of B bytes loads the period by B times
+    this."""
     K = len(tb.nodes)
     dist, nxt = tb.shortest_paths(size_bytes)
     inv = np.zeros((K, K))
@@ -63,16 +64,48 @@ def _route_max_load(tb: Tables, size_bytes: float) -> np.ndarray:
         inv[arc.tail, arc.head] = 1.0 / arc.bandwidth_bytes_per_s
     cols = np.arange(K)[None, :].repeat(K, axis=0)
     hop = np.where(nxt >= 0, nxt, np.arange(K)[:, None])  # first hop p -> q
-    first = size_bytes * inv[np.arange(K)[:, None], hop]  # load of the first hop
+    first = inv[np.arange(K)[:, None], hop]
     best = first.copy()
     cur = hop
     for _ in range(K):  # walk every route one hop at a time
-        step = first[cur, cols]
-        best = np.maximum(best, step)
+        best = np.maximum(best, first[cur, cols])
         cur = hop[cur, cols]
     best[~np.isfinite(dist)] = np.inf
     np.fill_diagonal(best, 0.0)
     return best
+
+
+def _loads_by_size(tb: Tables) -> dict[float, np.ndarray]:
+    """For every tensor size B, the K x K largest arc load B / bw on the route p -> q.
+
+    A path's time is linear in B, so if the fastest routes (Floyd-Warshall's next hops) are the
+    same at two sizes, they are the same at every size in between (the difference to any other
+    path is linear and not negative at both ends): routes are computed at the ends of an
+    interval of sizes, which is split only where they differ."""
+    sizes = sorted({t.size_bytes for t in tb.tensors})
+    out: dict[float, np.ndarray] = {}
+
+    def nxt(i: int) -> np.ndarray:
+        return tb.shortest_paths(sizes[i])[1]
+
+    def fill(i: int, j: int) -> None:
+        if np.array_equal(nxt(i), nxt(j)):
+            m = _route_max_inv(tb, sizes[i])
+            for size in sizes[i : j + 1]:
+                out[size] = size * m
+        elif j - i <= 1:
+            for size in (sizes[i], sizes[j]):
+                out[size] = size * _route_max_inv(tb, size)
+        else:
+            mid = (i + j) // 2
+            fill(i, mid)
+            fill(mid, j)
+
+    fill(0, len(sizes) - 1)
+    for size in out:
+        np.fill_diagonal(out[size], 0.0)  # 0 x inf where a size is 0
+        out[size][np.isnan(out[size])] = np.inf
+    return out
 
 
 @dataclass
@@ -128,12 +161,10 @@ def _stages(inst: Instance) -> _Stages:
     if tb.output != V - 1:
         raise _not_applicable("the output is not the last layer in topological order")
     cut = np.zeros((V + 2, K, K))
-    loads: dict[float, np.ndarray] = {}
+    loads = _loads_by_size(tb)
     for t in tb.tensors:
         if not t.consumers:
             continue
-        if t.size_bytes not in loads:
-            loads[t.size_bytes] = _route_max_load(tb, t.size_bytes)
         # t crosses cuts producer+1 .. last consumer (layers < i done)
         cut[t.producer + 1] += loads[t.size_bytes]
         cut[max(t.consumers) + 1] -= loads[t.size_bytes]
@@ -142,10 +173,7 @@ def _stages(inst: Instance) -> _Stages:
     for k in range(K):
         cut[:, k, k] = 0.0
     last = tb.tensors[V]
-    if tb.sink is None:
-        out = np.zeros(K)
-    else:
-        out = _route_max_load(tb, last.size_bytes)[:, tb.sink]
+    out = np.zeros(K) if tb.sink is None else loads[last.size_bytes][:, tb.sink]
     pre = np.zeros((K, V + 1))
     pre[:, 1:] = np.cumsum(tb.compute_s.T, axis=1)
     fit_end = np.zeros((K, V + 1), dtype=np.int64)
@@ -203,13 +231,16 @@ def class_dp(
     classes: list[list[int]],
     deadline: float = math.inf,
     upper: float = math.inf,
+    first_only: bool = False,
 ) -> tuple[list[int], list[int]] | None:
     """The least-period plan of contiguous stages, each on a distinct node, where the s-th host
     used of a class is `classes[c][s]` (PipeEdge's DP over devices used per class).
 
     Returns (bounds, nodes): stage s runs layers bounds[s]..bounds[s+1]-1 on nodes[s]; None when
     no such plan fits the memory limits and pins. Anytime: at `deadline` (perf_counter seconds)
-    the best plan found so far is returned. `upper` (a known period, s) only speeds it up.
+    the pass in progress is abandoned and the best plan found so far returned (None if none).
+    `upper` (a known period, s) only speeds it up; `first_only` stops at the first plan found
+    (at an unbounded period: a feasibility test).
     """
     st = _stages(inst)
     V = st.V
@@ -241,6 +272,8 @@ def class_dp(
         pred = np.zeros((T + 1, N, V + 1), dtype=np.int64)
         reach[START, 0, 0] = True
         for n, rows_n in enumerate(by_level):
+            if time.perf_counter() > deadline:
+                raise _OutOfTime
             # every transition out of this level at once: (last class a, state, next class b)
             parts = []
             for a in range(T + 1):
@@ -293,7 +326,16 @@ def class_dp(
             return bounds[::-1], nodes[::-1]
         return None
 
+    if first_only:
+        try:
+            return run(math.inf)
+        except _OutOfTime:
+            return None
     return _bisect(st, run, deadline, upper)
+
+
+class _OutOfTime(Exception):
+    """A DP pass reached its deadline."""
 
 
 def _bisect(
@@ -303,9 +345,12 @@ def _bisect(
     upper: float = math.inf,
 ) -> tuple[list[int], list[int]] | None:
     """min period such that run(period) finds a plan, by geometric bisection; anytime."""
-    best = run(upper) if math.isfinite(upper) else None
-    if best is None:
-        best = run(math.inf)
+    try:
+        best = run(upper) if math.isfinite(upper) else None
+        if best is None:
+            best = run(math.inf)
+    except _OutOfTime:
+        return None
     if best is None:
         return None
     hi = st.value(*best)
@@ -319,7 +364,10 @@ def _bisect(
         # bisect to 0.1 %, then ask for anything strictly better than the best plan: its period
         # is one of finitely many loads, so that proves it optimal in one or a few passes
         mid = math.sqrt(lo * hi) if hi > lo * 1.001 else hi * (1 - _RTOL)
-        found = run(mid)
+        try:
+            found = run(mid)
+        except _OutOfTime:
+            break
         if found is None:
             lo = mid
         else:
@@ -331,13 +379,14 @@ def _bisect(
 
 
 def linear_dp(
-    inst: Instance, order: Sequence[int], last: int | None = None
+    inst: Instance, order: Sequence[int], last: int | None = None, deadline: float = math.inf
 ) -> tuple[list[int], list[int]] | None:
     """The textbook bottleneck DP over (layer, stages used): stage m runs on order[m], at most
     len(order) stages (+ a final stage on `last` when given), each a contiguous run of layers.
 
     f_m[j] = min_i max(f_{m-1}[i], cut(i, order[m-1] -> order[m]), stage(i..j-1 on order[m])),
-    in O(K V^2) with V x V matrices. Returns (bounds, nodes) or None.
+    in O(K V^2) with V x V matrices. Returns (bounds, nodes) or None; raises _OutOfTime past
+    `deadline` (perf_counter seconds).
     """
     st = _stages(inst)
     V, src = st.V, st.tb.source
@@ -352,6 +401,8 @@ def linear_dp(
     args: list[np.ndarray] = []
     prev_f = None
     for m, k in enumerate(order):
+        if time.perf_counter() > deadline:
+            raise _OutOfTime
         if m == 0:
             f = np.maximum(st.cut[0, src, k], stage(k)[0])
             arg = np.zeros(V + 1, dtype=np.int64)
@@ -537,18 +588,27 @@ def edgeshard_latency(inst: Instance):
 def first_fit(inst: Instance) -> dict[str, str] | None:
     """A memory-aware first fit: layers in topological order fill nodes one after the other,
     moving on when the next layer does not fit (memory, pins). Several node orders and fill
-    targets are tried (all on one node; by memory; by speed; the source first; a fill target of
-    the node's share of the work, for the period); the best plan the evaluator finds feasible is
-    returned, None if none is. Every plan of contiguous stages, one per node, that some order
-    of the nodes fills greedily is found, so a plan is returned whenever such a simple one
-    exists in those orders; O(orders x (V + evaluate))."""
+    targets are tried (by memory; by speed; the source first; a fill target of the node's share
+    of the work, for the period), and everything on one of the fastest nodes; the best plan the
+    evaluator finds feasible is returned, None if none is. O(orders x (V + evaluate))."""
     tb = tables(inst)
+    best = None
+    for place in _fill_plans(tb):
+        a = {tb.layers[v]: tb.nodes[k] for v, k in enumerate(place)}
+        key = _key(inst, a)
+        if key[0] == 0 and (best is None or key < best[0]):
+            best = (key, a)
+    return best[1] if best else None
+
+
+def _fill_plans(tb: Tables) -> list[tuple[int, ...]]:
+    """The distinct placements (node per layer) first fit tries; each is a stage plan."""
     V, K = len(tb.layers), len(tb.nodes)
     allowed = np.zeros((V, K), dtype=bool)
     for v, ks in enumerate(tb.allowed):
         allowed[v, ks] = True
     if not len(allowed) or not allowed.any(axis=1).all():
-        return None
+        return []
     cap = [math.inf if m is None else m * (1 + 1e-9) for m in tb.memory_bytes]
     total = tb.compute_s.sum(axis=0)  # everything on k
     share = 1.0 / np.sum(1.0 / np.maximum(total, 1e-300))  # the period if work divided freely
@@ -560,20 +620,26 @@ def first_fit(inst: Instance) -> dict[str, str] | None:
         [tb.source, *sorted(others, key=lambda k: total[k])],
         [tb.source, *sorted(others, key=lambda k: -mem[k])],
     ]
-    targets = [math.inf, share, share * 1.15, share * 1.4]
-    plans = [[k] * V for k in range(K) if allowed[:, k].all()]
+    targets = [math.inf, share, share * 1.2]
+    fits_all = [k for k in np.argsort(total) if allowed[:, k].all()]
+    plans = [[int(k)] * V for k in fits_all[:3]]  # everything on one of the fastest nodes
     for order in orders:
         for target in targets:
             place = _fill(tb, allowed, cap, order, target)
             if place is not None:
                 plans.append(place)
-    best = None
-    for place in plans:
-        a = {tb.layers[v]: tb.nodes[k] for v, k in enumerate(place)}
-        key = _key(inst, a)
-        if key[0] == 0 and (best is None or key < best[0]):
-            best = (key, a)
-    return best[1] if best else None
+    return list({tuple(p): None for p in plans})  # distinct, in order
+
+
+def _fill_upper(inst: Instance) -> float:
+    """The least stage-DP period (`_Stages.value`, no evaluator) of the first-fit plans: a
+    cheap upper bound to start the class DP's bisection from."""
+    st = _stages(inst)
+    best = math.inf
+    for place in _fill_plans(st.tb):
+        segs = _segments(list(place))
+        best = min(best, st.value([g[0] for g in segs] + [len(place)], [g[2] for g in segs]))
+    return best
 
 
 def _fill(tb: Tables, allowed, cap, order: list[int], target: float) -> list[int] | None:
@@ -693,10 +759,11 @@ def _moves(place: list[int], K: int, tb: Tables):
 
 def best_start(inst: Instance, time_budget_s: float = 1.0) -> dict[str, str] | None:
     """The best plan of the fast constructions that apply, improved by local search within
-    `time_budget_s` seconds (wall clock, all included): first fit and greedy always; for the
-    period, the stage DPs (PipeEdge's class DP, anytime, and the linear DP over node orders),
-    over the topological order for DAGs; for a sum objective on a chain, the exact chain DP when
-    memory cannot bind and EdgeShard's latency DP when it can. None when none is feasible."""
+    `time_budget_s` seconds (wall clock; a first pass of a DP may overrun it when nothing else
+    is feasible): for the period, PipeEdge's class DP (anytime; over the topological order for
+    DAGs), and where it finds nothing the linear DP over nodes by speed and first fit; otherwise
+    first fit, greedy, and for a chain the exact chain DP when memory cannot bind and
+    EdgeShard's latency DP when it can. None when none is feasible."""
     from .baselines import NotApplicable, chain_dp, greedy
 
     start = time.perf_counter()
@@ -704,14 +771,7 @@ def best_start(inst: Instance, time_budget_s: float = 1.0) -> dict[str, str] | N
     tb = tables(inst)
     if tb.reasons:
         return None
-    cands: list[dict[str, str]] = []
-    found = first_fit(inst)
-    if found:
-        cands.append(found)
-    plan = greedy(inst)
-    if plan.assignment and plan.status != "infeasible":
-        cands.append(plan.assignment)
-    kind = inst.objective.kind
+    cands: list[tuple[tuple, dict[str, str]]] = []  # (local-search key, plan)
 
     def attempt(make: Callable[[], object]) -> None:
         try:
@@ -719,41 +779,52 @@ def best_start(inst: Instance, time_budget_s: float = 1.0) -> dict[str, str] | N
         except NotApplicable:
             return
         if isinstance(found, tuple):
-            cands.append(_stages(inst).assignment(*found))
-        elif found is not None and getattr(found, "assignment", None):
-            if found.status != "infeasible":
-                cands.append(found.assignment)
+            found = _stages(inst).assignment(*found)
+        elif found is not None and not isinstance(found, dict):
+            found = found.assignment if found.status != "infeasible" else None
+        if found:
+            cands.append((_key(inst, found), found))
 
+    def feasible() -> list[tuple[tuple, dict[str, str]]]:
+        return [c for c in cands if c[0][0] == 0]
+
+    kind = inst.objective.kind
     if kind == "throughput" and inst.constraints.max_latency_s is None:
-        attempt(lambda: _best_linear_any_order(inst))
-        left = deadline - time.perf_counter()
-        upper = min((_key(inst, a)[1] for a in cands if _key(inst, a)[0] == 0), default=math.inf)
-        attempt(lambda: class_dp(inst, node_classes(tb), time.perf_counter() + 0.7 * left, upper))
-    elif kind != "throughput" and _is_chain(inst):
-        try:
-            plan = chain_dp(inst)
-            if plan.status == "optimal":
-                return plan.assignment  # exact (memory cannot bind): nothing to improve
-        except NotApplicable:
-            pass
-        attempt(lambda: edgeshard_latency(inst))
-    if not any(_key(inst, a)[0] == 0 for a in cands):
+        # the class DP first: exact over stage plans and anytime; the rest only where it fails
+        upper = _fill_upper(inst)
+        attempt(lambda: class_dp(inst, node_classes(tb), start + 0.85 * time_budget_s, upper))
+        if not feasible():
+            attempt(lambda: _best_linear_any_order(inst, start + 0.9 * time_budget_s))
+            attempt(lambda: first_fit(inst))
+    else:  # greedy minimises a sum: no use for the period
+        attempt(lambda: first_fit(inst))
+        attempt(lambda: greedy(inst))
+        if kind != "throughput" and _is_chain(inst):
+            try:
+                plan = chain_dp(inst)
+                if plan.status == "optimal":
+                    return plan.assignment  # exact (memory cannot bind): nothing to improve
+            except NotApplicable:
+                pass
+            attempt(lambda: edgeshard_latency(inst))
+    if not feasible():
         # some plan of contiguous stages, one per node (hosts of a class in order), fits iff the
-        # class DP finds one at an unbounded period: its first pass (the deadline has passed)
-        attempt(lambda: class_dp(inst, node_classes(tb), 0.0))
-        attempt(lambda: _best_linear_any_order(inst))
-    if not cands:
+        # class DP finds one at an unbounded period: its first pass, whatever the budget
+        attempt(lambda: class_dp(inst, node_classes(tb), first_only=True))
+        if not feasible():
+            attempt(lambda: _best_linear_any_order(inst))
+    if not feasible():
         return None
-    keyed = sorted((_key(inst, a), i) for i, a in enumerate(cands))
-    best = cands[keyed[0][1]]
-    if keyed[0][0][0] != 0:
-        return None
+    best = min(feasible(), key=lambda c: c[0])[1]
     return local_search(inst, best, deadline)
 
 
-def _best_linear_any_order(inst: Instance) -> tuple[list[int], list[int]] | None:
+def _best_linear_any_order(
+    inst: Instance, deadline: float = math.inf
+) -> tuple[list[int], list[int]] | None:
     """The linear DP over nodes sorted by speed (fastest first, the source first or last): a
-    cheap stage plan on any nodes, exact only for identical workers."""
+    cheap stage plan on any nodes, exact only for identical workers. The best of the orders
+    done by `deadline`."""
     st = _stages(inst)
     tb = st.tb
     total = tb.compute_s.sum(axis=0)
@@ -762,7 +833,10 @@ def _best_linear_any_order(inst: Instance) -> tuple[list[int], list[int]] | None
     for order, last in [([tb.source, *others], None), (others, tb.source), (others, None)]:
         if not order and last is None:
             continue
-        found = linear_dp(inst, order, last)
+        try:
+            found = linear_dp(inst, order, last, deadline)
+        except _OutOfTime:
+            break
         if found is not None and (best is None or st.value(*found) < st.value(*best)):
             best = found
     return best

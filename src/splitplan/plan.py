@@ -203,9 +203,9 @@ def solve(
     ):
         from .pipeline import best_start
 
-        # a fast construction as the MIP start, within 1 s or 10 % of the user's limit (the
-        # limit covers it): the period and binding memory are where the search is hard
-        initial = best_start(instance, min(1.0, 0.1 * (time_limit_s or 10.0)))
+        # a fast construction as the MIP start, within 10 % of the user's limit (at most 5 s;
+        # the limit covers it): the period and binding memory are where the search is hard
+        initial = best_start(instance, min(5.0, 0.1 * (time_limit_s or 50.0)))
     fallback = evaluate(instance, initial) if initial is not None else None
     deadline = None if time_limit_s is None else began + time_limit_s
     try:
