@@ -88,23 +88,24 @@ def _loads_by_size(tb: Tables) -> dict[float, np.ndarray]:
     def nxt(i: int) -> np.ndarray:
         return tb.shortest_paths(sizes[i])[1]
 
+    def scale(size: float, m: np.ndarray) -> np.ndarray:  # size x m, inf stays inf (0 x inf)
+        finite = np.isfinite(m)
+        return np.where(finite, size * np.where(finite, m, 0.0), np.inf)
+
     def fill(i: int, j: int) -> None:
         if np.array_equal(nxt(i), nxt(j)):
             m = _route_max_inv(tb, sizes[i])
             for size in sizes[i : j + 1]:
-                out[size] = size * m
+                out[size] = scale(size, m)
         elif j - i <= 1:
             for size in (sizes[i], sizes[j]):
-                out[size] = size * _route_max_inv(tb, size)
+                out[size] = scale(size, _route_max_inv(tb, size))
         else:
             mid = (i + j) // 2
             fill(i, mid)
             fill(mid, j)
 
     fill(0, len(sizes) - 1)
-    for size in out:
-        np.fill_diagonal(out[size], 0.0)  # 0 x inf where a size is 0
-        out[size][np.isnan(out[size])] = np.inf
     return out
 
 
@@ -161,15 +162,20 @@ def _stages(inst: Instance) -> _Stages:
     if tb.output != V - 1:
         raise _not_applicable("the output is not the last layer in topological order")
     cut = np.zeros((V + 2, K, K))
+    blocked = np.zeros((V + 2, K, K), dtype=np.int64)  # crossing tensors with no route p -> q
     loads = _loads_by_size(tb)
     for t in tb.tensors:
         if not t.consumers:
             continue
-        # t crosses cuts producer+1 .. last consumer (layers < i done)
-        cut[t.producer + 1] += loads[t.size_bytes]
-        cut[max(t.consumers) + 1] -= loads[t.size_bytes]
+        # t crosses cuts producer+1 .. last consumer (layers < i done): a difference array
+        load = loads[t.size_bytes]
+        finite = np.isfinite(load)
+        cut[t.producer + 1] += np.where(finite, load, 0.0)
+        cut[max(t.consumers) + 1] -= np.where(finite, load, 0.0)
+        blocked[t.producer + 1] += ~finite
+        blocked[max(t.consumers) + 1] -= ~finite
     cut = np.cumsum(cut, axis=0)[: V + 1]
-    cut[np.isnan(cut)] = np.inf  # inf - inf where an unreachable pair is crossed twice
+    cut[np.cumsum(blocked, axis=0)[: V + 1] > 0] = np.inf
     for k in range(K):
         cut[:, k, k] = 0.0
     last = tb.tensors[V]
