@@ -302,19 +302,33 @@ def class_dp(
                 continue
             a_s, sub, ps, b_s = (np.concatenate(x) for x in zip(*parts, strict=True))
             qs = hosts[b_s, counts[sub, b_s]]
-            # prefixes before the first reached one play no part: work on columns i0.. only
-            i0 = int(np.argmax(reach[a_s, sub].any(axis=0)))
-            valid = reach[a_s, sub, i0:] & (st.cut[i0:, ps, qs].T <= period)
-            valid[:, -1] = False  # prefix V: nothing left to place
-            e = np.where(valid, ends[qs, i0:], -1)
+            # only the reached prefixes can start a stage: starts in [i0, i1], ends up to j_hi
+            src = reach[a_s, sub]
+            any_col = src[:, :V].any(axis=0)
+            if not any_col.any():
+                continue
+            i0 = int(np.argmax(any_col))
+            i1 = V - 1 - int(np.argmax(any_col[::-1]))
+            valid = src[:, i0 : i1 + 1] & (st.cut[i0 : i1 + 1, ps, qs].T <= period)
+            keep = valid.any(axis=1)
+            if not keep.any():
+                continue
+            valid, a_s, sub, qs, b_s = valid[keep], a_s[keep], sub[keep], qs[keep], b_s[keep]
+            e = np.where(valid, ends[qs, i0 : i1 + 1], -1)
             best = np.maximum.accumulate(e, axis=1)
-            cols = np.arange(i0, V + 1, dtype=np.int32)[None, :]
-            arg = np.maximum.accumulate(np.where(e == best, cols, 0), axis=1)
-            new = best[:, :-1] >= cols[:, 1:]
-            r, j = np.nonzero(new)
+            starts = np.arange(i0, i1 + 1, dtype=np.int32)[None, :]
+            arg = np.maximum.accumulate(np.where(e == best, starts, 0), axis=1)
+            j_hi = int(e.max())
+            if j_hi <= i0:
+                continue
+            jcols = np.arange(i0 + 1, j_hi + 1)
+            at = np.minimum(jcols - 1, i1) - i0  # the last start before j
+            new = best[:, at] >= jcols[None, :]
+            r, jj = np.nonzero(new)
+            j = jcols[jj]
             tgt = sub[r] + stride[b_s[r]]
-            reach[b_s[r], tgt, j + i0 + 1] = True
-            pred[b_s[r], tgt, j + i0 + 1] = a_s[r] * (V + 1) + arg[r, j]
+            reach[b_s[r], tgt, j] = True
+            pred[b_s[r], tgt, j] = a_s[r] * (V + 1) + arg[r, at[jj]]
         for a in range(T):
             done = np.flatnonzero(reach[a, :, V])
             if not len(done):
