@@ -33,6 +33,7 @@ import torch.fx
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .errors import SplitplanError
 from .instance import DNN, INPUT, Layer
 
 ACTIVATION_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
@@ -132,7 +133,7 @@ _FOLD_ATEN = {
 TRACERS = ("auto", "fx", "export")
 
 
-class ProfileError(ValueError):
+class ProfileError(SplitplanError, ValueError):
     """A model or input the profiler cannot handle (the message says what and why)."""
 
 
