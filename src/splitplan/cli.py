@@ -13,10 +13,9 @@ import math
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from .baselines import METHODS
-from .errors import ExitCode, SplitplanError, UsageError, error_json
+from .errors import ExitCode, SplitplanError, UsageError, check_writable, error_json
 from .instance import Instance, InstanceError, load_instance
 
 # The old names, kept for code that imports them; `ExitCode` is the table.
@@ -60,18 +59,6 @@ def _positive_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
     return value
-
-
-def _check_output(path: str, option: str) -> None:
-    """Fail before a long computation, not after it, when `path` cannot be written."""
-    out = Path(path)
-    folder = out.parent if str(out.parent) else Path(".")
-    if out.is_dir():
-        raise UsageError(f"{path} is a directory, not a file", field=option)
-    if not folder.is_dir():
-        raise UsageError(f"cannot write {path}: no folder {folder}", field=option)
-    if not os.access(folder, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
-        raise UsageError(f"cannot write {path}: permission denied", field=option)
 
 
 def _methods(text: str) -> list[str]:
@@ -308,7 +295,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
             raise UsageError(
                 "give either --network or --network-from, not both", field="--network-from"
             )
-        _check_output(args.output, "--output")
+        check_writable(args.output, "--output")
         require("torch", "profiling", TORCH_INSTALL)
     except SplitplanError as exc:
         return _bad_input(exc, False)

@@ -82,6 +82,21 @@ def require(module: str, what: str, install: str) -> None:
         raise MissingDependency(f"{what} needs {module}: {install}") from None
 
 
+def check_writable(path: str | Path, option: str) -> None:
+    """Raise `UsageError` (field `option`) when `path` cannot be written: checked before a long
+    computation (profiling, training), not after it."""
+    import os
+
+    out = Path(path)
+    folder = out.parent
+    if out.is_dir():
+        raise UsageError(f"{path} is a directory, not a file", field=option)
+    if not folder.is_dir():
+        raise UsageError(f"cannot write {path}: no folder {folder}", field=option)
+    if not os.access(folder, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise UsageError(f"cannot write {path}: permission denied", field=option)
+
+
 def error_json(exc: BaseException, status: str = "bad_input") -> dict[str, Any]:
     """The one JSON error shape of every command with ``--json``:
     ``{"status": "bad_input", "error": {"type", "file", "field", "reason", "message"}}``."""
