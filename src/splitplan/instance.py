@@ -217,8 +217,14 @@ class Instance:
 def _check_number(value: Any, path: str, *, positive: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InstanceError(path, f"must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise InstanceError(path, f"must be finite, got {value!r}")
+    # an integer literal beyond float range (JSON allows 1000...0) would raise OverflowError
+    if not (isinstance(value, float) or abs(value) <= 1e308) or not math.isfinite(value):
+        shown = (
+            repr(value)
+            if len(repr(value)) <= 40
+            else f"{repr(value)[:20]}... (a number of {len(repr(value))} digits)"
+        )
+        raise InstanceError(path, f"must be finite, got {shown}")
     if positive and value <= 0:
         raise InstanceError(path, f"must be positive, got {value!r}")
     if value < 0:

@@ -263,7 +263,7 @@ def widths_from_dict(data: Any, file: str = "<widths>") -> WidthSet:
             v = row[key]
             if isinstance(v, bool) or not isinstance(v, int | float):
                 raise bad(f"{at}.{key}", f"must be a number, got {_shown(v)}")
-            if not math.isfinite(v):
+            if not (isinstance(v, float) or abs(v) <= 1e308) or not math.isfinite(v):
                 raise bad(f"{at}.{key}", f"must be a finite number, got {_shown(v)}")
             if v < 0:
                 raise bad(f"{at}.{key}", f"must be >= 0, got {_shown(v)}")
