@@ -12,6 +12,7 @@ import json
 import math
 import os
 import sys
+import time
 from collections.abc import Sequence
 
 from .baselines import METHODS
@@ -61,6 +62,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _solver(text: str) -> str:
+    from .solvers import SolverUnavailable, check_solver
+
+    try:
+        check_solver(text)
+    except SolverUnavailable as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def _methods(text: str) -> list[str]:
     methods = [m.strip() for m in text.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
@@ -82,7 +93,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     solve = sub.add_parser("solve", help="solve an instance file to proven optimality")
     solve.add_argument("file", metavar="FILE", help="instance file (splitplan-instance/1 JSON)")
-    solve.add_argument("--solver", choices=SOLVERS, default="highs", help="default: highs")
+    solve.add_argument(
+        "--solver",
+        type=_solver,
+        default="highs",
+        metavar="|".join(SOLVERS) + "|pyomo:NAME",
+        help="default: highs; pyomo:NAME solves the Pyomo model with Pyomo's solver NAME",
+    )
     solve.add_argument(
         "--time-limit", type=_positive_seconds, metavar="S", help="stop after S seconds"
     )
@@ -229,7 +246,10 @@ def _cmd_solve(args: argparse.Namespace, inst: Instance) -> int:
             f"nodes with {args.solver} ...",
             file=sys.stderr,
         )
-    plan = solve(inst, solver=args.solver, time_limit_s=args.time_limit, verbose=args.verbose)
+    limit = args.time_limit
+    if limit is not None:  # --time-limit covers the whole command, reading the file included
+        limit = max(limit - (time.perf_counter() - args.started_s), 1e-3)
+    plan = solve(inst, solver=args.solver, time_limit_s=limit, verbose=args.verbose)
     if args.json:
         print(json.dumps(plan.to_dict()))
     else:
@@ -381,10 +401,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit code (`ExitCode`). Never lets a traceback reach the
     user: user errors are one line and exit 2, anything else is a bug, one line and exit 1
     (set SPLITPLAN_TRACEBACK=1 to see the traceback)."""
+    started_s = time.perf_counter()  # --time-limit covers the whole command
     argv = sys.argv[1:] if argv is None else list(argv)
     _Parser.json_errors = "--json" in argv
     try:
-        return _main(argv)
+        return _main(argv, started_s)
     except SplitplanError as exc:
         return _bad_input(exc, _Parser.json_errors)
     except KeyboardInterrupt:
@@ -406,10 +427,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
-def _main(argv: Sequence[str]) -> int:
+def _main(argv: Sequence[str], started_s: float) -> int:
     from ._output import native_stdout_to_stderr
 
     args = _parser().parse_args(argv)
+    args.started_s = started_s
     if args.command == "profile":
         return _cmd_profile(args)
     if args.command == "adapt":
