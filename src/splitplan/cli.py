@@ -447,7 +447,7 @@ def _main(argv: Sequence[str], started_s: float) -> int:
                 return (cmd_nas if args.command == "nas" else cmd_retrain)(args)
         except KeyboardInterrupt:
             print("splitplan: interrupted (a rerun resumes the study)", file=sys.stderr)
-            return 130
+            return ExitCode.INTERRUPTED
     commands = {
         "solve": _cmd_solve,
         "validate": _cmd_validate,
@@ -464,7 +464,7 @@ def _main(argv: Sequence[str], started_s: float) -> int:
             return commands[args.command](args, inst)
     except KeyboardInterrupt:
         print("splitplan: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK
 
