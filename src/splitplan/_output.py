@@ -66,11 +66,12 @@ def native_stdout_to_stderr() -> Iterator[None]:
     finally:
         _flush_c_stdio()
         os.dup2(saved, 1)
-        if swapped is not None:
-            try:
-                swapped.flush()
-            finally:
-                sys.stdout = python_stdout
+        try:
+            if swapped is not None:
+                swapped.flush()  # may raise BrokenPipeError: the caller handles it
+        finally:
+            sys.stdout = python_stdout
+            if swapped is not None:
                 with contextlib.suppress(OSError):  # a closed pipe was reported by flush
                     swapped.close()
-        os.close(saved)
+            os.close(saved)
