@@ -78,6 +78,8 @@ class Context:
         # Flows price a path by its latency alone: usable when nothing else is priced per route.
         self.transfer_model = "pair" if self.need_energy or self.need_loads else "flow"
         tb = self.tb
+        # The sink node; -1 (no node) when there is none, so that `q == ctx.sink` is False.
+        self.sink: int = -1 if tb.sink is None else tb.sink
         # (layer, node) pairs a plan may use: pins and unusable nodes are left out (§9).
         pairs = [(v, k) for v in range(len(tb.layers)) for k in tb.allowed[v]]
         self.x: dict[tuple[int, int], int] = rec.vars(
@@ -108,7 +110,7 @@ class Context:
         """Nodes that may need tensor t: where its consumers may run, and the sink."""
         nodes = {q for c in t.consumers for q in self.tb.allowed[c]}
         if sink and t.to_sink:
-            nodes.add(self.tb.sink)
+            nodes.add(self.sink)
         return sorted(nodes)
 
     def producers(self, t: Tensor) -> list[int]:
@@ -241,12 +243,12 @@ def define_single_transfers(ctx: Context, block: str, tensors: list[int]) -> Cos
         )
         return costs
     reach = tb.reach
-    keys = []
+    pairs: list[tuple[int, int, int]] = []
     for ti in tensors:
         t = tb.tensors[ti]
         (c,) = t.consumers
-        keys += [(ti, p, q) for p in tb.allowed[t.producer] for q in tb.allowed[c] if reach[p, q]]
-    z = ctx.rec.vars(block, "z", keys, "z[t,p,q]: tensor t goes from p to q")
+        pairs += [(ti, p, q) for p in tb.allowed[t.producer] for q in tb.allowed[c] if reach[p, q]]
+    z = ctx.rec.vars(block, "z", pairs, "z[t,p,q]: tensor t goes from p to q")
     z_of: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for ti, p, q in z:
         z_of[ti].append((p, q))
@@ -280,7 +282,7 @@ def needed_at(ctx: Context, tensors: Iterable[int]) -> list[tuple[int, int]]:
         t = tb.tensors[ti]
         producers = ctx.producers(t)
         skip = {producers[0]} if len(producers) == 1 else set()
-        skip |= {tb.sink} if t.to_sink else set()
+        skip |= {ctx.sink} if t.to_sink else set()
         keys += [(ti, q) for q in ctx.targets(t, sink=False) if q not in skip]
     return keys
 
@@ -315,15 +317,15 @@ def define_fixed_transfers(ctx: Context, tensors: list[int], r: dict) -> Costs:
         dist, _ = tb.shortest_paths(size)
         if t.producer >= 0 and len(tb.allowed[t.producer]) > 1:  # output only to the sink
             for p in tb.allowed[t.producer]:
-                ctx.send(costs, size, p, tb.sink, x[t.producer, p], dist)
+                ctx.send(costs, size, p, ctx.sink, x[t.producer, p], dist)
             continue
         (p,) = ctx.producers(t)
         if t.to_sink:
-            ctx.send(costs, size, p, tb.sink, None, dist)
+            ctx.send(costs, size, p, ctx.sink, None, dist)
         if len(t.consumers) == 1:
             (c,) = t.consumers
             for q in tb.allowed[c]:
-                if not (t.to_sink and q == tb.sink):
+                if not (t.to_sink and q == ctx.sink):
                     ctx.send(costs, size, p, q, x[c, q], dist)
         for q in r_of[ti]:
             ctx.send(costs, size, p, q, r[ti, q], dist)
@@ -370,7 +372,7 @@ def define_multi_transfers(ctx: Context, block: str, tensors: list[int], r: dict
             rows_from[ti, p, q] = (None, [(1.0, var), (-1.0, x[t.producer, p])], 0.0)
             ctx.send(costs, t.size_bytes, p, q, var, dist)
         for q, terms in into.items():
-            if t.to_sink and q == tb.sink:
+            if t.to_sink and q == ctx.sink:
                 rows_pick[ti, q] = (1.0, terms, 1.0)
             elif (ti, q) in r:
                 rows_pick[ti, q] = (0.0, [*terms, (-1.0, r[ti, q])], 0.0)
@@ -434,7 +436,7 @@ def define_encoded_transfers(ctx: Context, tensors: list[int]) -> tuple[Costs, d
         producers = ctx.producers(t)
         n_forms = len(t.encodings) + 1
         e_keys += [(ti, j) for j in range(n_forms)]
-        r_keys += [(ti, q) for q in ctx.targets(t, sink=False) if not (t.to_sink and q == tb.sink)]
+        r_keys += [(ti, q) for q in ctx.targets(t, sink=False) if not (t.to_sink and q == ctx.sink)]
         for q in ctx.targets(t):
             if q in producers:
                 u_keys.append((ti, 0, q, q))
@@ -475,7 +477,7 @@ def define_encoded_transfers(ctx: Context, tensors: list[int]) -> tuple[Costs, d
         rows_pick[ti, q] = (0.0, [*into[ti, q], (-1.0, r[ti, q])], 0.0)
     for ti in tensors:
         if tb.tensors[ti].to_sink:
-            rows_pick[ti, tb.sink] = (1.0, into[ti, tb.sink], 1.0)
+            rows_pick[ti, ctx.sink] = (1.0, into[ti, ctx.sink], 1.0)
     for (ti, p, q), terms in pair.items():
         v = tb.tensors[ti].producer
         if v >= 0:  # the input is always at the source
@@ -514,7 +516,7 @@ def define_memory(ctx: Context) -> None:
     )
     rows_cap, rows_work = {}, {}
     for k in limited:
-        cap = float(tb.memory_bytes[k])
+        cap = float(tb.memory_bytes[k])  # type: ignore[arg-type]  # memory_may_bind: a limit
         rows_cap[k] = (
             None,
             [*((float(tb.param_bytes[v]) / cap, x[v, k]) for v in on[k]), (1.0, M[k])],
