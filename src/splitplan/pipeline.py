@@ -33,11 +33,15 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .cost import Tables, tables
 from .instance import INPUT, Instance
+
+if TYPE_CHECKING:
+    from .plan import Plan
 
 _RTOL = 1e-9  # bisection stops when hi <= lo (1 + _RTOL)
 _MAX_DP_CELLS = 3e7  # states x prefixes of a stage DP; beyond that the DP is not applicable
@@ -337,12 +341,13 @@ def class_dp(
             ok = np.flatnonzero(st.out[hs] <= period)
             if not len(ok):
                 continue
-            state, j, bounds, nodes = int(done[ok[0]]), V, [V], []
+            state: int = int(done[ok[0]])
+            end, bounds, nodes = V, [V], []
             while a != START:
                 nodes.append(int(hosts[a][counts[state, a] - 1]))
-                prev, i = divmod(int(pred[a, state, j]), V + 1)
+                prev, i = divmod(int(pred[a, state, end]), V + 1)
                 bounds.append(i)
-                state, j, a = state - int(stride[a]), i, prev
+                state, end, a = state - int(stride[a]), i, prev
             return bounds[::-1], nodes[::-1]
         return None
 
@@ -419,7 +424,7 @@ def linear_dp(
 
     fs: list[np.ndarray] = []
     args: list[np.ndarray] = []
-    prev_f = None
+    prev_f = np.zeros(V + 1)  # f_{m-1}; unused for m = 0
     for m, k in enumerate(order):
         if time.perf_counter() > deadline:
             raise _OutOfTime
@@ -433,7 +438,8 @@ def linear_dp(
         fs.append(f)
         args.append(arg)
         prev_f = f
-    options = []  # (value, stages used from order, start of the final stage on `last`)
+    # (value, stages used from order, start of the final stage on `last`)
+    options: list[tuple[float, int, int | None]] = []
     if last is None:
         for m, k in enumerate(order):
             options.append((max(fs[m][V], st.out[k]), m + 1, None))
@@ -448,7 +454,7 @@ def linear_dp(
     if not math.isfinite(value):
         return None
     bounds, nodes = [V], []
-    if last is not None:
+    if last is not None and i_last is not None:
         bounds.append(i_last)
         nodes.append(last)
     j = bounds[-1]
@@ -499,14 +505,16 @@ def _throughput_only(inst: Instance, method: str) -> None:
         raise _not_applicable("a latency limit couples the stages, which the DP does not model")
 
 
-def _result(inst: Instance, method: str, found, start: float):
+def _result(
+    inst: Instance, method: str, found: tuple[list[int], list[int]] | None, start: float
+) -> Plan:
     from .baselines import _plan
 
     st = _stages(inst)
     return _plan(inst, method, st.assignment(*found) if found else None, start)
 
 
-def pipeedge(inst: Instance, deadline: float = math.inf):
+def pipeedge(inst: Instance, deadline: float = math.inf) -> Plan:
     """PipeEdge's DP on a chain (see the module docstring); a `Plan` costed by the evaluator."""
     start = time.perf_counter()
     _throughput_only(inst, "PipeEdge's DP")
@@ -516,7 +524,7 @@ def pipeedge(inst: Instance, deadline: float = math.inf):
     return _result(inst, "pipeedge", found, start)
 
 
-def edgeshard(inst: Instance, deadline: float = math.inf):
+def edgeshard(inst: Instance, deadline: float = math.inf) -> Plan:
     """EdgeShard's throughput DP on a chain: the class DP with every node its own class."""
     start = time.perf_counter()
     _throughput_only(inst, "EdgeShard's throughput DP")
@@ -526,7 +534,7 @@ def edgeshard(inst: Instance, deadline: float = math.inf):
     return _result(inst, "edgeshard", found, start)
 
 
-def stages_dp(inst: Instance):
+def stages_dp(inst: Instance) -> Plan:
     """The textbook contiguous-stage bottleneck DP on a chain over identical workers."""
     start = time.perf_counter()
     _throughput_only(inst, "the stage DP")
@@ -537,7 +545,7 @@ def stages_dp(inst: Instance):
     return _result(inst, "stages-dp", _best_linear(inst), start)
 
 
-def pipedream(inst: Instance):
+def pipedream(inst: Instance) -> Plan:
     """PipeDream's optimizer without replication, over the topological order of a DAG."""
     start = time.perf_counter()
     _throughput_only(inst, "PipeDream's optimizer")
@@ -546,7 +554,7 @@ def pipedream(inst: Instance):
     return _result(inst, "pipedream", _best_linear(inst), start)
 
 
-def edgeshard_latency(inst: Instance):
+def edgeshard_latency(inst: Instance) -> Plan:
     """EdgeShard's latency DP on a chain: best[v][k] = least latency (or the objective's sum) of
     layers 0..v with v on k, from the best state of v-1 on any node whose path still leaves
     room on k; each state carries the memory its path uses on every node (EdgeShard's check),
@@ -798,12 +806,15 @@ def best_start(inst: Instance, time_budget_s: float = 1.0) -> dict[str, str] | N
             found = make()
         except NotApplicable:
             return
+        plan: dict[str, str] | None = None
         if isinstance(found, tuple):
-            found = _stages(inst).assignment(*found)
-        elif found is not None and not isinstance(found, dict):
-            found = found.assignment if found.status != "infeasible" else None
-        if found:
-            cands.append((_key(inst, found), found))
+            plan = _stages(inst).assignment(*found)
+        elif isinstance(found, dict):
+            plan = found
+        elif found is not None:  # a Plan
+            plan = found.assignment if found.status != "infeasible" else None  # type: ignore[attr-defined]
+        if plan:
+            cands.append((_key(inst, plan), plan))
 
     def feasible() -> list[tuple[tuple, dict[str, str]]]:
         return [c for c in cands if c[0][0] == 0]
