@@ -131,6 +131,7 @@ class _Stages:
     out: np.ndarray  # (K,)
     pre: np.ndarray  # (K, V+1)
     fit_end: np.ndarray  # (K, V+1)
+    positions: np.ndarray | None = None  # layer index of each cut, when cuts are over blocks
 
     def stage_ends(self, k: int, period: float) -> np.ndarray:
         """e[i]: the largest j with layers i..j-1 feasible on k within `period`, -1 if none."""
@@ -138,6 +139,21 @@ class _Stages:
         comp = np.searchsorted(pre, pre + period * (1 + 1e-12), side="right") - 1
         e = np.minimum(comp, self.fit_end[k])
         return np.where(e >= np.arange(self.V + 1) + 1, e, -1)
+
+    def coarse(self, positions: np.ndarray) -> _Stages:
+        """The same tables with cuts allowed only at `positions` (0 and V included): a stage DP
+        over blocks of layers. Its bounds index `positions`; `assignment` maps them back."""
+        fit = np.searchsorted(positions, self.fit_end[:, positions], side="right") - 1
+        return _Stages(
+            self.tb,
+            len(positions) - 1,
+            self.K,
+            self.cut[positions],
+            self.out,
+            self.pre[:, positions],
+            fit.astype(np.int64),
+            positions,
+        )
 
     def value(self, bounds: Sequence[int], nodes: Sequence[int]) -> float:
         """The DP's own period of stages [bounds[s], bounds[s+1]) on nodes[s]."""
@@ -150,6 +166,8 @@ class _Stages:
 
     def assignment(self, bounds: Sequence[int], nodes: Sequence[int]) -> dict[str, str]:
         tb = self.tb
+        if self.positions is not None:
+            bounds = [int(self.positions[b]) for b in bounds]
         out = {}
         for s, k in enumerate(nodes):
             for v in range(bounds[s], bounds[s + 1]):
@@ -251,8 +269,30 @@ def class_dp(
     the pass in progress is abandoned and the best plan found so far returned (None if none).
     `upper` (a known period, s) only speeds it up; `first_only` stops at the first plan found
     (at an unbounded period: a feasibility test).
+
+    Long chains are first solved on blocks of layers (cuts only every ceil(V / 100) layers): a
+    plan the full DP then starts from, which only makes it faster (the full DP still decides).
     """
     st = _stages(inst)
+    if st.V > 200 and not first_only:
+        block = math.ceil(st.V / 100)
+        coarse = st.coarse(np.r_[np.arange(0, st.V, block), st.V])
+        try:
+            found = _class_dp(coarse, classes, deadline, upper, False)
+        except _OutOfTime:
+            found = None
+        if found is not None:
+            upper = min(upper, coarse.value(*found))
+    return _class_dp(st, classes, deadline, upper, first_only)
+
+
+def _class_dp(
+    st: _Stages,
+    classes: list[list[int]],
+    deadline: float,
+    upper: float,
+    first_only: bool,
+) -> tuple[list[int], list[int]] | None:
     V = st.V
     T = len(classes)
     sizes = [len(c) for c in classes]
@@ -385,18 +425,24 @@ def _bisect(
     lo = min(lo, hi) * (1 - 1e-12)
     if lo <= 0:
         lo = hi * 1e-9
+    # first look just below the best plan (often near the optimum), doubling the step
+    step: float | None = 0.005
     while hi > lo * (1 + 2 * _RTOL) and time.perf_counter() < deadline:
         # bisect to 0.1 %, then ask for anything strictly better than the best plan: its period
         # is one of finitely many loads, so that proves it optimal in one or a few passes
-        mid = math.sqrt(lo * hi) if hi > lo * 1.001 else hi * (1 - _RTOL)
+        if hi <= lo * 1.001:
+            mid = hi * (1 - _RTOL)
+        else:
+            mid = math.sqrt(lo * hi) if step is None else max(math.sqrt(lo * hi), hi * (1 - step))
         try:
             found = run(mid)
         except _OutOfTime:
             break
         if found is None:
-            lo = mid
+            lo, step = mid, None
         else:
             best, hi = found, min(st.value(*found), mid)
+            step = None if step is None else 2 * step
     return best
 
 
