@@ -339,3 +339,15 @@ def test_pipeline_benchmark_quick_mode_runs():
     assert proc.returncode == 0, proc.stderr
     assert "| chain 30x4 hetero | " in proc.stdout
     assert "| DAG 20x3 identical | n/a | n/a | n/a | " in proc.stdout
+
+
+def test_best_start_when_the_output_is_not_the_last_layer():
+    # regression: the stage tables need the output last; best_start must fall back, not raise
+    inst = pipeline_instance(6, 3, seed=0, memory_fraction=0.5)
+    dnn = inst.dnn.__class__(inst.dnn.name, inst.dnn.input_bytes, inst.dnn.layers, output="l3")
+    inst = Instance(dnn, inst.network, inst.objective, inst.constraints, inst.name)
+    with pytest.raises(B.NotApplicable, match="output"):
+        pl.class_dp(inst, [[0], [1], [2]])
+    start = pl.best_start(inst, 1.0)
+    assert start is not None and splitplan.evaluate(inst, start).feasible
+    assert splitplan.solve(inst).status == "optimal"

@@ -868,7 +868,10 @@ def best_start(inst: Instance, time_budget_s: float = 1.0) -> dict[str, str] | N
     kind = inst.objective.kind
     if kind == "throughput" and inst.constraints.max_latency_s is None:
         # the class DP first: exact over stage plans and anytime; the rest only where it fails
-        upper = _fill_upper(inst)
+        try:
+            upper = _fill_upper(inst)
+        except NotApplicable:  # no stage tables (the output is not the last layer)
+            upper = math.inf
         attempt(lambda: class_dp(inst, node_classes(tb), start + 0.85 * time_budget_s, upper))
         if not feasible():
             attempt(lambda: _best_linear_any_order(inst, start + 0.9 * time_budget_s))
