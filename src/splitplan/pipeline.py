@@ -8,7 +8,7 @@ and where it is only a heuristic is in models/formulation.md §11.
 
 Methods (registered in `splitplan.baselines.METHODS`):
 
-- `pipeedge`: PipeEdge's DP (Hu et al., FPT 2022): the least period over contiguous stages of a
+- `pipeedge`: PipeEdge's DP (Hu et al., 2022): the least period over contiguous stages of a
   chain, each node used at most once, over (layer, devices used per device class, last class),
   with memory limits. Nodes are grouped into classes of identical nodes (same compute times,
   memory, pins and role); the hosts of a class are taken in a fixed order, which is exact when
@@ -23,8 +23,9 @@ Methods (registered in `splitplan.baselines.METHODS`):
   (our model runs each layer once): the same recurrence over a topological order of a DAG, a cut
   sending every tensor that crosses it to the next stage; identical workers.
 
-The stage DPs minimise the period; they solve min max over resources exactly by bisection on the
-period with a reachability pass over the DP's states (relative tolerance 1e-9).
+The stage DPs minimise the period: the class DP (`pipeedge`, `edgeshard`) by bisection on the
+period with a reachability pass over its states (relative tolerance 1e-9), the linear DP
+(`stages-dp`, `pipedream`) directly as a min-max recurrence.
 """
 
 from __future__ import annotations
