@@ -207,10 +207,13 @@ class SplitModel(nn.Module):
         self.decoder.set_width(width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.head(x)
+        return self.tail(self.through(self.head(x)))
+
+    def through(self, h: torch.Tensor) -> torch.Tensor:
+        """The split tensor `h` (the head's output) encoded and decoded at the current width."""
         flat = h.ndim == 2
         y = self.decoder(self.encoder(h[:, :, None, None] if flat else h))
-        return self.tail(y.flatten(1) if flat else y)
+        return y.flatten(1) if flat else y
 
     def payload_bytes(self, input_shape: Sequence[int]) -> int:
         """Bytes sent per forward pass of a model input of `input_shape` (with batch dim)."""
@@ -343,7 +346,7 @@ def train_slimmable(
                 chosen += [widths[0]] + [rng.choice(widths) for _ in range(n_random)]
             for i, w in enumerate(chosen):
                 model.set_width(w)
-                out = model.tail(model.decoder(model.encoder(h)))
+                out = model.tail(model.through(h))  # N x C split tensors too
                 loss = F.kl_div(
                     F.log_softmax(out / t, 1), soft, reduction="batchmean", log_target=True
                 )

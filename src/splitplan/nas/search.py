@@ -88,7 +88,7 @@ def evaluate(
         time_limit_s=time_limit_s,
     )
     dnn = p.instance.dnn
-    base = dict(
+    base: dict[str, Any] = dict(
         arch=arch,
         accuracy=float(space.accuracy(arch)),
         local_latency_s=p.local_latency_s,
@@ -103,8 +103,8 @@ def evaluate(
         )
     if plan.assignment is None or not plan.evaluation.feasible:
         # with an SLO, infeasible means no plan meets it (the solver proved it)
-        proven = slo_s is not None and not tables(p.instance).reasons
-        status = "over-slo" if proven else "infeasible"
+        over_slo = slo_s is not None and not tables(p.instance).reasons
+        status = "over-slo" if over_slo else "infeasible"
         if plan.status == "time_limit":
             status = "time_limit"
         return Candidate(
@@ -243,12 +243,12 @@ class EvaluationCache:
 
     def table(self, space: Space, network: Network, spec: StudySpec) -> dict[str, Candidate]:
         """The candidates of `space` on `network` under `spec`, by architecture (mutable)."""
-        for s, n, sp, t in self._tables:
+        for s, n, sp, table in self._tables:
             if s is space and n == network and sp == spec:
-                return t
-        t: dict[str, Candidate] = {}
-        self._tables.append((space, network, spec, t))
-        return t
+                return table
+        new: dict[str, Candidate] = {}
+        self._tables.append((space, network, spec, new))
+        return new
 
     def __len__(self) -> int:
         """Candidates held, over all tables."""
@@ -344,7 +344,7 @@ def front_of(recs: Sequence[dict[str, Any]], slo_s: float | None = None) -> list
     latency; with an SLO, only those that meet it."""
     from .pareto import pareto_front
 
-    planned = {}
+    planned: dict[str, dict[str, Any]] = {}
     for r in recs:
         if r["latency_s"] is not None and (slo_s is None or r["latency_s"] <= slo_s):
             planned.setdefault(r["arch"], r)

@@ -134,8 +134,8 @@ class Mbv2Space:
         return self._accuracy[key]
 
     def dnn(self, arch: str, classes: Sequence[str]) -> DNN:
-        from .. import devices
-        from ..profile import profile
+        from ... import devices
+        from ...profile import profile
 
         key = canonical(arch)
         if key not in self._profiled:

@@ -72,7 +72,7 @@ def arch_string(ops: Sequence[str]) -> str:
     for op in ops:
         if op not in OPS:
             raise Nb201Error(f"unknown operation {op!r}; expected one of {', '.join(OPS)}")
-    nodes = [[] for _ in range(3)]
+    nodes: list[list[str]] = [[] for _ in range(3)]
     for (dst, src), op in zip(EDGES, ops, strict=True):
         nodes[dst - 1].append(f"{op}~{src}")
     return "+".join("|" + "|".join(node) + "|" for node in nodes)
