@@ -23,11 +23,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..cost import evaluate as cost_of
 from ..cost import latency_lower_bound
 from ..instance import Constraints, Instance, Network, Objective
+from . import Space
+
+if TYPE_CHECKING:
+    from ..plan import Plan
 
 METHODS = ("auto", "dp", "milp", "single-split")
 OBJECTIVES = ("latency", "energy")  # those a string may name; any Objective is accepted
@@ -60,7 +64,7 @@ def check_method(method: str) -> str:
     return method
 
 
-def timed_classes(space: Any, network: Network) -> list[str]:
+def timed_classes(space: Space, network: Network) -> list[str]:
     """The network's device classes (in node order, once each) that `space` is asked to time:
     those in the space's `device_classes` when it lists them (NB201: the measured ones), else
     all of them."""
@@ -73,7 +77,7 @@ def timed_classes(space: Any, network: Network) -> list[str]:
 
 
 def candidate_instance(
-    space: Any,
+    space: Space,
     arch: str,
     network: Network,
     objective: Objective | None = None,
@@ -99,7 +103,7 @@ class CandidatePlan:
     arch: str
     instance: Instance
     method: str  # the method asked for (METHODS)
-    plan: Any  # splitplan.Plan, or None when the SLO screen pruned the candidate
+    plan: Plan | None  # None when the SLO screen pruned the candidate
     local_latency_s: float  # everything on the source node (the device)
     unmeasured_nodes: list[str] = field(default_factory=list)  # priced by flops / flops_per_s
     seconds: float = 0.0  # building the instance, screening, solving, evaluating
@@ -124,7 +128,7 @@ class CandidatePlan:
 
 
 def plan_candidate(
-    space: Any,
+    space: Space,
     arch: str,
     network: str | Network,
     *,

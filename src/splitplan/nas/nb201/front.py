@@ -170,9 +170,12 @@ def exact_front(
 ) -> ExactFront:
     """Plan every architecture (default: all 15,625) and return the exact Pareto front.
 
-    `progress(done, total)` is called every 250 architectures and at the end.
+    `progress(done, total)` is called every 250 architectures and at the end. `method`: an
+    exact one (``auto``, ``dp``, ``milp``).
     """
     net, obj = _checked(network, objective, method)
+    if method == "single-split":
+        raise Nb201Error("the exact front needs an exact method: auto, dp or milp")
     archs = list(space.all_archs() if archs is None else archs)
     if not archs:
         raise Nb201Error("no architectures to evaluate")
