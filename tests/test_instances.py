@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import close
+from helpers import close
 
 import splitplan
 

@@ -5,7 +5,7 @@ same function; the method switch against brute force; a second `run` never re-pl
 import random
 
 import pytest
-from conftest import brute_force, close
+from helpers import brute_force, close
 
 import splitplan
 from splitplan.baselines import NotApplicable

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import close
+from helpers import close
 
 import splitplan
 from splitplan.instance import Instance, Objective

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ...errors import SplitplanError
+
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to node, from node), string order
 N_ARCHS = len(OPS) ** len(EDGES)  # 15,625
@@ -20,7 +22,7 @@ RESOLUTION = (32, 16, 8)
 NUM_CLASSES = 10
 
 
-class Nb201Error(ValueError):
+class Nb201Error(SplitplanError, ValueError):
     """A bad architecture string, dataset, device class or data file (the message says which)."""
 
 
