@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cost import Evaluation, evaluate, tables
 from .instance import RAW, Instance
+
+if TYPE_CHECKING:
+    from .solvers import SolverResult
 
 STATUSES = ("optimal", "feasible", "infeasible", "time_limit", "error")  # see _verdict
 
@@ -240,7 +243,7 @@ def solve(
 def _verdict(
     instance: Instance,
     solver: str,
-    result: Any,
+    result: SolverResult,
     found: tuple[dict[str, str], dict[str, str]] | None,
     initial: Mapping[str, str] | None,
     time_limit_s: float | None,
@@ -326,7 +329,7 @@ def _verdict(
         )
         bound = None
     plan.bound = bound
-    if gap_closed(cost, bound, abs_gap, rel_gap):
+    if bound is not None and gap_closed(cost, bound, abs_gap, rel_gap):
         plan.status = "optimal"
         plan.bound = min(bound, cost)
     else:

@@ -3,8 +3,10 @@
 The matrix of the Pyomo model (`Milp.matrix`, recorded row by row while the model is built) is
 handed to the solver's own API; `standard_form(model)` reads the same matrix from any linear Pyomo
 model by walking its expressions (slower; the tests check the two agree). Pyomo's generic writers
-are an order of magnitude slower still at the sizes of the benchmark. What comes back is
-normalised to a `SolverResult`: status, objective, best bound, column values.
+are an order of magnitude slower still at the sizes of the benchmark. Every backend gets the
+same model rescaled by `scale`; what comes back is normalised to a `SolverResult` that keeps the
+solver's termination, its point, that point's objective and the bound it proved apart
+(models/formulation.md §9 "Solvers"). `plan.solve` turns it into a verdict.
 """
 
 from __future__ import annotations
@@ -273,8 +275,12 @@ def solve_standard_form(
 def binary_at_optimum(milp: Milp) -> np.ndarray:
     """Continuous columns that some optimal solution has at 0 or 1: the transfer families of §9
     (r, y, z, f, g, u, s stand for products of 0/1 assignments; "Why it is exact"), not the
-    working set M nor the period P. Columns not recognised are left out (the safe side)."""
+    working set M nor the period P. Columns not recognised are left out (the safe side: they get
+    CP-SAT's grid). A model may state it itself as `StandardForm.binary_at_optimum`."""
     sf = milp.matrix
+    stated = getattr(sf, "binary_at_optimum", None)
+    if stated is not None:
+        return np.asarray(stated, dtype=bool)
     out = np.zeros(len(sf.c), dtype=bool)
     for j, var in enumerate(sf.columns):
         parent = getattr(var, "parent_component", None)
@@ -313,6 +319,9 @@ def _finite(value: float | None) -> float | None:
 # --------------------------------------------------------------------------- HiGHS
 
 
+HIGHS_PRESOLVE_RULES_OFF = 1 << 6  # a bit mask of HiGHS presolve rules; 6: dominated columns
+
+
 def _highs(sf, time_limit_s, relax, gaps, threads, verbose, start) -> _Raw:
     import highspy
 
@@ -323,6 +332,10 @@ def _highs(sf, time_limit_s, relax, gaps, threads, verbose, start) -> _Raw:
     # 1 ms objective without scaling.
     h.setOptionValue("mip_rel_gap", gaps[1] / 2)
     h.setOptionValue("mip_abs_gap", gaps[0] / 2)
+    # HiGHS 1.12's dominated-column presolve reduction (a dual argument) cut off the optimum of
+    # a 6x3 energy instance (tests/data/highs-*.json: "optimal" 5.72 J, optimum 3.34 J); rule 6
+    # (kPresolveRuleDominatedCol) is switched off.
+    h.setOptionValue("presolve_rule_off", HIGHS_PRESOLVE_RULES_OFF)
     h.setOptionValue("mip_feasibility_tolerance", FEASIBILITY_TOL)
     h.setOptionValue("primal_feasibility_tolerance", FEASIBILITY_TOL)
     if time_limit_s is not None:
@@ -604,7 +617,7 @@ def _complete(sf: StandardForm, x: np.ndarray, grid: np.ndarray) -> np.ndarray |
     """The best float completion of x's 0/1 columns (an LP over the grid columns, HiGHS), or
     None when they have none: CP-SAT's grid values are replaced by exact ones."""
     fixed = np.where(grid, sf.col_lb, np.round(x)), np.where(grid, sf.col_ub, np.round(x))
-    lp = _highs(replace(sf, col_lb=fixed[0], col_ub=fixed[1]), None, True, (0, 0), 1, False, {})
+    lp = _highs(replace(sf, col_lb=fixed[0], col_ub=fixed[1]), None, True, (0, 0), None, False, {})
     return lp.values if lp.termination == "optimal" else None
 
 
