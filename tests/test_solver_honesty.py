@@ -169,10 +169,12 @@ def test_optimal_needs_the_gap_closed(monkeypatch, tiny_instance):
 
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_time_limit_is_read_from_the_solver(solver):
-    inst = random_instance(150, 5, seed=0, objective="throughput")
-    plan = splitplan.solve(inst, solver=solver, time_limit_s=0.001)
-    assert plan.termination == "time_limit", plan.termination
-    assert plan.status in ("time_limit", "optimal")
+    """The termination says time_limit because the solver said so (SCIP through MathOpt, HiGHS'
+    model status, CP-SAT stopping without proof), whatever the elapsed time."""
+    milp = build_milp(random_instance(150, 5, seed=0, objective="throughput"))
+    result, _ = solvers.solve_milp(milp, solver, time_limit_s=0.001)
+    assert result.termination == "time_limit", (result.termination, result.message)
+    assert result.status in ("time_limit", "feasible")
 
 
 # --------------------------------------------------------------------------- scaling

@@ -22,6 +22,35 @@ from pyomo.repn import generate_standard_repn
 from .milp import INF, Milp, StandardForm, merge_duplicates
 
 SOLVERS = ("highs", "ortools", "ortools-cpsat")
+PYOMO_PREFIX = "pyomo:"  # `pyomo:NAME`: the Pyomo model, solved by Pyomo's solver NAME
+
+
+class SolverUnavailable(ValueError):
+    """A solver that is not installed or not known."""
+
+
+def check_solver(solver: str) -> None:
+    """Raise `SolverUnavailable` unless `solver` is one of SOLVERS or `pyomo:NAME` with NAME a
+    solver that Pyomo finds on this machine."""
+    if solver in SOLVERS:
+        return
+    if solver.startswith(PYOMO_PREFIX) and solver != PYOMO_PREFIX:
+        import pyomo.environ as pyo
+
+        name = solver.removeprefix(PYOMO_PREFIX)
+        try:
+            available = bool(pyo.SolverFactory(name).available(exception_flag=False))
+        except Exception:  # Pyomo raises various errors for unknown or broken solvers
+            available = False
+        if not available:
+            raise SolverUnavailable(
+                f"Pyomo cannot find the solver {name!r} on this machine (try pyomo:appsi_highs, "
+                "or install the solver's executable, e.g. cbc or glpsol)"
+            )
+        return
+    raise SolverUnavailable(
+        f"unknown solver {solver!r}; expected one of {', '.join(SOLVERS)} or pyomo:NAME"
+    )
 
 
 def _terms(expr) -> tuple[list[tuple[float, object]], float]:
@@ -86,7 +115,7 @@ def standard_form(model: pyo.ConcreteModel) -> StandardForm:
         col_lb=col_lb,
         col_ub=col_ub,
         integer=integer,
-        columns=columns,
+        columns=[v.name for v in columns],
     )
 
 
@@ -94,7 +123,7 @@ def standard_form(model: pyo.ConcreteModel) -> StandardForm:
 
 # Scale factors are powers of two, so scaling and unscaling are exact in floating point.
 ABS_GAP = 1e-9  # default absolute gap, in units of the objective's largest coefficient
-# HiGHS' and SCIP's feasibility tolerance, on rows whose largest coefficient is ~1 after `scale`
+# SCIP's feasibility tolerance, on rows whose largest coefficient is ~1 after `scale`
 FEASIBILITY_TOL = 1e-9
 
 
@@ -282,11 +311,10 @@ def binary_at_optimum(milp: Milp) -> np.ndarray:
     if stated is not None:
         return np.asarray(stated, dtype=bool)
     out = np.zeros(len(sf.c), dtype=bool)
-    for j, var in enumerate(sf.columns):
-        parent = getattr(var, "parent_component", None)
-        if parent is None or sf.integer[j] or (sf.col_lb[j], sf.col_ub[j]) != (0.0, 1.0):
-            continue
-        out[j] = parent().local_name in _PRODUCT_FAMILIES
+    for fam in milp.families:
+        if fam.kind == "var" and fam.name in _PRODUCT_FAMILIES and not fam.binary:
+            if tuple(fam.bounds) == (0, 1):
+                out[fam.start : fam.stop] = True
     return out
 
 
@@ -294,7 +322,10 @@ _PRODUCT_FAMILIES = frozenset({"z", "f", "r", "y", "g", "u", "s"})
 
 
 def solve_milp(milp: Milp, solver: str = "highs", **kw) -> tuple[SolverResult, StandardForm]:
-    """Solve a built MILP (its matrix was recorded while the Pyomo model was built)."""
+    """Solve a built MILP: its matrix goes to HiGHS or OR-Tools directly; `pyomo:NAME` solves
+    `milp.to_pyomo()` with Pyomo's solver NAME instead (e.g. `pyomo:appsi_highs`, `pyomo:cbc`)."""
+    if solver.startswith(PYOMO_PREFIX):
+        return solve_pyomo(milp, solver.removeprefix(PYOMO_PREFIX), **kw), milp.matrix
     if solver == "ortools-cpsat":
         kw.setdefault("binary_at_optimum", binary_at_optimum(milp))
     return solve_standard_form(milp.matrix, solver, **kw), milp.matrix
@@ -335,9 +366,10 @@ def _highs(sf, time_limit_s, relax, gaps, threads, verbose, start) -> _Raw:
     # HiGHS 1.12's dominated-column presolve reduction (a dual argument) cut off the optimum of
     # a 6x3 energy instance (tests/data/highs-*.json: "optimal" 5.72 J, optimum 3.34 J); rule 6
     # (kPresolveRuleDominatedCol) is switched off.
+    # HiGHS keeps its default feasibility tolerances (1e-6 MIP, 1e-7 primal, on rows whose
+    # largest coefficient is now ~1): with the rule above off and 1e-9 tolerances, HiGHS 1.12
+    # crashed (segmentation fault) on resnet50-3tier-lte with the throughput objective.
     h.setOptionValue("presolve_rule_off", HIGHS_PRESOLVE_RULES_OFF)
-    h.setOptionValue("mip_feasibility_tolerance", FEASIBILITY_TOL)
-    h.setOptionValue("primal_feasibility_tolerance", FEASIBILITY_TOL)
     if time_limit_s is not None:
         h.setOptionValue("time_limit", float(time_limit_s))
     if threads is not None:
@@ -644,3 +676,63 @@ def _column_caps(sf: StandardForm) -> tuple[np.ndarray, bool]:
             continue
         cap[j] = max(0.0, float(np.max((sf.row_lb[r] + activity[r]) / a)), sf.col_lb[j])
     return cap, sound
+
+
+# --------------------------------------------------------------------------- Pyomo
+
+
+def solve_pyomo(
+    milp: Milp,
+    name: str,
+    time_limit_s: float | None = None,
+    relax: bool = False,
+    mip_rel_gap: float = 1e-6,
+    threads: int | None = None,
+    verbose: bool = False,
+    start: dict[int, float] | None = None,
+) -> SolverResult:
+    """Solve `milp.to_pyomo()` with Pyomo's solver `name` (its legacy interface, which every
+    Pyomo solver offers). The MIP start and thread count are not passed on: solvers differ in
+    how they take them."""
+    from pyomo.opt import TerminationCondition as TC
+
+    check_solver(PYOMO_PREFIX + name)
+    model, columns = milp.pyomo_columns()
+    if relax:
+        for var in columns:
+            var.domain = pyo.Reals
+    opt = pyo.SolverFactory(name)
+    kw: dict = {"tee": bool(verbose), "load_solutions": False}
+    if time_limit_s is not None:
+        kw["timelimit"] = float(time_limit_s)
+    began = time.perf_counter()
+    res = opt.solve(model, **kw)
+    elapsed = time.perf_counter() - began
+    tc = res.solver.termination_condition
+    values = objective = bound = None
+    if len(res.solution) > 0 and tc not in (TC.infeasible, TC.infeasibleOrUnbounded):
+        model.solutions.load_from(res)
+        values = np.array([np.nan if v.value is None else float(v.value) for v in columns])
+        objective = float(pyo.value(model.objective))
+    lower = res.problem.lower_bound
+    if lower is not None and np.isfinite(float(lower)):
+        bound = float(lower)
+    termination = {
+        TC.optimal: "optimal",
+        TC.infeasible: "infeasible",
+        TC.infeasibleOrUnbounded: "infeasible",
+        TC.maxTimeLimit: "time_limit",
+    }.get(tc, "other")
+    unit = scale(milp.matrix)[1].objective_unit
+    return SolverResult(
+        termination,
+        values,
+        objective,
+        bound,
+        ABS_GAP * unit,
+        mip_rel_gap,
+        elapsed,
+        PYOMO_PREFIX + name,
+        None,
+        str(tc),
+    )
