@@ -350,9 +350,6 @@ def _finite(value: float | None) -> float | None:
 # --------------------------------------------------------------------------- HiGHS
 
 
-HIGHS_PRESOLVE_RULES_OFF = 1 << 6  # a bit mask of HiGHS presolve rules; 6: dominated columns
-
-
 def _highs(sf, time_limit_s, relax, gaps, threads, verbose, start) -> _Raw:
     import highspy
 
@@ -363,13 +360,11 @@ def _highs(sf, time_limit_s, relax, gaps, threads, verbose, start) -> _Raw:
     # 1 ms objective without scaling.
     h.setOptionValue("mip_rel_gap", gaps[1] / 2)
     h.setOptionValue("mip_abs_gap", gaps[0] / 2)
-    # HiGHS 1.12's dominated-column presolve reduction (a dual argument) cut off the optimum of
-    # a 6x3 energy instance (tests/data/highs-*.json: "optimal" 5.72 J, optimum 3.34 J); rule 6
-    # (kPresolveRuleDominatedCol) is switched off.
-    # HiGHS keeps its default feasibility tolerances (1e-6 MIP, 1e-7 primal, on rows whose
-    # largest coefficient is now ~1): with the rule above off and 1e-9 tolerances, HiGHS 1.12
-    # crashed (segmentation fault) on resnet50-3tier-lte with the throughput objective.
-    h.setOptionValue("presolve_rule_off", HIGHS_PRESOLVE_RULES_OFF)
+    # HiGHS keeps its default presolve and feasibility tolerances (1e-6 MIP, 1e-7 primal, on
+    # rows whose largest coefficient is now ~1). Its dominated-column presolve rule cut off the
+    # optimum of tests/data/highs-energy-chain-6x3.json, but switching it off
+    # (presolve_rule_off = 64) made HiGHS 1.12 crash (segmentation fault) or claim a feasible
+    # 5x4 instance infeasible, so the defect is documented and not worked around.
     if time_limit_s is not None:
         h.setOptionValue("time_limit", float(time_limit_s))
     if threads is not None:
