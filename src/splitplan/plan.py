@@ -6,12 +6,15 @@ import time
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cost import Evaluation, evaluate, tables
 from .instance import RAW, Instance
 
-STATUSES = ("optimal", "feasible", "infeasible", "time_limit", "error")
+if TYPE_CHECKING:
+    from .solvers import SolverResult
+
+STATUSES = ("optimal", "feasible", "infeasible", "time_limit", "error")  # see _verdict
 
 
 @dataclass
@@ -20,6 +23,8 @@ class Plan:
 
     `objective` is the evaluator's cost of `assignment` (models/formulation.md); `bound` is the
     solver's proven lower bound on the optimum and `gap` = (objective - bound) / objective.
+    `status` is our verdict (`solve` checks the solver's claims); `termination` is what the
+    solver itself said (optimal, infeasible, time_limit, other).
     """
 
     instance: Instance
@@ -35,6 +40,7 @@ class Plan:
     evaluation: Evaluation | None = None
     reasons: list[str] = field(default_factory=list)
     encodings: dict[str, str] = field(default_factory=dict)  # tensors sent encoded (§10)
+    termination: str | None = None
 
     @property
     def gap(self) -> float | None:
@@ -73,6 +79,7 @@ class Plan:
             "instance": self.instance.name,
             "status": self.status,
             "solver": self.solver,
+            "termination": self.termination,
             "objective_kind": self.instance.objective.kind,
             "objective": self.objective,
             "bound": self.bound,
@@ -207,7 +214,12 @@ def solve(
         # a fast construction as the MIP start, within 10 % of the user's limit (at most 5 s;
         # the limit covers it): the period and binding memory are where the search is hard
         initial = best_start(instance, min(5.0, 0.1 * (time_limit_s or 50.0)))
-    fallback = evaluate(instance, initial) if initial is not None else None
+    complete = initial is not None and set(initial) >= set(instance.layer_names)
+    fallback = (
+        evaluate(instance, {name: initial[name] for name in instance.layer_names})
+        if complete
+        else None
+    )
     deadline = None if time_limit_s is None else began + time_limit_s
     try:
         milp = build_milp(instance, deadline)
@@ -238,44 +250,135 @@ def solve(
         start=start_values,
     )
     build += time.perf_counter() - t0 - result.solve_time_s  # reading the matrix back
+    found = None
+    if result.values is not None:
+        found = milp.read_assignment(result.values), milp.read_encodings(result.values)
+    plan = _verdict(instance, solver, result, found, initial, time_limit_s, deadline)
+    plan.build_time_s = build
+    return plan
+
+
+def _verdict(
+    instance: Instance,
+    solver: str,
+    result: SolverResult,
+    found: tuple[dict[str, str], dict[str, str]] | None,
+    initial: Mapping[str, str] | None,
+    time_limit_s: float | None,
+    deadline: float | None,
+) -> Plan:
+    """The plan and its status from what the solver returned, its claims checked.
+
+    - The plan's cost is the evaluator's; a plan the evaluator rejects is not returned (status
+      `error`: a solver tolerance or a model bug, said in `reasons`).
+    - `optimal` only when cost - bound <= max(abs_gap, rel_gap * |cost|) for a bound the solver
+      proved (`SolverResult.bound`, valid for the float model); otherwise `feasible`, or
+      `time_limit` when the solver stopped at the limit, with the honest gap.
+    - The MILP's objective of the returned point must equal the evaluator's cost (rel 1e-6 +
+      abs gap): if not, that is a bug, said in `reasons`, and no bound is claimed.
+    - A feasible MIP start (`initial`, evaluated here) is kept when the solver returns nothing
+      better, and refutes a claim of infeasibility.
+    - "infeasible" from HiGHS is reported as such; from SCIP or CP-SAT it is confirmed with
+      HiGHS first (both have claimed it wrongly: SCIP's presolve, CP-SAT's presolve on large
+      coefficients), and reported as `error` when HiGHS finds a plan or cannot decide.
+    """
+    from .solvers import gap_closed
+
     plan = Plan(
         instance,
-        result.status,
+        "error",
         solver,
-        bound=result.bound,
         milp_objective=result.objective,
         solve_time_s=result.solve_time_s,
-        build_time_s=build,
         nodes=result.nodes,
+        termination=result.termination,
     )
-    if result.values is None and fallback is not None and fallback.feasible:
-        # the solver found nothing in time, but the start is a plan: return it, with the bound
-        plan.status = "feasible"
-        plan.bound = result.bound if result.status != "infeasible" else None
-        plan.assignment, plan.evaluation = dict(fallback.assignment), fallback
-        plan.objective = fallback.objective(instance)
-        return plan
-    if result.values is None:
-        if result.status == "infeasible":
-            plan.reasons = _why_infeasible(instance, solver, deadline)
-        elif result.status == "time_limit":
+    abs_gap, rel_gap = result.abs_gap, result.rel_gap
+    reasons: list[str] = []
+    best: tuple[float, dict[str, str], Evaluation, bool] | None = None
+    if found is not None:
+        ev = evaluate(instance, found[0], found[1])
+        if ev.feasible:
+            best = (ev.objective(instance), found[0], ev, True)
+        else:
+            reasons.append(
+                f"{solver} returned a plan the evaluator rejects ({'; '.join(ev.violations)}): "
+                "a solver tolerance or a model bug, please report it"
+            )
+    if initial is not None and set(initial) >= set(instance.layer_names):
+        start = {name: initial[name] for name in instance.layer_names}
+        ev = evaluate(instance, start)
+        if ev.feasible and (best is None or ev.objective(instance) < best[0]):
+            if best is not None:
+                reasons.append("the MIP start is better than the solver's plan; it is kept")
+            best = (ev.objective(instance), start, ev, False)
+    if best is None:
+        if reasons:
+            plan.reasons = reasons
+        elif result.termination == "infeasible":
+            plan.status, plan.reasons = _infeasible(instance, solver, deadline)
+        elif result.termination == "time_limit":
+            plan.status = "time_limit"
             plan.reasons = [f"no feasible plan found within the time limit of {time_limit_s} s"]
+        else:
+            plan.reasons = [f"{solver} stopped without a plan ({result.message})"]
         return plan
-    plan.assignment = milp.read_assignment(result.values)
-    plan.evaluation = evaluate(instance, plan.assignment, milp.read_encodings(result.values))
-    plan.encodings = dict(plan.evaluation.encodings)
-    plan.objective = plan.evaluation.objective(instance)
-    if (
-        fallback is not None
-        and fallback.feasible
-        and fallback.objective(instance) < plan.objective * (1 - 1e-9)
-    ):  # a solver that dropped the start: never return worse than it
-        plan.status, plan.encodings = "feasible", {}
-        plan.assignment, plan.evaluation = dict(fallback.assignment), fallback
-        plan.objective = fallback.objective(instance)
-    if plan.bound is not None and plan.status == "optimal":
-        plan.bound = min(plan.bound, plan.objective)
+    cost, assignment, ev, from_solver = best
+    plan.assignment, plan.evaluation, plan.objective = assignment, ev, cost
+    plan.encodings = dict(ev.encodings)
+    tolerance = max(abs_gap, rel_gap * abs(cost))
+    bound = result.bound
+    if result.termination == "infeasible":
+        reasons.append(
+            f"{solver} reported the instance infeasible, but this plan is feasible "
+            "(the evaluator checked it): the claim is wrong"
+        )
+        bound = None
+    if from_solver and result.objective is not None:
+        if abs(result.objective - cost) > max(abs_gap, 1e-6 * abs(cost)):
+            reasons.append(
+                f"bug: the MILP's objective {result.objective:.12g} and the evaluator's cost "
+                f"{cost:.12g} of the same plan disagree; no bound is claimed"
+            )
+            bound = None
+    if bound is not None and bound > cost + tolerance:
+        reasons.append(
+            f"{solver}'s bound {bound:.12g} is above the cost {cost:.12g} of a feasible plan: "
+            "it is not a bound and is dropped"
+        )
+        bound = None
+    plan.bound = bound
+    if bound is not None and gap_closed(cost, bound, abs_gap, rel_gap):
+        plan.status = "optimal"
+        plan.bound = min(bound, cost)
+    else:
+        plan.status = "time_limit" if result.termination == "time_limit" else "feasible"
+        if result.termination == "optimal":
+            reasons.append(
+                f"{solver} reported optimal, but the plan's cost {cost:.12g} is not within the "
+                f"stated gap (abs {abs_gap:.3g}, rel {rel_gap:.3g}) of a proven bound "
+                f"({'none' if bound is None else f'{bound:.12g}'})"
+            )
+    plan.reasons = reasons
     return plan
+
+
+def _infeasible(instance: Instance, solver: str, deadline: float | None) -> tuple[str, list[str]]:
+    """The status and reasons for a solver's claim that no plan exists (see `_verdict`)."""
+    if solver in ("ortools", "ortools-cpsat"):
+        left = None if deadline is None else max(deadline - time.perf_counter(), 1e-3)
+        check = solve(instance, "highs", time_limit_s=left)
+        if check.solved:
+            return "error", [
+                f"{solver} reported the instance infeasible, but HiGHS found a plan costing "
+                f"{check.objective:.12g}: the claim is wrong (a solver bug, please report it)"
+            ]
+        if check.status != "infeasible":
+            return "error", [
+                f"{solver} reported the instance infeasible and HiGHS could not confirm it "
+                f"({check.status})"
+            ]
+    return "infeasible", _why_infeasible(instance, solver, deadline)
 
 
 # True while `_why_infeasible` solves relaxed instances: those solves must not explain their own
