@@ -19,7 +19,8 @@ DATA = Path(__file__).resolve().parent / "data"
 SOLVERS = ("highs", "ortools", "ortools-cpsat")
 # Found by brute force over random instances (energy objective, memory limits, max_latency_s):
 # SCIP 10 (OR-Tools 9.15) said "optimal" for plans 2.5x (scip-*4x2), 2.3x (6x3) and 5.3x (4x3)
-# the optimum, HiGHS 1.12 for a plan 1.7x the optimum (highs-*6x3, still wrong: KNOWN).
+# the optimum, HiGHS 1.12's presolve for a plan 1.7x the optimum (highs-*6x3; solvers._highs
+# checks every HiGHS answer without presolve since).
 CASES = sorted(DATA.glob("*.json"))
 REL = 1e-6  # the default stated relative gap (plan.solve's mip_rel_gap)
 
@@ -73,7 +74,7 @@ def test_cpsat_cli_memory_multisplit(capsys):
 # HiGHS 1.12's dominated-column presolve rule cuts off this optimum; switching the rule off
 # crashed HiGHS elsewhere, so it is a known defect of the solver, not worked around
 # (models/formulation.md §9 "Solvers"). The test starts passing when HiGHS is fixed.
-KNOWN = {("highs-energy-chain-6x3", "highs")}
+KNOWN: set[tuple[str, str]] = set()  # (case, solver) pairs a solver still gets wrong
 
 
 @pytest.mark.parametrize("solver", SOLVERS)
