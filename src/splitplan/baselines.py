@@ -513,8 +513,9 @@ def compare(
     time_limit_s: float = 1.0,
     seed: int = 0,
     milp_time_limit_s: float = 60.0,
-) -> tuple[list[Comparison], float | None]:
-    """Run `methods` on an instance; returns the rows (in the order asked) and the reference.
+) -> tuple[list[Comparison], float | None, bool]:
+    """Run `methods` on an instance; returns the rows (in the order asked), the reference and
+    whether the reference is a proven optimum (else the best proven lower bound, or None).
 
     Heuristics run first; the MILP methods then start from the best feasible heuristic plan (a
     MIP start), so they are never worse than a heuristic. The reference is the proven optimum,
@@ -544,7 +545,7 @@ def compare(
             plan is not None
             and plan.status != "infeasible"
             and plan.objective is not None
-            and (best is None or plan.objective < best.objective)
+            and (best is None or best.objective is None or plan.objective < best.objective)
         ):
             best = plan
     rows = [done[m] for m in methods]
@@ -555,12 +556,12 @@ def compare(
         exact = [
             solve(inst, time_limit_s=milp_time_limit_s, initial=best.assignment if best else None)
         ]
-    optimal = [p.objective for p in exact if p.status == "optimal"]
+    optimal = [p.objective for p in exact if p.status == "optimal" and p.objective is not None]
     if optimal:
         optimum = min(optimal)
         for r in rows:
             gap = r.above_optimum(optimum)
-            if gap is not None and gap < -1e-6:
+            if gap is not None and gap < -1e-6 and r.plan is not None:
                 raise AssertionError(
                     f"{r.method} found {r.plan.objective} below the proven optimum {optimum}"
                 )

@@ -136,7 +136,8 @@ class Tables:
 
         # §3 tensors and who consumes them.
         out_bytes = {INPUT: dnn.input_bytes} | {la.name: la.out_bytes for la in dnn.layers}
-        consumers: dict[str, list[int]] = {INPUT: []} | {la.name: [] for la in dnn.layers}
+        consumers: dict[str, list[int]] = {INPUT: []}
+        consumers |= {la.name: [] for la in dnn.layers}
         for v, layer in enumerate(dnn.layers):
             for src in layer.inputs:
                 consumers[src].append(v)
@@ -446,7 +447,8 @@ def evaluate(
     applied: dict[str, str] = {}
     for t in tb.tensors:
         src = tb.source if t.producer < 0 else int(place[t.producer])
-        dests = sorted({int(place[c]) for c in t.consumers} | ({tb.sink} if t.to_sink else set()))
+        sink = {tb.sink} if t.to_sink and tb.sink is not None else set()
+        dests = sorted({int(place[c]) for c in t.consumers} | sink)
         dests = [dst for dst in dests if dst != src]
         form = forms.get(t.name)
         size = t.size_bytes if form is None else form.size_bytes

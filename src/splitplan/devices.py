@@ -248,6 +248,8 @@ def network_preset(
 
     Node speeds are peak x `efficiency`; the device radio's transmit power (1 W) is assumed."""
     tier, _, link = name.rpartition("-")
+    nodes: tuple[Node, ...]
+    links: tuple[Link, ...]
     if tier in ("3tier", "pi4-edge", "phone-edge") and link in UPLINKS:
         bw, lat = UPLINKS[link]
         bw = bandwidth_bytes_per_s or bw

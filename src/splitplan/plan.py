@@ -214,12 +214,9 @@ def solve(
         # a fast construction as the MIP start, within 10 % of the user's limit (at most 5 s;
         # the limit covers it): the period and binding memory are where the search is hard
         initial = best_start(instance, min(5.0, 0.1 * (time_limit_s or 50.0)))
-    complete = initial is not None and set(initial) >= set(instance.layer_names)
-    fallback = (
-        evaluate(instance, {name: initial[name] for name in instance.layer_names})
-        if complete
-        else None
-    )
+    fallback = None
+    if initial is not None and set(initial) >= set(instance.layer_names):
+        fallback = evaluate(instance, {name: initial[name] for name in instance.layer_names})
     deadline = None if time_limit_s is None else began + time_limit_s
     try:
         milp = build_milp(instance, deadline)

@@ -17,7 +17,7 @@ from .plan import Plan
 def timeline(plan: Plan) -> list[tuple[str, str, float, float]]:
     """(row, label, start_s, duration_s) bars: layers on their node's row, transfers on their
     route's row ("a -> b"), in the order the latency adds them up."""
-    if plan.assignment is None:
+    if plan.assignment is None or plan.evaluation is None:
         raise ValueError(f"the plan has no assignment (status {plan.status})")
     inst, ev = plan.instance, plan.evaluation
     from .cost import tables
@@ -63,7 +63,9 @@ def plot_plan(plan: Plan, path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    bars = timeline(plan)
+    bars = timeline(plan)  # raises when the plan has no assignment
+    assert plan.evaluation is not None
+    ev = plan.evaluation
     nodes = [n.name for n in plan.instance.network.nodes]
     rows = [n for n in nodes if any(b[0] == n for b in bars)]
     rows += sorted({b[0] for b in bars} - set(nodes))
@@ -73,14 +75,14 @@ def plot_plan(plan: Plan, path: str | Path) -> Path:
         y = rows.index(row)
         c = colour.get(row, "0.55")
         ax.barh(y, duration * 1e3, left=start * 1e3, color=c, edgecolor="white", linewidth=0.4)
-        if duration * 1e3 > 0.06 * max(plan.evaluation.latency_s * 1e3, 1e-9):
+        if duration * 1e3 > 0.06 * max(ev.latency_s * 1e3, 1e-9):
             ax.text((start + duration / 2) * 1e3, y, label, ha="center", va="center", fontsize=7)
     ax.set_yticks(range(len(rows)), rows)
     ax.invert_yaxis()
     ax.set_xlabel("time (ms)")
     splits = ", ".join(plan.split_points()) or "none"
     ax.set_title(
-        f"{plan.instance.name}: latency {plan.evaluation.latency_s * 1e3:.3f} ms, "
+        f"{plan.instance.name}: latency {ev.latency_s * 1e3:.3f} ms, "
         f"split after {splits}",
         fontsize=9,
     )
