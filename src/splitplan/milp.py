@@ -21,6 +21,7 @@ import pyomo.environ as pyo
 from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpression
 
 from .cost import Tables, Tensor, tables
+from .cuts import add_cuts
 from .instance import Instance
 
 Terms = list[tuple[float, object]]  # (coefficient, Pyomo variable)
@@ -177,8 +178,9 @@ class Milp:
 
 
 class _Builder:
-    def __init__(self, inst: Instance) -> None:
+    def __init__(self, inst: Instance, cuts: bool = True) -> None:
         self.inst = inst
+        self.cuts = cuts  # the valid inequalities of `cuts` (§9); off only to measure them
         self.tb = tables(inst)
         kind = inst.objective.kind
         self.need_energy = kind == "energy" or (
@@ -616,11 +618,14 @@ class _Builder:
             self.rec.constraints(
                 b, "arc_period", arc_rows, "P >= sum over tensors routed on arc a of B / bandwidth"
             )
+            if self.cuts:
+                add_cuts(self, b, b.P)
             terms, offset = [(1.0, b.P)], 0.0
         m.objective = pyo.Objective(expr=linear(terms, offset), sense=pyo.minimize)
         self.matrix = self.rec.standard_form(terms, offset)
 
 
-def build_milp(inst: Instance) -> Milp:
-    """Build the Pyomo model of an instance (see models/formulation.md)."""
-    return _Builder(inst).build()
+def build_milp(inst: Instance, cuts: bool = True) -> Milp:
+    """Build the Pyomo model of an instance (see models/formulation.md); `cuts=False` leaves out
+    the valid inequalities of `splitplan.cuts` (to measure what they bring)."""
+    return _Builder(inst, cuts).build()
