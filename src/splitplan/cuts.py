@@ -56,63 +56,86 @@ def _smallest_bytes(tb: Tables, ti: int) -> float:
     return min([t.size_bytes, *(f.size_bytes for f in t.encodings)])
 
 
-def node_crossing_bound(tb: Tables, k0: int) -> float:
-    """A lower bound on the period from node k0 when k0 is the source and/or the sink (§7).
+def _work_weights(tb: Tables, S: list[int]) -> np.ndarray:
+    """lambda_k >= 0 over the nodes of S, summing to 1, roughly proportional to their speed
+    (1 / their total compute time over all layers): any such weights give a valid bound below."""
+    speed = 1.0 / np.maximum(tb.compute_s[:, S].sum(axis=0), 1e-300)
+    return speed / speed.sum()
 
-    Let U be the layers not run on k0. If U is empty, P >= sum_v c[v,k0]. Otherwise:
-    - k0 is the source: take u minimal in U (no ancestor of u in U). Every ancestor of u runs on
-      k0, and every input tensor of u (the raw input, held at the source, or an ancestor's output)
-      is sent from k0 to the node of u, over an arc out of k0: P >= B_t / max_{a out of k0} bw_a,
-      with B_t the tensor's smallest form, and P >= k0's busy time >= sum_{a in anc(u)} c[a,k0].
-    - k0 is the sink: take w maximal in U. Every descendant of w runs on k0, and w's output, if
-      it goes anywhere (to a consumer, all on k0, or to the sink), arrives over an arc into k0:
-      P >= B_w / max_{a into k0} bw_a and P >= sum_{d in desc(w)} c[d,k0].
+
+def crossing_bound(
+    tb: Tables, S: list[int], closures: tuple[np.ndarray, np.ndarray] | None = None
+) -> float:
+    """A lower bound on the period (s) from a set S of nodes that holds the source and/or the
+    sink (§7).
+
+    Work weights: for any lambda_k >= 0 over S with sum 1, P >= max_{k in S} load_k >=
+    sum_{k in S} lambda_k load_k >= sum over the layers a run in S of min_{k in S} lambda_k
+    c[a,k] =: W(layers). With S = {k0} this is the plain sum of c[a,k0].
+    Let U be the layers run outside S. If U is empty, P >= W(all layers). Otherwise:
+    - S holds the source: take u minimal in U (no ancestor of u in U). Every ancestor of u runs
+      in S, and every input tensor of u (the raw input, held at the source, or an ancestor's
+      output) is sent from S to the node of u: its route leaves S over an arc a out of S, which
+      it loads by B_t / bw_a, B_t its smallest form (§10). So P >= B_t / max_{a out of S} bw_a
+      and P >= W(anc(u)).
+    - S holds the sink: take w maximal in U. Every descendant of w runs in S, and w's output,
+      if it goes anywhere (to a consumer, all in S, or to the sink), enters S over an arc into
+      S: P >= B_w / max_{a into S} bw_a and P >= W(desc(w)).
     - both: u and w of the same U satisfy "w is not a strict ancestor of u", so anc(u) and
-      desc(w) are disjoint (a layer in both would put w before u) and k0's busy time is at
-      least the sum of both.
-    An option is skipped when it is impossible: u or w pinned to k0, a layer placed on k0 that may
-    not run there, or k0's memory (§6) not holding the layers placed on it. The bound is the
-    smallest value over the remaining options, so it is at most the period of every feasible plan.
+      desc(w) are disjoint (a layer in both would put w before u): P >= W(anc(u)) + W(desc(w)).
+    An option is skipped when it is impossible: u or w may not run outside S, a layer placed in
+    S may run on no node of S, or the parameters placed in S exceed the memory of S (§6). The
+    bound is the smallest value over the remaining options, so it is at most the period of every
+    feasible plan.
     """
     V = len(tb.layers)
-    is_src, is_snk = k0 == tb.source, k0 == tb.sink
-    on_ok = np.array([k0 in ks for ks in tb.allowed])
-    off_ok = np.array([any(k != k0 for k in ks) for ks in tb.allowed])
-    c0 = np.where(on_ok, tb.compute_s[:, k0], 0.0)
-    mem = tb.memory_bytes[k0]
+    inside = np.zeros(len(tb.nodes), dtype=bool)
+    inside[S] = True
+    is_src, is_snk = bool(inside[tb.source]), tb.sink is not None and bool(inside[tb.sink])
+    if not (is_src or is_snk):
+        return 0.0
+    on_ok = np.array([any(inside[k] for k in ks) for ks in tb.allowed])
+    off_ok = np.array([any(not inside[k] for k in ks) for ks in tb.allowed])
+    lam = _work_weights(tb, S)
+    c0 = np.where(on_ok, (tb.compute_s[:, S] * lam[None, :]).min(axis=1), 0.0)
+    mems = [tb.memory_bytes[k] for k in S]
+    # The layers placed in S need their parameters plus, on the node holding the layer with the
+    # largest working set, that working set: at most the memory of S in all.
+    mem = None if any(m is None for m in mems) else float(sum(mems))
     params, work = tb.param_bytes.astype(float), tb.work_bytes.astype(float)
     options = []
     if on_ok.all() and (mem is None or params.sum() + work.max() <= mem):
         options.append(float(c0.sum()))
-    anc, desc = _closures(tb)
-    A = anc.astype(float)
-    D = desc.astype(float)
+    anc, desc = closures if closures is not None else _closures(tb)
 
-    def side(closure: np.ndarray, Cf: np.ndarray) -> tuple[np.ndarray, ...]:
-        load = Cf @ c0
-        ok = ~(closure & ~on_ok[None, :]).any(axis=1)  # every layer placed on k0 may run there
-        par = Cf @ params
+    def side(closure: np.ndarray) -> tuple[np.ndarray, ...]:
+        Cf = closure.astype(float)
+        ok = ~(closure & ~on_ok[None, :]).any(axis=1)  # every layer placed in S may run there
         wmax = np.where(closure, work[None, :], 0.0).max(axis=1, initial=0.0)
-        return load, ok, par, wmax
+        return Cf @ c0, ok, Cf @ params, wmax
 
-    bw_out = max((a.bandwidth_bytes_per_s for a in tb.arcs if a.tail == k0), default=0.0)
-    bw_in = max((a.bandwidth_bytes_per_s for a in tb.arcs if a.head == k0), default=0.0)
+    bw_out = max(
+        (a.bandwidth_bytes_per_s for a in tb.arcs if inside[a.tail] and not inside[a.head]),
+        default=0.0,
+    )
+    bw_in = max(
+        (a.bandwidth_bytes_per_s for a in tb.arcs if inside[a.head] and not inside[a.tail]),
+        default=0.0,
+    )
     out = np.zeros(V)
-    if is_src:
-        for ti, t in enumerate(tb.tensors):
+    inn = np.zeros(V)
+    for ti, t in enumerate(tb.tensors):
+        if is_src:
             for c in t.consumers:
                 need = _smallest_bytes(tb, ti) / bw_out if bw_out > 0 else np.inf
                 out[c] = max(out[c], need)
-    inn = np.zeros(V)
-    if is_snk:
-        for ti, t in enumerate(tb.tensors):
-            if t.producer >= 0 and (t.consumers or t.to_sink):
-                inn[t.producer] = _smallest_bytes(tb, ti) / bw_in if bw_in > 0 else np.inf
+        if is_snk and t.producer >= 0 and (t.consumers or t.to_sink):
+            inn[t.producer] = _smallest_bytes(tb, ti) / bw_in if bw_in > 0 else np.inf
     if is_src:
-        lA, okA, pA, wA = side(anc, A)
+        lA, okA, pA, wA = side(anc)
         okA &= off_ok
     if is_snk:
-        lD, okD, pD, wD = side(desc, D)
+        lD, okD, pD, wD = side(desc)
         okD &= off_ok
     if is_src and is_snk:
         # value[u, w] over pairs with w not a strict ancestor of u
@@ -126,23 +149,44 @@ def node_crossing_bound(tb: Tables, k0: int) -> float:
         ok = okA & ((pA + wA <= mem) if mem is not None else True)
         if ok.any():
             options.append(float(np.maximum(out, lA)[ok].min()))
-    elif is_snk:
+    else:
         ok = okD & ((pD + wD <= mem) if mem is not None else True)
         if ok.any():
             options.append(float(np.maximum(inn, lD)[ok].min()))
-    else:
-        return 0.0
     return min(options) if options else 0.0
+
+
+def crossing_sets(tb: Tables) -> list[list[int]]:
+    """The node sets `period_lower_bound` tries: the nodes within d hops of the source, and of
+    the sink, for each d short of covering every node (d = 0 is the source or sink alone)."""
+    sets = []
+    for root in {tb.source, tb.sink} - {None}:
+        hops = {root: 0}
+        frontier = [root]
+        while frontier:
+            nxt = []
+            for a in tb.arcs:
+                for here, there in ((a.tail, a.head), (a.head, a.tail)):
+                    if here in frontier and there not in hops:
+                        hops[there] = hops[here] + 1
+                        nxt.append(there)
+            frontier = nxt
+        for d in range(max(hops.values())):
+            S = sorted(k for k, h in hops.items() if h <= d)
+            if S not in sets:
+                sets.append(S)
+    return sets
 
 
 def period_lower_bound(tb: Tables) -> float:
     """The largest of the combinatorial period bounds (s): the busiest layer's best time
-    max_v min_k c[v,k], and `node_crossing_bound` at the source and at the sink; shrunk by a
-    relative 1e-9 against rounding."""
+    max_v min_k c[v,k], and `crossing_bound` over `crossing_sets`; shrunk by a relative 1e-9
+    against rounding."""
     best = [float(tb.compute_s[v, ks].min()) for v, ks in enumerate(tb.allowed) if ks]
     bound = max(best, default=0.0)
-    for k0 in {tb.source, tb.sink} - {None}:
-        bound = max(bound, node_crossing_bound(tb, k0))
+    closures = _closures(tb)
+    for S in crossing_sets(tb):
+        bound = max(bound, crossing_bound(tb, S, closures))
     return bound * (1.0 - _MARGIN)
 
 
