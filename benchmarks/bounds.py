@@ -154,12 +154,7 @@ def measure(inst: Instance, cuts: bool, time_limit_s: float) -> dict:
     values = np.array(h.getSolution().col_value) if info.primal_solution_status == 2 else None
     objective = None
     if values is not None:
-        tb = milp.tables
-        col = {id(var): j for j, var in enumerate(sf.columns)}
-        assignment = {
-            tb.layers[v]: tb.nodes[k] for (v, k), var in milp.x.items() if values[col[id(var)]] > 0.5
-        }
-        ev = splitplan.evaluate(inst, assignment)
+        ev = splitplan.evaluate(inst, milp.read_assignment(values))
         objective = ev.objective(inst) if ev.feasible else None
     at = {}
     for t in CHECKPOINTS_S:

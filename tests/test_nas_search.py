@@ -6,7 +6,7 @@ import json
 import math
 
 import pytest
-from conftest import close
+from helpers import close
 
 pytest.importorskip("optuna")
 

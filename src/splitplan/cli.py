@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import sys
+import time
 from collections.abc import Sequence
 
 from .baselines import METHODS
@@ -26,6 +27,16 @@ def _positive_seconds(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
     return value
+
+
+def _solver(text: str) -> str:
+    from .solvers import SolverUnavailable, check_solver
+
+    try:
+        check_solver(text)
+    except SolverUnavailable as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def _methods(text: str) -> list[str]:
@@ -49,7 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     solve = sub.add_parser("solve", help="solve an instance file to proven optimality")
     solve.add_argument("file", metavar="FILE", help="instance file (splitplan-instance/1 JSON)")
-    solve.add_argument("--solver", choices=SOLVERS, default="highs", help="default: highs")
+    solve.add_argument(
+        "--solver",
+        type=_solver,
+        default="highs",
+        metavar="|".join(SOLVERS) + "|pyomo:NAME",
+        help="default: highs; pyomo:NAME solves the Pyomo model with Pyomo's solver NAME",
+    )
     solve.add_argument(
         "--time-limit", type=_positive_seconds, metavar="S", help="stop after S seconds"
     )
@@ -188,7 +205,10 @@ def _cmd_solve(args: argparse.Namespace, inst: Instance) -> int:
             f"nodes with {args.solver} ...",
             file=sys.stderr,
         )
-    plan = solve(inst, solver=args.solver, time_limit_s=args.time_limit, verbose=args.verbose)
+    limit = args.time_limit
+    if limit is not None:  # --time-limit covers the whole command, reading the file included
+        limit = max(limit - (time.perf_counter() - args.started_s), 1e-3)
+    plan = solve(inst, solver=args.solver, time_limit_s=limit, verbose=args.verbose)
     if args.json:
         print(json.dumps(plan.to_dict()))
     else:
@@ -328,7 +348,9 @@ def _cmd_online(args: argparse.Namespace, inst: Instance) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    started_s = time.perf_counter()
     args = _parser().parse_args(argv)
+    args.started_s = started_s
     if args.command == "profile":
         return _cmd_profile(args)
     if args.command == "adapt":

@@ -289,6 +289,15 @@ class Tables:
             allowed.append(keep)
         return allowed
 
+    def compute_cost(self, latency_weight: float, energy_weight: float) -> np.ndarray:
+        """V x K weighted cost of running each layer on each node (§1, §5: s x latency_weight
+        + J x energy_weight); inf where the layer may not run."""
+        cost = self.compute_s * (latency_weight + energy_weight * self.compute_power_w[None, :])
+        blocked = np.full(cost.shape, np.inf)
+        for v, ks in enumerate(self.allowed):
+            blocked[v, ks] = 0.0
+        return cost + blocked
+
     def memory_may_bind(self, k: int) -> bool:
         """Whether some plan could exceed node k's memory (if not, its limit needs no row)."""
         cap = self.memory_bytes[k]
@@ -321,6 +330,11 @@ def tables(inst: Instance) -> Tables:
         cached = Tables(inst)
         object.__setattr__(inst, "_tables", cached)
     return cached
+
+
+def latency_lower_bound(inst: Instance) -> float:
+    """Each layer on its fastest allowed node and no transfers, s: no plan is faster (§4)."""
+    return float(tables(inst).compute_cost(1.0, 0.0).min(axis=1).sum())
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -378,19 +392,7 @@ class Evaluation:
 
     def objective(self, inst: Instance) -> float:
         """The value of the instance's objective (§4, §5, §7, §10)."""
-        kind = inst.objective.kind
-        if kind == "latency":
-            return self.latency_s
-        if kind == "energy":
-            return self.energy_j
-        if kind == "throughput":
-            return self.period_s
-        o = inst.objective
-        return (
-            o.latency_weight * self.latency_s
-            + o.energy_weight * self.energy_j
-            + o.accuracy_weight * self.accuracy_loss
-        )
+        return inst.objective.value(self)
 
 
 def evaluate(

@@ -13,14 +13,14 @@ import numpy as np
 
 from .cost import Tables
 
-Terms = list[tuple[float, object]]
+Terms = list[tuple[float, int]]  # (coefficient, column)
 Rows = dict
 # A combinatorial bound is computed in floating point from the same times the node rows sum; it is
 # shrunk by this relative margin so that rounding can never make it exceed the optimum's P.
 _MARGIN = 1e-9
 
 
-def layer_period_rows(tb: Tables, x: dict, P: object) -> Rows:
+def layer_period_rows(tb: Tables, x: dict[tuple[int, int], int], P: int) -> Rows:
     """P >= sum_k c[v,k] x[v,k] for every layer v (§7).
 
     Valid: the node k that runs v is busy at least c[v,k] per period, and P is at least each
@@ -190,10 +190,15 @@ def period_lower_bound(tb: Tables) -> float:
     return bound * (1.0 - _MARGIN)
 
 
-def add_cuts(builder, block, P: object) -> None:
-    """Add the kept families to the throughput objective's block (the hook of `milp._Builder`)."""
-    tb, x, rec = builder.tb, builder.x, builder.rec
-    rec.constraints(block, "layer_period", layer_period_rows(tb, x, P), "P >= sum_k c[v,k] x[v,k]")
+def add_cuts(ctx) -> None:
+    """Add the kept families to the model of `ctx` (a `families.Context` whose objective is
+    built): the hook of `milp.build_milp`. Only the period objective has cuts so far."""
+    if ctx.weights is not None:
+        return
+    ((_, P),) = ctx.rec.objective  # the throughput objective is P alone (families.define_period)
+    tb, rec = ctx.tb, ctx.rec
+    b = rec.block("period_cuts", "§9: valid inequalities for the period")
+    rec.constraints(b, "layer_period", layer_period_rows(tb, ctx.x, P), "P >= sum_k c[v,k] x[v,k]")
     lb = period_lower_bound(tb)
     if lb > 0:
-        rec.constraints(block, "period_bound", {0: (lb, [(1.0, P)], None)}, "P >= crossing bound")
+        rec.constraints(b, "period_bound", {0: (lb, [(1.0, P)], None)}, "P >= crossing bound")

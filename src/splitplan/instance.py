@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 FORMAT = "splitplan-instance/1"
 INPUT = "input"  # reserved name of the raw input tensor, which exists at network.source
@@ -123,6 +123,14 @@ class Network:
     sink: str | None = None
 
 
+class Weights(NamedTuple):
+    """Weights of an additive objective (`Objective.weights()`)."""
+
+    latency: float  # per s
+    energy: float  # per J
+    accuracy: float  # per unit of accuracy lost (a fraction)
+
+
 @dataclass(frozen=True)
 class Objective:
     """`kind`: latency, throughput, energy or weighted (latency_weight x s + energy_weight x J
@@ -132,6 +140,35 @@ class Objective:
     latency_weight: float = 1.0
     energy_weight: float = 0.0
     accuracy_weight: float = 0.0
+
+    @property
+    def additive(self) -> bool:
+        """A weighted sum over layers and transfers (every kind but throughput, a maximum)."""
+        return self.kind != "throughput"
+
+    def weights(self) -> Weights:
+        """The weights of latency (per s), energy (per J) and accuracy loss (per unit fraction)
+        of an additive objective: latency (1, 0, 0), energy (0, 1, 0), weighted as given.
+        Raises ValueError for throughput, which is not a sum."""
+        if self.kind == "latency":
+            return Weights(1.0, 0.0, 0.0)
+        if self.kind == "energy":
+            return Weights(0.0, 1.0, 0.0)
+        if self.kind == "weighted":
+            return Weights(self.latency_weight, self.energy_weight, self.accuracy_weight)
+        raise ValueError(f"the {self.kind} objective is not a weighted sum")
+
+    def value(self, ev: Any) -> float:
+        """The objective's value for an evaluation (`cost.Evaluation`: §4, §5, §7, §10)."""
+        if not self.additive:
+            return ev.period_s
+        w = self.weights()
+        value = w.latency * ev.latency_s
+        if w.energy:
+            value += w.energy * ev.energy_j
+        if w.accuracy:
+            value += w.accuracy * ev.accuracy_loss
+        return value
 
 
 @dataclass(frozen=True)

@@ -183,34 +183,40 @@ def solve(
 ) -> Plan:
     """The optimal plan of an instance, solved as the MILP of models/formulation.md.
 
-    `solver` is "highs", "ortools" (SCIP) or "ortools-cpsat". The plan's objective is the
-    evaluator's cost of its assignment; status "infeasible" comes with `reasons` where they can
-    be told. `verbose` shows the solver's log. `initial` ({layer: node}, e.g. a heuristic's plan)
-    is handed to the solver as a MIP start.
+    `solver` is "highs", "ortools" (SCIP), "ortools-cpsat" or "pyomo:NAME" (the same model
+    through Pyomo, solved by Pyomo's solver NAME, e.g. "pyomo:appsi_highs"). The plan's
+    objective is the evaluator's cost of its assignment; status "infeasible" comes with `reasons`
+    where they can be told. `verbose` shows the solver's log. `initial` ({layer: node}, e.g. a
+    heuristic's plan) is handed to the solver as a MIP start.
     """
-    from .milp import build_milp
-    from .solvers import SOLVERS, solve_milp
+    from .milp import BuildTimeout, build_milp
+    from .solvers import check_solver, solve_milp
 
-    if solver not in SOLVERS:
-        raise ValueError(f"unknown solver {solver!r}; expected one of {', '.join(SOLVERS)}")
+    check_solver(solver)
+    began = time.perf_counter()
     tb = tables(instance)
     if tb.reasons:
         return Plan(instance, "infeasible", solver, reasons=list(tb.reasons))
-    start = time.perf_counter()
-    milp = build_milp(instance)
-    build = time.perf_counter() - start
-    col = {id(var): j for j, var in enumerate(milp.matrix.columns)}
-    start_values = None
-    if initial is not None:
-        start_values = {
-            col[id(var)]: float(initial.get(tb.layers[v]) == tb.nodes[k])
-            for (v, k), var in milp.x.items()
-        }
+    deadline = None if time_limit_s is None else began + time_limit_s
+    try:
+        milp = build_milp(instance, deadline)
+    except BuildTimeout:
+        return Plan(
+            instance,
+            "time_limit",
+            solver,
+            build_time_s=time.perf_counter() - began,
+            reasons=["the time limit ran out while the model was being built"],
+        )
+    build = time.perf_counter() - began
+    # The limit covers building the model too; the solver gets what is left.
+    solver_limit_s = None if deadline is None else max(deadline - time.perf_counter(), 1e-3)
+    start_values = None if initial is None else milp.start_vector(initial)
     t0 = time.perf_counter()
     result, _ = solve_milp(
         milp,
         solver,
-        time_limit_s=time_limit_s,
+        time_limit_s=solver_limit_s,
         mip_rel_gap=mip_rel_gap,
         verbose=verbose,
         start=start_values,
@@ -232,17 +238,8 @@ def solve(
         elif result.status == "time_limit":
             plan.reasons = [f"no feasible plan found within the time limit of {time_limit_s} s"]
         return plan
-    chosen: dict[str, str] = {}
-    for (v, k), var in milp.x.items():
-        if result.values[col[id(var)]] > 0.5:
-            chosen[tb.layers[v]] = tb.nodes[k]
-    forms = {
-        tb.tensors[ti].name: tb.tensors[ti].encodings[j - 1].name
-        for (ti, j), var in milp.form.items()
-        if result.values[col[id(var)]] > 0.5
-    }
-    plan.assignment = {name: chosen[name] for name in tb.layers}
-    plan.evaluation = evaluate(instance, plan.assignment, forms)
+    plan.assignment = milp.read_assignment(result.values)
+    plan.evaluation = evaluate(instance, plan.assignment, milp.read_encodings(result.values))
     plan.encodings = dict(plan.evaluation.encodings)
     plan.objective = plan.evaluation.objective(instance)
     if plan.bound is not None and plan.status == "optimal":

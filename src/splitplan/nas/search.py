@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cost import evaluate as cost_of
-from ..cost import tables
+from ..cost import latency_lower_bound, tables
 from ..instance import Constraints, Instance, Network, Objective
 from . import Space
 
@@ -67,13 +67,6 @@ def _instance(dnn, network: Network, slo_s: float | None) -> Instance:
         Constraints({}, slo_s),
         dnn.name,
     )
-
-
-def latency_lower_bound(inst: Instance) -> float:
-    """Each layer on its fastest allowed node and no transfers: no plan is faster."""
-    from ..baselines import _compute_costs
-
-    return float(_compute_costs(tables(inst), 1.0, 0.0).min(axis=1).sum())
 
 
 def evaluate(

@@ -157,11 +157,10 @@ def objective_weights(inst: Instance) -> tuple[float, float]:
     energy -> (0, 1), weighted -> (latency weight, energy weight). The online cost counts the
     device's energy only, where the instance's energy counts every node's."""
     o = inst.objective
-    if o.kind == "energy":
-        return 0.0, 1.0
-    if o.kind == "weighted":
-        return float(o.latency_weight), float(o.energy_weight)
-    return 1.0, 0.0
+    if not o.additive:
+        return 1.0, 0.0
+    w = o.weights()
+    return float(w.latency), float(w.energy)
 
 
 def _device_links(net: Network, device: str) -> list[tuple[str, Link]]:
