@@ -2,7 +2,10 @@
 LP relaxation's bound, and leave the other objectives' models untouched."""
 
 import itertools
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,3 +160,19 @@ def test_other_objectives_are_untouched(objective):
         a, b = build_milp(inst).matrix, build_milp(inst, cuts=False).matrix
         assert a.A_value.shape == b.A_value.shape
         assert np.array_equal(a.A_index, b.A_index) and np.array_equal(a.row_lb, b.row_lb)
+
+
+def test_bounds_benchmark_quick_mode_runs(tmp_path):
+    """benchmarks/bounds.py --quick runs and reports both models (timings are never asserted)."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bounds.py"
+    out = tmp_path / "bounds.json"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--quick", "--time-limit", "0.5", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "| throughput chain 30x4 | yes |" in proc.stdout
+    assert out.exists()
