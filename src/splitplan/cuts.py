@@ -9,9 +9,11 @@ tests/test_cuts.py checks the MILP with the cuts against brute force for every o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from .cost import Tables
+from .cost import Tables, Tensor
 
 Terms = list[tuple[float, int]]  # (coefficient, column)
 Rows = dict
@@ -36,24 +38,39 @@ def layer_period_rows(tb: Tables, x: dict[tuple[int, int], int], P: int) -> Rows
     return rows
 
 
-def _closures(tb: Tables) -> tuple[np.ndarray, np.ndarray]:
-    """(anc, desc): anc[u, a] iff layer a is a strict ancestor of u; desc[w, d] iff d is a strict
-    descendant of w (layers are in topological order)."""
+@dataclass
+class _Graph:
+    """What the crossing bound reads of the DNN, computed once per instance."""
+
+    anc: np.ndarray  # anc[u, a]: layer a is a strict ancestor of u
+    desc: np.ndarray  # desc[w, d]: layer d is a strict descendant of w
+    allowed: np.ndarray  # allowed[v, k]: layer v may run on node k
+    in_bytes: np.ndarray  # per layer: its largest input tensor, in that tensor's smallest form
+    out_bytes: np.ndarray  # per layer: its output's smallest form, 0 if it goes nowhere
+
+
+def _smallest_bytes(t: Tensor) -> float:
+    """The fewest bytes tensor t can cross the network in (raw or any of its encodings, §10)."""
+    return min([t.size_bytes, *(f.size_bytes for f in t.encodings)])
+
+
+def _graph(tb: Tables) -> _Graph:
     V = len(tb.layers)
     anc = np.zeros((V, V), dtype=bool)
-    for t in tb.tensors:
-        if t.producer < 0:
-            continue
+    in_bytes, out_bytes = np.zeros(V), np.zeros(V)
+    for t in tb.tensors:  # in topological order of their producers
+        size = _smallest_bytes(t)
         for c in t.consumers:
-            anc[c] |= anc[t.producer]
-            anc[c, t.producer] = True
-    return anc, anc.T.copy()
-
-
-def _smallest_bytes(tb: Tables, ti: int) -> float:
-    """The fewest bytes tensor ti can cross the network in (raw or any of its encodings, §10)."""
-    t = tb.tensors[ti]
-    return min([t.size_bytes, *(f.size_bytes for f in t.encodings)])
+            in_bytes[c] = max(in_bytes[c], size)
+            if t.producer >= 0:
+                anc[c] |= anc[t.producer]
+                anc[c, t.producer] = True
+        if t.producer >= 0 and (t.consumers or t.to_sink):
+            out_bytes[t.producer] = size
+    allowed = np.zeros((V, len(tb.nodes)), dtype=bool)
+    for v, ks in enumerate(tb.allowed):
+        allowed[v, ks] = True
+    return _Graph(anc, anc.T.copy(), allowed, in_bytes, out_bytes)
 
 
 def _work_weights(tb: Tables, S: list[int]) -> np.ndarray:
@@ -64,7 +81,10 @@ def _work_weights(tb: Tables, S: list[int]) -> np.ndarray:
 
 
 def crossing_bound(
-    tb: Tables, S: list[int], closures: tuple[np.ndarray, np.ndarray] | None = None
+    tb: Tables,
+    S: list[int],
+    graph: _Graph | None = None,
+    beat: float | None = None,
 ) -> float:
     """A lower bound on the period (s) from a set S of nodes that holds the source and/or the
     sink (§7).
@@ -87,6 +107,9 @@ def crossing_bound(
     S may run on no node of S, or the parameters placed in S exceed the memory of S (§6). The
     bound is the smallest value over the remaining options, so it is at most the period of every
     feasible plan.
+
+    With `beat`, returns 0.0 as soon as one option shows that the bound cannot exceed `beat`
+    (the O(|V|²) part is skipped; a caller keeping the largest bound loses nothing).
     """
     V = len(tb.layers)
     inside = np.zeros(len(tb.nodes), dtype=bool)
@@ -94,8 +117,10 @@ def crossing_bound(
     is_src, is_snk = bool(inside[tb.source]), tb.sink is not None and bool(inside[tb.sink])
     if not (is_src or is_snk):
         return 0.0
-    on_ok = np.array([any(inside[k] for k in ks) for ks in tb.allowed])
-    off_ok = np.array([any(not inside[k] for k in ks) for ks in tb.allowed])
+    g = graph if graph is not None else _graph(tb)
+    anc, desc = g.anc, g.desc
+    on_ok = g.allowed[:, inside].any(axis=1)
+    off_ok = g.allowed[:, ~inside].any(axis=1)
     lam = _work_weights(tb, S)
     c0 = np.where(on_ok, (tb.compute_s[:, S] * lam[None, :]).min(axis=1), 0.0)
     mems = [tb.memory_bytes[k] for k in S]
@@ -106,7 +131,6 @@ def crossing_bound(
     options = []
     if on_ok.all() and (mem is None or params.sum() + work.max() <= mem):
         options.append(float(c0.sum()))
-    anc, desc = closures if closures is not None else _closures(tb)
 
     def side(closure: np.ndarray) -> tuple[np.ndarray, ...]:
         Cf = closure.astype(float)
@@ -122,15 +146,19 @@ def crossing_bound(
         (a.bandwidth_bytes_per_s for a in tb.arcs if inside[a.head] and not inside[a.tail]),
         default=0.0,
     )
-    out = np.zeros(V)
-    inn = np.zeros(V)
-    for ti, t in enumerate(tb.tensors):
-        if is_src:
-            for c in t.consumers:
-                need = _smallest_bytes(tb, ti) / bw_out if bw_out > 0 else np.inf
-                out[c] = max(out[c], need)
-        if is_snk and t.producer >= 0 and (t.consumers or t.to_sink):
-            inn[t.producer] = _smallest_bytes(tb, ti) / bw_in if bw_in > 0 else np.inf
+    out = _per_bandwidth(g.in_bytes, bw_out) if is_src else np.zeros(V)
+    inn = _per_bandwidth(g.out_bytes, bw_in) if is_snk else np.zeros(V)
+    if beat is not None:
+        # The option "nothing in S": u without ancestors, w without descendants.
+        roots = (~anc.any(axis=1)) & off_ok
+        leaves = (~desc.any(axis=1)) & off_ok
+        if (roots.any() or not is_src) and (leaves.any() or not is_snk):
+            cheap = max(
+                float(out[roots].min()) if is_src else 0.0,
+                float(inn[leaves].min()) if is_snk else 0.0,
+            )
+            if cheap <= beat:
+                return 0.0
     if is_src:
         lA, okA, pA, wA = side(anc)
         okA &= off_ok
@@ -153,7 +181,16 @@ def crossing_bound(
         ok = okD & ((pD + wD <= mem) if mem is not None else True)
         if ok.any():
             options.append(float(np.maximum(inn, lD)[ok].min()))
-    return min(options) if options else 0.0
+    # inf only when every option needs an arc S lacks: no plan crosses S, nothing to bound
+    bound = min(options, default=0.0)
+    return bound if np.isfinite(bound) else 0.0
+
+
+def _per_bandwidth(size_bytes: np.ndarray, bw: float) -> np.ndarray:
+    """size / bw in s; inf for a positive size when no arc has bandwidth (it cannot cross)."""
+    if bw > 0:
+        return size_bytes / bw
+    return np.where(size_bytes > 0, np.inf, 0.0)
 
 
 def crossing_sets(tb: Tables) -> list[list[int]]:
@@ -184,9 +221,9 @@ def period_lower_bound(tb: Tables) -> float:
     against rounding."""
     best = [float(tb.compute_s[v, ks].min()) for v, ks in enumerate(tb.allowed) if ks]
     bound = max(best, default=0.0)
-    closures = _closures(tb)
+    graph = _graph(tb)
     for S in crossing_sets(tb):
-        bound = max(bound, crossing_bound(tb, S, closures))
+        bound = max(bound, crossing_bound(tb, S, graph, beat=bound))
     return bound * (1.0 - _MARGIN)
 
 
