@@ -42,6 +42,7 @@ def _variants(objective: str) -> list:
     out.append(
         random_instance(3, 3, seed=6, topology="mesh", encoding_prob=0.8, objective=objective)
     )
+    out.append(random_instance(3, 2, seed=9, encoding_prob=1.0, objective=objective))
     inst = random_instance(4, 4, seed=7, topology="chain", objective=objective)
     out.append(replace(inst, network=replace(inst.network, sink="n3"), name="sink-n3"))
     inst = random_instance(4, 3, seed=8, topology="chain", objective=objective)

@@ -47,6 +47,10 @@ class _Graph:
     allowed: np.ndarray  # allowed[v, k]: layer v may run on node k
     in_bytes: np.ndarray  # per layer: its largest input tensor, in that tensor's smallest form
     out_bytes: np.ndarray  # per layer: its output's smallest form, 0 if it goes nowhere
+    # §10: per layer, for each input tensor with encodings, its forms as (bytes, encoder time
+    # per node), raw first with no encoder; and the forms of its output as (bytes, decoder time)
+    coded_in: dict[int, list[list[tuple[float, np.ndarray]]]]
+    coded_out: dict[int, list[tuple[float, np.ndarray]]]
 
 
 def _smallest_bytes(t: Tensor) -> float:
@@ -70,7 +74,21 @@ def _graph(tb: Tables) -> _Graph:
     allowed = np.zeros((V, len(tb.nodes)), dtype=bool)
     for v, ks in enumerate(tb.allowed):
         allowed[v, ks] = True
-    return _Graph(anc, anc.T.copy(), allowed, in_bytes, out_bytes)
+    coded_in: dict[int, list[list[tuple[float, np.ndarray]]]] = {}
+    coded_out: dict[int, list[tuple[float, np.ndarray]]] = {}
+    none = np.zeros(len(tb.nodes))
+    for t in tb.tensors:
+        if not t.encodings:
+            continue
+        forms = [(f.size_bytes, f.encode_s) for f in t.encodings]
+        for c in t.consumers:
+            coded_in.setdefault(c, []).append([(t.size_bytes, none), *forms])
+        if t.producer >= 0 and out_bytes[t.producer] > 0:
+            coded_out[t.producer] = [
+                (t.size_bytes, none),
+                *((f.size_bytes, f.decode_s) for f in t.encodings),
+            ]
+    return _Graph(anc, anc.T.copy(), allowed, in_bytes, out_bytes, coded_in, coded_out)
 
 
 def _work_weights(tb: Tables, S: list[int]) -> np.ndarray:
@@ -162,9 +180,16 @@ def crossing_bound(
     if is_src:
         lA, okA, pA, wA = side(anc)
         okA &= off_ok
+        out = out.copy()
+        for u, tensors in g.coded_in.items():  # §10: an encoded crossing costs S its encoder
+            for forms in tensors:
+                out[u] = max(out[u], _coded(forms, bw_out, lA[u], S, lam))
     if is_snk:
         lD, okD, pD, wD = side(desc)
         okD &= off_ok
+        inn = inn.copy()
+        for w, forms in g.coded_out.items():  # and a decoder on the receiving node in S
+            inn[w] = max(inn[w], _coded(forms, bw_in, lD[w], S, lam))
     if is_src and is_snk:
         # value[u, w] over pairs with w not a strict ancestor of u
         value = np.maximum(np.maximum(out[:, None], inn[None, :]), lA[:, None] + lD[None, :])
@@ -184,6 +209,18 @@ def crossing_bound(
     # inf only when every option needs an arc S lacks: no plan crosses S, nothing to bound
     bound = min(options, default=0.0)
     return bound if np.isfinite(bound) else 0.0
+
+
+def _coded(
+    forms: list[tuple[float, np.ndarray]], bw: float, load: float, S: list[int], lam: np.ndarray
+) -> float:
+    """min over a tensor's forms j of max(B_j / bw, load + min_{k in S} lambda_k codec_j[k]):
+    what crossing S in the best form costs at least, the codec running on a node of S."""
+    best = np.inf
+    for size, codec in forms:
+        link = size / bw if bw > 0 else (np.inf if size > 0 else 0.0)
+        best = min(best, max(link, load + float((codec[S] * lam).min())))
+    return best
 
 
 def _per_bandwidth(size_bytes: np.ndarray, bw: float) -> np.ndarray:
