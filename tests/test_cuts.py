@@ -16,7 +16,6 @@ from splitplan.cost import tables
 from splitplan.cuts import (
     crossing_bound,
     crossing_sets,
-    layer_period_rows,
     period_lower_bound,
 )
 from splitplan.generate import random_instance
@@ -117,23 +116,6 @@ def test_lp_bound_rises_and_stays_below_the_optimum(i, optima):
     with_cuts = solve_standard_form(build_milp(inst).matrix, relax=True).objective
     assert with_cuts >= without * (1 - 1e-9) - 1e-12
     assert with_cuts <= best * (1 + 1e-7)
-
-
-def test_layer_period_rows_hold_for_every_assignment():
-    """P = the evaluator's period satisfies every row P >= sum_k c[v,k] x[v,k], for every
-    assignment of a small DAG (the rows are valid, not only at the optimum)."""
-    inst = random_instance(4, 3, seed=3, skip_prob=0.6, objective="throughput")
-    tb = tables(inst)
-    x = {(v, k): (v, k) for v, ks in enumerate(tb.allowed) for k in ks}
-    rows = layer_period_rows(tb, x, "P")
-    assert len(rows) == len(tb.layers)
-    from splitplan import evaluate
-
-    for combo in itertools.product(range(len(tb.nodes)), repeat=len(tb.layers)):
-        ev = evaluate(inst, {tb.layers[v]: tb.nodes[k] for v, k in enumerate(combo)})
-        value = {"P": ev.period_s} | {(v, k): float(combo[v] == k) for (v, k) in x}
-        for lb, terms, _ in rows.values():
-            assert sum(c * value[h] for c, h in terms) >= lb - 1e-12
 
 
 def test_crossing_sets_grow_from_the_source():

@@ -1,10 +1,10 @@
 """Valid inequalities that raise the MILP's bound without changing its optimum (formulation §9).
 
-Each family is a function of the cost tables (`cost.Tables`) and the model's handles (x[v,k], the
-period P) that returns rows {index: (lb, terms, ub)} in the form `milp._Recorder.constraints`
-takes; `add_cuts` is the one call the model builder makes. Every family is valid for every plan
-the MILP can return, so the optimum is unchanged: the docstrings give the argument, and
-tests/test_cuts.py checks the MILP with the cuts against brute force for every objective.
+So far one family, for the period (throughput) objective: P >= a combinatorial lower bound on the
+period computed from the cost tables before solving (`period_lower_bound`, the crossing bound).
+`add_cuts` is the one call the model builder makes. Every bound is at most the period of every
+feasible plan, so the optimum is unchanged: the docstrings give the argument, and
+tests/test_cuts.py checks the bounds and the MILP with them against brute force.
 """
 
 from __future__ import annotations
@@ -15,27 +15,9 @@ import numpy as np
 
 from .cost import Tables, Tensor
 
-Terms = list[tuple[float, int]]  # (coefficient, column)
-Rows = dict
 # A combinatorial bound is computed in floating point from the same times the node rows sum; it is
 # shrunk by this relative margin so that rounding can never make it exceed the optimum's P.
 _MARGIN = 1e-9
-
-
-def layer_period_rows(tb: Tables, x: dict[tuple[int, int], int], P: int) -> Rows:
-    """P >= sum_k c[v,k] x[v,k] for every layer v (§7).
-
-    Valid: the node k that runs v is busy at least c[v,k] per period, and P is at least each
-    node's busy time. The node rows already imply it for integral x, but not for fractional x:
-    the LP relaxation may split a large layer over many nodes, and this row stops it from hiding
-    the layer's time that way (it implies P >= max_v min_k c[v,k]).
-    """
-    rows = {}
-    for v, ks in enumerate(tb.allowed):
-        terms = [(-float(tb.compute_s[v, k]), x[v, k]) for k in ks if tb.compute_s[v, k] > 0]
-        if terms:
-            rows[v] = (0.0, [(1.0, P), *terms], None)
-    return rows
 
 
 @dataclass
@@ -265,14 +247,13 @@ def period_lower_bound(tb: Tables) -> float:
 
 
 def add_cuts(ctx) -> None:
-    """Add the kept families to the model of `ctx` (a `families.Context` whose objective is
-    built): the hook of `milp.build_milp`. Only the period objective has cuts so far."""
+    """Add P >= `period_lower_bound` to the model of `ctx` (a `families.Context` whose objective
+    is built) when the objective is the period: the hook of `milp.build_milp`."""
     if ctx.weights is not None:
         return
     ((_, P),) = ctx.rec.objective  # the throughput objective is P alone (families.define_period)
     tb, rec = ctx.tb, ctx.rec
     b = rec.block("period_cuts", "§9: valid inequalities for the period")
-    rec.constraints(b, "layer_period", layer_period_rows(tb, ctx.x, P), "P >= sum_k c[v,k] x[v,k]")
     lb = period_lower_bound(tb)
     if lb > 0:
         rec.constraints(b, "period_bound", {0: (lb, [(1.0, P)], None)}, "P >= crossing bound")
