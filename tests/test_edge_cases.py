@@ -87,3 +87,8 @@ def test_a_pinned_producer_that_cannot_reach_a_consumer_node():
         for solver in ("highs", "ortools"):
             plan = splitplan.solve(inst, solver)
             assert plan.status == "optimal" and close(plan.objective, best[0]), (objective, solver)
+        inst = _pinned_unreachable(objective, one_consumer=False)
+        assert brute_force(inst) is None
+        for solver in ("highs", "ortools"):
+            plan = splitplan.solve(inst, solver)
+            assert plan.status == "infeasible" and plan.reasons, (objective, solver)

@@ -14,6 +14,7 @@ from functools import cached_property
 
 import numpy as np
 
+from .errors import AssignmentError
 from .instance import INPUT, RAW, Encoding, Instance, Node
 
 # Relative tolerance for preferring an earlier-found route when two have the same latency, so that
@@ -405,18 +406,29 @@ def evaluate(
     stays on its node costs nothing. Constraint violations (pins, memory, latency and accuracy
     limits, missing routes) are listed in `Evaluation.violations` rather than raised, so that
     heuristics can be costed too. A layer missing from the assignment, an unknown node, tensor
-    or encoding raises `ValueError`.
+    or encoding raises `ValueError`
+    (`splitplan.errors.AssignmentError` for the assignment, naming the missing layers).
     """
     tb = tables(inst)
-    place = np.empty(len(tb.layers), dtype=np.int64)
-    for v, name in enumerate(tb.layers):
-        node = assignment.get(name)
-        if node not in tb.node_index:
-            raise ValueError(f"layer '{name}': assigned to unknown node {node!r}")
-        place[v] = tb.node_index[node]
+    missing = [name for name in tb.layers if name not in assignment]
+    if missing:  # issue 15: a partial assignment gave "assigned to unknown node None"
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        shown = ", ".join(missing[:10]) + more
+        raise AssignmentError(
+            f"places {len(tb.layers) - len(missing)} of {len(tb.layers)} layers; missing: {shown}",
+            field="assignment",
+        )
     extra = set(assignment) - set(tb.layer_index)
     if extra:
-        raise ValueError(f"assignment names unknown layers: {', '.join(sorted(extra))}")
+        raise AssignmentError(
+            f"names unknown layers: {', '.join(sorted(extra))}", field="assignment"
+        )
+    place = np.empty(len(tb.layers), dtype=np.int64)
+    for v, name in enumerate(tb.layers):
+        node = assignment[name]
+        if node not in tb.node_index:
+            raise AssignmentError(f"unknown node {node!r}", field=f"assignment.{name}")
+        place[v] = tb.node_index[node]
     forms = {}
     for tensor, name in (encodings or {}).items():
         if tensor not in tb.tensor_index:

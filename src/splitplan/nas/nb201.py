@@ -58,6 +58,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ..errors import SplitplanError
 from ..instance import DNN, INPUT, Instance, Layer, Network, Objective
 from .pareto import hypervolume_2d, pareto_front
 
@@ -85,7 +86,7 @@ _HEADER = ("arch_index", "arch_str", *DATASETS, *LATENCY_COLUMNS)
 _BYTES = 4  # fp32
 
 
-class Nb201Error(ValueError):
+class Nb201Error(SplitplanError, ValueError):
     """A bad architecture string, dataset, device class or data file (the message says which)."""
 
 

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..errors import SplitplanError
 from ..instance import Instance, Link, Network, Objective
 
 
-class OnlineError(ValueError):
+class OnlineError(SplitplanError, ValueError):
     """A user mistake in the online-splitting inputs (server, channel, trace, weights)."""
 
 
