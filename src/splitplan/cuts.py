@@ -119,14 +119,14 @@ def crossing_bound(
         return 0.0
     g = graph if graph is not None else _graph(tb)
     anc, desc = g.anc, g.desc
-    on_ok = g.allowed[:, inside].any(axis=1)
-    off_ok = g.allowed[:, ~inside].any(axis=1)
+    on_ok = np.any(g.allowed[:, inside], axis=1)
+    off_ok = np.any(g.allowed[:, ~inside], axis=1)
     lam = _work_weights(tb, S)
     c0 = np.where(on_ok, (tb.compute_s[:, S] * lam[None, :]).min(axis=1), 0.0)
     mems = [tb.memory_bytes[k] for k in S]
     # The layers placed in S need their parameters plus, on the node holding the layer with the
     # largest working set, that working set: at most the memory of S in all.
-    mem = None if any(m is None for m in mems) else float(sum(mems))
+    mem = None if any(m is None for m in mems) else float(sum(m for m in mems if m is not None))
     params, work = tb.param_bytes.astype(float), tb.work_bytes.astype(float)
     options = []
     if on_ok.all() and (mem is None or params.sum() + work.max() <= mem):
@@ -134,7 +134,8 @@ def crossing_bound(
 
     def side(closure: np.ndarray) -> tuple[np.ndarray, ...]:
         Cf = closure.astype(float)
-        ok = ~(closure & ~on_ok[None, :]).any(axis=1)  # every layer placed in S may run there
+        # every layer placed in S may run there
+        ok = ~np.any(closure & ~on_ok[None, :], axis=1)
         wmax = np.where(closure, work[None, :], 0.0).max(axis=1, initial=0.0)
         return Cf @ c0, ok, Cf @ params, wmax
 
@@ -215,8 +216,8 @@ def _per_bandwidth(size_bytes: np.ndarray, bw: float) -> np.ndarray:
 def crossing_sets(tb: Tables) -> list[list[int]]:
     """The node sets `period_lower_bound` tries: the nodes within d hops of the source, and of
     the sink, for each d short of covering every node (d = 0 is the source or sink alone)."""
-    sets = []
-    for root in {tb.source, tb.sink} - {None}:
+    sets: list[list[int]] = []
+    for root in sorted(k for k in (tb.source, tb.sink) if k is not None):
         hops = {root: 0}
         frontier = [root]
         while frontier:
