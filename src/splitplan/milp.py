@@ -23,6 +23,7 @@ import numpy as np
 
 from . import families
 from .cost import Tables
+from .cuts import add_cuts
 from .families import BuildTimeout, Terms
 from .instance import Instance
 
@@ -309,10 +310,11 @@ class Milp:
         return m, handles
 
 
-def build_milp(inst: Instance, deadline: float | None = None) -> Milp:
+def build_milp(inst: Instance, deadline: float | None = None, cuts: bool = True) -> Milp:
     """Build the MILP of an instance (see models/formulation.md): the families of
     `splitplan.families`, in order, and the objective over the costs they return. Raises
-    `BuildTimeout` once `time.perf_counter()` passes `deadline` (checked as it goes)."""
+    `BuildTimeout` once `time.perf_counter()` passes `deadline` (checked as it goes). `cuts=False`
+    leaves out the valid inequalities of `splitplan.cuts` (to measure what they bring)."""
     rec = _Recorder()
     ctx = families.Context(inst, rec, deadline)
     costs = families.define_assignment(ctx)
@@ -326,6 +328,8 @@ def build_milp(inst: Instance, deadline: float | None = None) -> Milp:
     families.define_latency_limit(ctx, costs)
     families.define_accuracy_limit(ctx, costs)
     families.define_objective(ctx, costs)
+    if cuts:
+        add_cuts(ctx)
     return Milp(
         inst,
         ctx.tb,

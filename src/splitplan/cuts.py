@@ -1,0 +1,260 @@
+"""Valid inequalities that raise the MILP's bound without changing its optimum (formulation §9).
+
+So far one family, for the period (throughput) objective: P >= a combinatorial lower bound on the
+period computed from the cost tables before solving (`period_lower_bound`, the crossing bound).
+`add_cuts` is the one call the model builder makes. Every bound is at most the period of every
+feasible plan, so the optimum is unchanged: the docstrings give the argument, and
+tests/test_cuts.py checks the bounds and the MILP with them against brute force.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cost import Tables, Tensor
+
+# A combinatorial bound is computed in floating point from the same times the node rows sum; it is
+# shrunk by this relative margin so that rounding can never make it exceed the optimum's P.
+_MARGIN = 1e-9
+
+
+@dataclass
+class _Graph:
+    """What the crossing bound reads of the DNN, computed once per instance."""
+
+    anc: np.ndarray  # anc[u, a]: layer a is a strict ancestor of u
+    desc: np.ndarray  # desc[w, d]: layer d is a strict descendant of w
+    allowed: np.ndarray  # allowed[v, k]: layer v may run on node k
+    in_bytes: np.ndarray  # per layer: its largest input tensor, in that tensor's smallest form
+    out_bytes: np.ndarray  # per layer: its output's smallest form, 0 if it goes nowhere
+    # §10: per layer, for each input tensor with encodings, its forms as (bytes, encoder time
+    # per node), raw first with no encoder; and the forms of its output as (bytes, decoder time)
+    coded_in: dict[int, list[list[tuple[float, np.ndarray]]]]
+    coded_out: dict[int, list[tuple[float, np.ndarray]]]
+
+
+def _smallest_bytes(t: Tensor) -> float:
+    """The fewest bytes tensor t can cross the network in (raw or any of its encodings, §10)."""
+    return min([t.size_bytes, *(f.size_bytes for f in t.encodings)])
+
+
+def _graph(tb: Tables) -> _Graph:
+    V = len(tb.layers)
+    anc = np.zeros((V, V), dtype=bool)
+    in_bytes, out_bytes = np.zeros(V), np.zeros(V)
+    for t in tb.tensors:  # in topological order of their producers
+        size = _smallest_bytes(t)
+        for c in t.consumers:
+            in_bytes[c] = max(in_bytes[c], size)
+            if t.producer >= 0:
+                anc[c] |= anc[t.producer]
+                anc[c, t.producer] = True
+        if t.producer >= 0 and (t.consumers or t.to_sink):
+            out_bytes[t.producer] = size
+    allowed = np.zeros((V, len(tb.nodes)), dtype=bool)
+    for v, ks in enumerate(tb.allowed):
+        allowed[v, ks] = True
+    coded_in: dict[int, list[list[tuple[float, np.ndarray]]]] = {}
+    coded_out: dict[int, list[tuple[float, np.ndarray]]] = {}
+    none = np.zeros(len(tb.nodes))
+    for t in tb.tensors:
+        if not t.encodings:
+            continue
+        forms = [(f.size_bytes, f.encode_s) for f in t.encodings]
+        for c in t.consumers:
+            coded_in.setdefault(c, []).append([(t.size_bytes, none), *forms])
+        if t.producer >= 0 and out_bytes[t.producer] > 0:
+            coded_out[t.producer] = [
+                (t.size_bytes, none),
+                *((f.size_bytes, f.decode_s) for f in t.encodings),
+            ]
+    return _Graph(anc, anc.T.copy(), allowed, in_bytes, out_bytes, coded_in, coded_out)
+
+
+def _work_weights(tb: Tables, S: list[int]) -> np.ndarray:
+    """lambda_k >= 0 over the nodes of S, summing to 1, roughly proportional to their speed
+    (1 / their total compute time over all layers): any such weights give a valid bound below."""
+    speed = 1.0 / np.maximum(tb.compute_s[:, S].sum(axis=0), 1e-300)
+    return speed / speed.sum()
+
+
+def crossing_bound(
+    tb: Tables,
+    S: list[int],
+    graph: _Graph | None = None,
+    beat: float | None = None,
+) -> float:
+    """A lower bound on the period (s) from a set S of nodes that holds the source and/or the
+    sink (§7).
+
+    Work weights: for any lambda_k >= 0 over S with sum 1, P >= max_{k in S} load_k >=
+    sum_{k in S} lambda_k load_k >= sum over the layers a run in S of min_{k in S} lambda_k
+    c[a,k] =: W(layers). With S = {k0} this is the plain sum of c[a,k0].
+    Let U be the layers run outside S. If U is empty, P >= W(all layers). Otherwise:
+    - S holds the source: take u minimal in U (no ancestor of u in U). Every ancestor of u runs
+      in S, and every input tensor of u (the raw input, held at the source, or an ancestor's
+      output) is sent from S to the node of u: its route leaves S over an arc a out of S, which
+      it loads by B_t / bw_a, B_t its smallest form (§10). So P >= B_t / max_{a out of S} bw_a
+      and P >= W(anc(u)).
+    - S holds the sink: take w maximal in U. Every descendant of w runs in S, and w's output,
+      if it goes anywhere (to a consumer, all in S, or to the sink), enters S over an arc into
+      S: P >= B_w / max_{a into S} bw_a and P >= W(desc(w)).
+    - both: u and w of the same U satisfy "w is not a strict ancestor of u", so anc(u) and
+      desc(w) are disjoint (a layer in both would put w before u): P >= W(anc(u)) + W(desc(w)).
+    An option is skipped when it is impossible: u or w may not run outside S, a layer placed in
+    S may run on no node of S, or the parameters placed in S exceed the memory of S (§6). The
+    bound is the smallest value over the remaining options, so it is at most the period of every
+    feasible plan.
+
+    With `beat`, returns 0.0 as soon as one option shows that the bound cannot exceed `beat`
+    (the O(|V|²) part is skipped; a caller keeping the largest bound loses nothing).
+    """
+    V = len(tb.layers)
+    inside = np.zeros(len(tb.nodes), dtype=bool)
+    inside[S] = True
+    is_src, is_snk = bool(inside[tb.source]), tb.sink is not None and bool(inside[tb.sink])
+    if not (is_src or is_snk):
+        return 0.0
+    g = graph if graph is not None else _graph(tb)
+    anc, desc = g.anc, g.desc
+    on_ok = np.any(g.allowed[:, inside], axis=1)
+    off_ok = np.any(g.allowed[:, ~inside], axis=1)
+    lam = _work_weights(tb, S)
+    c0 = np.where(on_ok, (tb.compute_s[:, S] * lam[None, :]).min(axis=1), 0.0)
+    mems = [tb.memory_bytes[k] for k in S]
+    # The layers placed in S need their parameters plus, on the node holding the layer with the
+    # largest working set, that working set: at most the memory of S in all.
+    mem = None if any(m is None for m in mems) else float(sum(m for m in mems if m is not None))
+    params, work = tb.param_bytes.astype(float), tb.work_bytes.astype(float)
+    options = []
+    if on_ok.all() and (mem is None or params.sum() + work.max() <= mem):
+        options.append(float(c0.sum()))
+
+    def side(closure: np.ndarray) -> tuple[np.ndarray, ...]:
+        Cf = closure.astype(float)
+        # every layer placed in S may run there
+        ok = ~np.any(closure & ~on_ok[None, :], axis=1)
+        wmax = np.where(closure, work[None, :], 0.0).max(axis=1, initial=0.0)
+        return Cf @ c0, ok, Cf @ params, wmax
+
+    bw_out = max(
+        (a.bandwidth_bytes_per_s for a in tb.arcs if inside[a.tail] and not inside[a.head]),
+        default=0.0,
+    )
+    bw_in = max(
+        (a.bandwidth_bytes_per_s for a in tb.arcs if inside[a.head] and not inside[a.tail]),
+        default=0.0,
+    )
+    out = _per_bandwidth(g.in_bytes, bw_out) if is_src else np.zeros(V)
+    inn = _per_bandwidth(g.out_bytes, bw_in) if is_snk else np.zeros(V)
+    if beat is not None:
+        # The option "nothing in S": u without ancestors, w without descendants.
+        roots = (~anc.any(axis=1)) & off_ok
+        leaves = (~desc.any(axis=1)) & off_ok
+        if (roots.any() or not is_src) and (leaves.any() or not is_snk):
+            cheap = max(
+                float(out[roots].min()) if is_src else 0.0,
+                float(inn[leaves].min()) if is_snk else 0.0,
+            )
+            if cheap <= beat:
+                return 0.0
+    if is_src:
+        lA, okA, pA, wA = side(anc)
+        okA &= off_ok
+        out = out.copy()
+        for u, tensors in g.coded_in.items():  # §10: an encoded crossing costs S its encoder
+            for forms in tensors:
+                out[u] = max(out[u], _coded(forms, bw_out, lA[u], S, lam))
+    if is_snk:
+        lD, okD, pD, wD = side(desc)
+        okD &= off_ok
+        inn = inn.copy()
+        for w, forms in g.coded_out.items():  # and a decoder on the receiving node in S
+            inn[w] = max(inn[w], _coded(forms, bw_in, lD[w], S, lam))
+    if is_src and is_snk:
+        # value[u, w] over pairs with w not a strict ancestor of u
+        value = np.maximum(np.maximum(out[:, None], inn[None, :]), lA[:, None] + lD[None, :])
+        ok = okA[:, None] & okD[None, :] & ~anc
+        if mem is not None:
+            ok &= pA[:, None] + pD[None, :] + np.maximum(wA[:, None], wD[None, :]) <= mem
+        if ok.any():
+            options.append(float(value[ok].min()))
+    elif is_src:
+        ok = okA & ((pA + wA <= mem) if mem is not None else True)
+        if ok.any():
+            options.append(float(np.maximum(out, lA)[ok].min()))
+    else:
+        ok = okD & ((pD + wD <= mem) if mem is not None else True)
+        if ok.any():
+            options.append(float(np.maximum(inn, lD)[ok].min()))
+    # inf only when every option needs an arc S lacks: no plan crosses S, nothing to bound
+    bound = min(options, default=0.0)
+    return bound if np.isfinite(bound) else 0.0
+
+
+def _coded(
+    forms: list[tuple[float, np.ndarray]], bw: float, load: float, S: list[int], lam: np.ndarray
+) -> float:
+    """min over a tensor's forms j of max(B_j / bw, load + min_{k in S} lambda_k codec_j[k]):
+    what crossing S in the best form costs at least, the codec running on a node of S."""
+    best = np.inf
+    for size, codec in forms:
+        link = size / bw if bw > 0 else (np.inf if size > 0 else 0.0)
+        best = min(best, max(link, load + float((codec[S] * lam).min())))
+    return best
+
+
+def _per_bandwidth(size_bytes: np.ndarray, bw: float) -> np.ndarray:
+    """size / bw in s; inf for a positive size when no arc has bandwidth (it cannot cross)."""
+    if bw > 0:
+        return size_bytes / bw
+    return np.where(size_bytes > 0, np.inf, 0.0)
+
+
+def crossing_sets(tb: Tables) -> list[list[int]]:
+    """The node sets `period_lower_bound` tries: the nodes within d hops of the source, and of
+    the sink, for each d short of covering every node (d = 0 is the source or sink alone)."""
+    sets: list[list[int]] = []
+    for root in sorted(k for k in (tb.source, tb.sink) if k is not None):
+        hops = {root: 0}
+        frontier = [root]
+        while frontier:
+            nxt = []
+            for a in tb.arcs:
+                for here, there in ((a.tail, a.head), (a.head, a.tail)):
+                    if here in frontier and there not in hops:
+                        hops[there] = hops[here] + 1
+                        nxt.append(there)
+            frontier = nxt
+        for d in range(max(hops.values())):
+            S = sorted(k for k, h in hops.items() if h <= d)
+            if S not in sets:
+                sets.append(S)
+    return sets
+
+
+def period_lower_bound(tb: Tables) -> float:
+    """The largest of the combinatorial period bounds (s): the busiest layer's best time
+    max_v min_k c[v,k], and `crossing_bound` over `crossing_sets`; shrunk by a relative 1e-9
+    against rounding."""
+    best = [float(tb.compute_s[v, ks].min()) for v, ks in enumerate(tb.allowed) if ks]
+    bound = max(best, default=0.0)
+    graph = _graph(tb)
+    for S in crossing_sets(tb):
+        bound = max(bound, crossing_bound(tb, S, graph, beat=bound))
+    return bound * (1.0 - _MARGIN)
+
+
+def add_cuts(ctx) -> None:
+    """Add P >= `period_lower_bound` to the model of `ctx` (a `families.Context` whose objective
+    is built) when the objective is the period: the hook of `milp.build_milp`."""
+    if ctx.weights is not None:
+        return
+    ((_, P),) = ctx.rec.objective  # the throughput objective is P alone (families.define_period)
+    tb, rec = ctx.tb, ctx.rec
+    b = rec.block("period_cuts", "§9: valid inequalities for the period")
+    lb = period_lower_bound(tb)
+    if lb > 0:
+        rec.constraints(b, "period_bound", {0: (lb, [(1.0, P)], None)}, "P >= crossing bound")
