@@ -149,6 +149,9 @@ def _parser() -> argparse.ArgumentParser:
     from .nas.command import add_parsers as add_nas_parsers
 
     add_nas_parsers(sub)
+    from .runtime import add_parsers as add_runtime_parsers
+
+    add_runtime_parsers(sub)
     return parser
 
 
@@ -366,6 +369,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "profile":
         return _cmd_profile(args)
+    if args.command in ("export", "run"):
+        from .runtime import cmd_export, cmd_run
+
+        try:
+            return (cmd_export if args.command == "export" else cmd_run)(args)
+        except KeyboardInterrupt:
+            print("splitplan: interrupted", file=sys.stderr)
+            return 130
     if args.command == "adapt":
         from .online.adapt_cli import run as run_adapt
 

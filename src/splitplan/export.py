@@ -75,6 +75,22 @@ def _mismatch(lmap: LayerMap, inst: Instance) -> str | None:
             )
     if lmap.output != inst.dnn.output_layer:
         return f"the model's output is '{lmap.output}', the instance's '{inst.dnn.output_layer}'"
+    # the same layers on another input shape: the bytes tell (at the profile's activation dtype)
+    x = lmap.values[_fx_name(lmap, INPUT)]
+    per_element = inst.dnn.input_bytes / max(x.numel(), 1)
+    if per_element not in (1.0, 2.0, 4.0):
+        return (
+            f"the input has {x.numel()} elements but the instance's input_bytes is "
+            f"{inst.dnn.input_bytes:g} (was it profiled with another --input-shape?)"
+        )
+    for name, group, layer in zip(lmap.names, lmap.groups, layers, strict=True):
+        value = lmap.values[group[-1].name]
+        numel = value.numel() if isinstance(value, torch.Tensor) else None
+        if numel is not None and numel * per_element != layer.out_bytes:
+            return (
+                f"layer '{name}' outputs {numel} elements but out_bytes is {layer.out_bytes:g} "
+                "in the instance (was it profiled with another --input-shape?)"
+            )
     return None
 
 

@@ -13,9 +13,9 @@ commands); the node processes do.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -173,12 +173,13 @@ def run_deployment(
     master_addr: str = "127.0.0.1",
     master_port: int | None = None,
     timeout_s: float = 300.0,
-    kill_rank_after_s: tuple[int, float] | None = None,
+    fault: tuple[int, int, int] | None = None,
 ) -> RunReport:
     """Run the deployment in `directory` with one local process per node; see the module doc.
 
-    `timeout_s` bounds the whole run (and each node's waits on its peers). `kill_rank_after_s`
-    (rank, seconds) kills that node's process after the delay: fault injection for tests.
+    `timeout_s` bounds the whole run (and each node's waits on its peers). `fault` = (rank,
+    requests, signal) sends the signal to that node's process once it has finished that many
+    requests (warm-up included): fault injection for tests.
     Raises `RunError` (a node failed or timed out) or `export.DeploymentError` (bad directory).
     """
     directory = Path(directory)
@@ -244,14 +245,22 @@ def run_deployment(
                     raise RunError(
                         f"timed out after {timeout_s:g} s; still running: {', '.join(running)}"
                     )
-                if kill_rank_after_s and not killed and elapsed > kill_rank_after_s[1]:
-                    procs[kill_rank_after_s[0]].send_signal(signal.SIGKILL)
+                if fault and not killed and _progress(results[fault[0]]) >= fault[1]:
+                    procs[fault[0]].send_signal(fault[2])
                     killed = True
                 time.sleep(0.02)
         finally:
             _stop(procs)  # nothing outlives the run, whatever happened
         logs_by_rank = [json.loads(p.read_text()) for p in results]
     return _report(directory, manifest, logs_by_rank, pipelined, link_emulation)
+
+
+def _progress(result: Path) -> int:
+    """Requests a node has finished (its runtime_node progress file; 0 before it starts)."""
+    try:
+        return int(result.with_suffix(".progress").read_text() or 0)
+    except (OSError, ValueError):
+        return 0
 
 
 def _env() -> dict[str, str]:
@@ -445,3 +454,251 @@ def _timeline(
                     row = f"{log['node']} -> {s['to']}"
                     bars.append((row, s["tensor"], s["produced"] - t0, got - s["produced"]))
     return bars
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_parsers(sub) -> None:
+    """Register `export` and `run` on the command line's subparsers."""
+    exp = sub.add_parser(
+        "export", help="split a model by a plan into one module per node (needs torch)"
+    )
+    exp.add_argument(
+        "--model",
+        required=True,
+        help="the model profiled into the instance: a zoo name, path/to/file.py:ClassOrFactory "
+        "or package.module:factory",
+    )
+    exp.add_argument("--input-shape", metavar="SHAPE", help="as given to profile, e.g. 1,3,32,32")
+    exp.add_argument("--input-dtype", default="float32", help="as given to profile")
+    exp.add_argument("--instance", required=True, metavar="FILE", help="the profiled instance")
+    exp.add_argument(
+        "--plan", required=True, metavar="FILE", help="the plan: `splitplan solve --json` output"
+    )
+    exp.add_argument("-o", "--output", required=True, metavar="DIR")
+    exp.add_argument("--format", choices=("pt2", "onnx"), default="pt2", help="default pt2")
+    exp.add_argument(
+        "--granularity",
+        choices=("module", "op", "block"),
+        help="as given to profile (default: the one that matches the instance)",
+    )
+    exp.add_argument("--tracer", choices=("auto", "fx", "export"), default="auto")
+    run = sub.add_parser(
+        "run", help="run an export directory, one process per node, measured against the plan"
+    )
+    run.add_argument("dir", metavar="DIR", help="written by `splitplan export`")
+    run.add_argument("--requests", type=_positive_int, default=10, help="timed inferences")
+    run.add_argument("--warmup", type=int, default=1, help="untimed inferences first (default 1)")
+    run.add_argument(
+        "--pipelined", action="store_true", help="keep several requests in flight (throughput)"
+    )
+    run.add_argument(
+        "--no-link-emulation",
+        action="store_true",
+        help="send at once (real links) instead of sleeping latency + bytes / bandwidth",
+    )
+    run.add_argument("--plot", metavar="PNG", help="measured timeline beside the predicted one")
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_argument("--timeout", type=float, default=300.0, metavar="S", help="default 300")
+    run.add_argument(
+        "--rank", type=int, help="run only this node's process (several machines; see README)"
+    )
+    run.add_argument("--world-size", type=int, help="number of node processes (with --rank)")
+    run.add_argument("--master-addr", default="127.0.0.1", help="rendezvous host")
+    run.add_argument("--master-port", type=int, help="rendezvous port (default: a free one)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _error(message: str, as_json: bool = False, status: str = "bad_input") -> None:
+    print(f"splitplan: error: {message}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"status": status, "error": message}))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        _error("export needs torch: pip install 'splitplan[torch]'")
+        return EXIT_BAD_INPUT
+    from .export import ExportError, export
+    from .instance import InstanceError, load_instance
+    from .profile import ProfileError
+    from .zoo import load_model, parse_shape
+
+    try:
+        inst = load_instance(args.instance)
+        shape = parse_shape(args.input_shape) if args.input_shape else None
+        model, x = load_model(args.model, shape, args.input_dtype)
+        manifest = export(
+            model,
+            x,
+            inst,
+            args.plan,
+            args.output,
+            file_format=args.format,
+            model_ref=args.model,
+            granularity=args.granularity,
+            tracer=args.tracer,
+        )
+    except (InstanceError, ExportError, ProfileError, ValueError, OSError) as exc:
+        _error(str(exc))
+        return EXIT_BAD_INPUT
+    files = sum(len(n["segments"]) for n in manifest["nodes"])
+    print(
+        f"wrote {args.output}: {files} {args.format} files for {len(manifest['nodes'])} nodes, "
+        f"{len(manifest['transfers'])} transfers, manifest.json",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        _error("run needs torch: pip install 'splitplan[torch]'", args.json)
+        return EXIT_BAD_INPUT
+    from .export import DeploymentError
+
+    if args.rank is not None:
+        return _run_one_rank(args)
+    try:
+        report = run_deployment(
+            args.dir,
+            requests=args.requests,
+            warmup=args.warmup,
+            pipelined=args.pipelined,
+            link_emulation=not args.no_link_emulation,
+            master_addr=args.master_addr,
+            master_port=args.master_port,
+            timeout_s=args.timeout,
+        )
+    except DeploymentError as exc:
+        _error(str(exc), args.json)
+        return EXIT_BAD_INPUT
+    except RunError as exc:
+        bad_port = str(exc).startswith("--master-port")
+        _error(str(exc), args.json, "bad_input" if bad_port else "run_failed")
+        return EXIT_BAD_INPUT if bad_port else EXIT_RUN_FAILED
+    if args.json:
+        print(json.dumps({"status": "ok", **report.to_dict()}))
+    else:
+        print(report.summary())
+    if args.plot:
+        try:
+            print(f"wrote {plot_run(report, Path(args.dir), args.plot)}", file=sys.stderr)
+        except (ImportError, OSError, ValueError) as exc:
+            _error(f"--plot: {exc}")
+            return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+def _run_one_rank(args: argparse.Namespace) -> int:
+    """This machine's node of a run across machines: start the same command with --rank 0..W-1
+    on each machine (rank 0's host is --master-addr); each prints its own measurements."""
+    from .runtime_node import main as node_main
+
+    if args.master_port is None:
+        _error("--rank needs --master-port (the same on every machine)", args.json)
+        return EXIT_BAD_INPUT
+    try:
+        world = args.world_size or len(_preflight(Path(args.dir))["nodes"])
+    except Exception as exc:
+        _error(str(exc), args.json)
+        return EXIT_BAD_INPUT
+    with tempfile.TemporaryDirectory(prefix="splitplan-node-") as tmp:
+        result = Path(tmp) / "result.json"
+        argv = [
+            "--dir",
+            args.dir,
+            "--rank",
+            str(args.rank),
+            "--world-size",
+            str(world),
+            "--master-addr",
+            args.master_addr,
+            "--master-port",
+            str(args.master_port),
+            "--requests",
+            str(args.requests),
+            "--warmup",
+            str(args.warmup),
+            "--timeout",
+            str(args.timeout),
+            "--result",
+            str(result),
+        ]
+        argv += ["--pipelined"] if args.pipelined else []
+        argv += ["--no-link-emulation"] if args.no_link_emulation else []
+        code = node_main(argv)
+        log = json.loads(result.read_text()) if result.exists() else {"error": "no result"}
+    if code != 0:
+        if args.json:
+            print(json.dumps({"status": "run_failed", "error": log.get("error")}))
+        return EXIT_RUN_FAILED
+    if args.json:
+        print(json.dumps({"status": "ok", **log}))
+    else:
+        measured = [r for r in log["requests"] if r["request"] >= log["warmup"]]
+        busy = [sum(s["end"] - s["start"] for s in r["segments"]) for r in measured]
+        print(
+            f"node {log['node']} (rank {log['rank']}): {len(measured)} requests, median compute "
+            f"{1e3 * (_median(busy) or 0.0):.3f} ms"
+        )
+    return EXIT_OK
+
+
+def plot_run(report: RunReport, directory: Path, path: str | Path) -> Path:
+    """The measured timeline of one request beside the planner's predicted one (PNG)."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError("the plot needs matplotlib: pip install 'splitplan[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .cost import evaluate
+    from .instance import load_instance
+    from .plan import Plan
+    from .plot import timeline
+
+    manifest = json.loads((directory / "manifest.json").read_text())
+    inst = load_instance(directory / manifest.get("instance", "instance.json"))
+    assignment = manifest["assignment"]
+    plan = Plan(inst, "feasible", "manifest", assignment, evaluation=evaluate(inst, assignment))
+    panels = [("predicted", timeline(plan)), ("measured", report.timeline)]
+    rows: list[str] = []
+    for _, bars in panels:
+        rows += [b[0] for b in bars if b[0] not in rows]
+    colour = {n: f"C{i % 10}" for i, n in enumerate(inst.node_names)}
+    end = max((b[2] + b[3] for _, bars in panels for b in bars), default=1e-3)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 0.6 * len(rows) + 1.8), sharey=True)
+    for ax, (title, bars) in zip(axes, panels, strict=True):
+        for row, label, start, duration in bars:
+            y = rows.index(row)
+            ax.barh(y, duration * 1e3, left=start * 1e3, color=colour.get(row, "0.55"))
+            if duration > 0.06 * end:
+                mid = (start + duration / 2) * 1e3
+                ax.text(mid, y, label, ha="center", va="center", fontsize=6)
+        ax.set_xlim(0, end * 1e3 * 1.02)
+        ax.set_xlabel("time (ms)")
+        total = report.predicted_latency_s if title == "predicted" else report.measured_latency_s
+        ax.set_title(f"{title}: latency {1e3 * (total or 0.0):.3f} ms", fontsize=9)
+    axes[0].set_yticks(range(len(rows)), rows)
+    axes[0].invert_yaxis()
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=130)
+    plt.close(fig)
+    return out

@@ -172,6 +172,7 @@ def run_node(args: argparse.Namespace) -> dict[str, Any]:
         sends_of.setdefault(tr["tensor"], []).append(senders[tr["to"]])
 
     total = args.warmup + args.requests
+    progress = Path(args.result).with_suffix(".progress")
     log: dict[str, Any] = {"node": name, "rank": args.rank, "requests": []}
     max_diff = 0.0
 
@@ -233,6 +234,7 @@ def run_node(args: argparse.Namespace) -> dict[str, Any]:
                 diff = (store[output].float() - reference.float()).abs().max().item()
                 max_diff = max(max_diff, diff)
             log["requests"].append(rec)
+            progress.write_text(str(r + 1))  # read by the launcher (fault injection in tests)
     for s in senders.values():
         s.wait_done(total, check_senders)
     check_senders()
