@@ -136,17 +136,21 @@ def _stop(procs: list[subprocess.Popen]) -> None:
 
 
 def _failure(names: list[str], procs: list[subprocess.Popen], results: list[Path], logs) -> str:
-    """One message for the failed run: the node that died first by a signal or without saying
-    why is the cause; otherwise the first node that reported an error."""
-    said: dict[int, str] = {}
+    """One message for the failed run, from the processes that have ended: a node that died by a
+    signal or without saying why is the cause; otherwise the node that reported an error first
+    (the others' errors, e.g. a closed connection, follow from it)."""
+    said: dict[int, tuple[float, str]] = {}
     for r, path in enumerate(results):
         try:
-            said[r] = json.loads(path.read_text())["error"]
+            data = json.loads(path.read_text())
+            said[r] = (float(data.get("at", 0.0)), data["error"])
         except (OSError, ValueError, KeyError, TypeError):
             pass
-    silent = [r for r, p in enumerate(procs) if p.returncode not in (0, None) and r not in said]
+    codes = [p.poll() for p in procs]
+    silent = [r for r, c in enumerate(codes) if c not in (0, None) and r not in said]
+    others = "; ".join(msg for _, msg in sorted(said.values()))
     for r in silent:
-        code = procs[r].returncode
+        code = codes[r]
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         tail = ""
         try:
@@ -155,11 +159,9 @@ def _failure(names: list[str], procs: list[subprocess.Popen], results: list[Path
                 tail = f": {lines[-1][:300]}"
         except OSError:
             pass
-        others = [said[k] for k in sorted(said)]
-        then = f" (then: {'; '.join(others)})" if others else ""
-        return f"node {names[r]} (rank {r}) {how}{tail}{then}"
+        return f"node {names[r]} (rank {r}) {how}{tail}" + (f" (then: {others})" if others else "")
     if said:
-        return said[min(said)]
+        return min(said.values())[1]
     return "a node failed without a message"
 
 
@@ -236,8 +238,9 @@ def run_deployment(
                     deadline = time.monotonic() + GRACE_S
                     while time.monotonic() < deadline and any(p.poll() is None for p in procs):
                         time.sleep(0.05)
+                    message = _failure(names, procs, results, logs)  # before we end the rest
                     _stop(procs)
-                    raise RunError(_failure(names, procs, results, logs))
+                    raise RunError(message)
                 elapsed = time.monotonic() - start
                 if elapsed > timeout_s:
                     running = [names[r] for r, c in enumerate(codes) if c is None]

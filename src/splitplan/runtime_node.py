@@ -276,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if not message.startswith("node "):
             message = f"{node}: {message}"
-        result.write_text(json.dumps({"error": message}), encoding="utf-8")
+        result.write_text(json.dumps({"error": message, "at": time.time()}), encoding="utf-8")
         print(f"splitplan: {message}", file=sys.stderr)
         return 1
     result.write_text(json.dumps(log), encoding="utf-8")
