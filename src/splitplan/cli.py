@@ -115,6 +115,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     prof.add_argument("--device", default="cpu", help="torch device to time on (cpu, cuda)")
     prof.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="torch intra-op threads while timing (default torch's; use run's --threads)",
+    )
+    prof.add_argument(
         "--device-class", help="name of the measured class (default host-cpu or the GPU's name)"
     )
     prof.add_argument(
@@ -285,7 +291,7 @@ def _load_network_from(path: str) -> Instance:
 
 def _cmd_profile(args: argparse.Namespace) -> int:
     try:
-        import torch  # noqa: F401
+        import torch
     except ImportError:
         print(
             "splitplan: error: profiling needs torch: pip install torch==2.13.0 (CPU wheel), "
@@ -303,6 +309,10 @@ def _cmd_profile(args: argparse.Namespace) -> int:
             base = _load_network_from(args.network_from)
         shape = parse_shape(args.input_shape) if args.input_shape else None
         model, x = load_model(args.model, shape, args.input_dtype)
+        if args.threads is not None:
+            if args.threads < 1:
+                raise ValueError(f"--threads must be >= 1, got {args.threads}")
+            torch.set_num_threads(args.threads)
         print(
             f"profiling {args.model} at {args.granularity} granularity on {args.device} "
             f"({args.warmup} warm-up + {args.repeats} timed runs) ...",

@@ -175,13 +175,16 @@ def run_deployment(
     master_addr: str = "127.0.0.1",
     master_port: int | None = None,
     timeout_s: float = 300.0,
+    threads: int | None = None,
     fault: tuple[int, int, int] | None = None,
 ) -> RunReport:
     """Run the deployment in `directory` with one local process per node; see the module doc.
 
-    `timeout_s` bounds the whole run (and each node's waits on its peers). `fault` = (rank,
-    requests, signal) sends the signal to that node's process once it has finished that many
-    requests (warm-up included): fault injection for tests.
+    `threads` is each node's torch intra-op thread count (default: the machine's cores shared
+    among the node processes, at least 1; more threads than cores make every op wait for
+    descheduled threads). `timeout_s` bounds the whole run (and each node's waits on its
+    peers). `fault` = (rank, requests, signal) sends the signal to that node's process once it
+    has finished that many requests (warm-up included): fault injection for tests.
     Raises `RunError` (a node failed or timed out) or `export.DeploymentError` (bad directory).
     """
     directory = Path(directory)
@@ -192,6 +195,8 @@ def run_deployment(
         _check_port(master_addr, master_port)
     names = [n["name"] for n in manifest["nodes"]]
     world = len(names)
+    if threads is None:
+        threads = max(1, (os.cpu_count() or 1) // world)
     with tempfile.TemporaryDirectory(prefix="splitplan-run-") as tmp:
         results = [Path(tmp) / f"{r}.json" for r in range(world)]
         logs = [Path(tmp) / f"{r}.log" for r in range(world)]
@@ -221,6 +226,8 @@ def run_deployment(
                     str(timeout_s),
                     "--result",
                     str(results[r]),
+                    "--threads",
+                    str(threads),
                 ]
                 cmd += ["--pipelined"] if pipelined else []
                 cmd += [] if link_emulation else ["--no-link-emulation"]
@@ -340,7 +347,7 @@ def _report(
 
     # transfers: the sender's record (when produced) against the receiver's (when arrived)
     arrived = {
-        (log["node"], rec["request"], r["tensor"], r["from"]): r["arrived"]
+        (log["node"], rec["request"], r["tensor"]): r["arrived"]
         for log in logs
         for rec in log["requests"]
         for r in rec["recv"]
@@ -353,7 +360,7 @@ def _report(
                 continue
             key = (s["tensor"], s["to"])
             sent_bytes.setdefault(key, []).append(s["bytes"])
-            got = arrived.get((s["to"], s["request"], s["tensor"], log["node"]))
+            got = arrived.get((s["to"], s["request"], s["tensor"]))
             if got is not None:
                 times.setdefault(key, []).append(got - s["produced"])
     n_req = max(len(measured), 1)
@@ -448,11 +455,11 @@ def _timeline(
                 label = span[0] if len(span) == 1 else f"{span[0]}..{span[-1]}"
                 bars.append((log["node"], label, s["start"] - t0, s["end"] - s["start"]))
             for r in rec["recv"]:
-                arrived[(log["node"], r["tensor"], r["from"])] = r["arrived"]
+                arrived[(log["node"], r["tensor"])] = r["arrived"]
     for log in logs:
         for s in log["sends"]:
             if s["request"] == request:
-                got = arrived.get((s["to"], s["tensor"], log["node"]))
+                got = arrived.get((s["to"], s["tensor"]))
                 if got is not None:
                     row = f"{log['node']} -> {s['to']}"
                     bars.append((row, s["tensor"], s["produced"] - t0, got - s["produced"]))
@@ -504,6 +511,12 @@ def add_parsers(sub) -> None:
     run.add_argument("--plot", metavar="PNG", help="measured timeline beside the predicted one")
     run.add_argument("--json", action="store_true", help="print one JSON object")
     run.add_argument("--timeout", type=float, default=300.0, metavar="S", help="default 300")
+    run.add_argument(
+        "--threads",
+        type=_positive_int,
+        metavar="N",
+        help="torch threads per node process (default: cores // local processes, at least 1)",
+    )
     run.add_argument(
         "--rank", type=int, help="run only this node's process (several machines; see README)"
     )
@@ -586,6 +599,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             master_addr=args.master_addr,
             master_port=args.master_port,
             timeout_s=args.timeout,
+            threads=args.threads,
         )
     except DeploymentError as exc:
         _error(str(exc), args.json)
@@ -642,6 +656,7 @@ def _run_one_rank(args: argparse.Namespace) -> int:
             "--result",
             str(result),
         ]
+        argv += ["--threads", str(args.threads)] if args.threads else []
         argv += ["--pipelined"] if args.pipelined else []
         argv += ["--no-link-emulation"] if args.no_link_emulation else []
         code = node_main(argv)

@@ -89,6 +89,32 @@ class _Sender(threading.Thread):
             self.error = exc
 
 
+class _Receiver(threading.Thread):
+    """Receives one peer's tensors for every request, in the order the peer sends them."""
+
+    def __init__(
+        self, dist, src_rank: int, order: list[dict], total: int, buffer, inbox: dict, cond
+    ) -> None:
+        super().__init__(daemon=True)
+        self.dist, self.src, self.order, self.total = dist, src_rank, order, total
+        self.buffer, self.inbox, self.cond = buffer, inbox, cond
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            for request in range(self.total):
+                for tr in self.order:
+                    value = self.buffer(tr["tensor"])
+                    self.dist.recv(value, src=self.src, tag=tr["tag"])
+                    with self.cond:
+                        self.inbox[(request, tr["tensor"])] = (value, time.time())
+                        self.cond.notify_all()
+        except BaseException as exc:  # reported by the main thread
+            self.error = exc
+            with self.cond:
+                self.cond.notify_all()
+
+
 def _route_time_s(inst, route: Sequence[str], size_bytes: float) -> float:
     from .cost import tables
 
@@ -108,6 +134,8 @@ def run_node(args: argparse.Namespace) -> dict[str, Any]:
     from .export import DeploymentError, load_segment, read_manifest
     from .instance import INPUT, load_instance
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     directory = Path(args.dir)
     manifest = read_manifest(directory)
     nodes = manifest["nodes"]
@@ -125,16 +153,14 @@ def run_node(args: argparse.Namespace) -> dict[str, Any]:
     io = torch.load(directory / manifest["io"])
     dtypes = {t: getattr(torch, info["dtype"]) for t, info in tensors.items()}
 
-    # What this node receives, in the order it needs them: segment inputs, then the rest
-    # (e.g. the result, at the sink).
+    # What this node needs from others, in the order it needs them: segment inputs, then the
+    # rest (the result, at the sink). Senders send in this same order (see `_need_key`).
     incoming = [tr for tr in manifest["transfers"] if tr["to"] == name]
-    need: list[str] = [t for seg in me["segments"] for t in seg["inputs"]]
-    order_key = {t: i for i, t in reversed(list(enumerate(need)))}
-    incoming.sort(key=lambda tr: (order_key.get(tr["tensor"], len(need)), tag[tr["tensor"]]))
     outgoing = [tr for tr in manifest["transfers"] if tr["from"] == name]
     output = manifest["output"]["tensor"]
     sink = manifest["sink"] or manifest["output"]["node"]
     reference = io["output"]
+    total = args.warmup + args.requests
 
     timeout = datetime.timedelta(seconds=args.timeout)
     dist.init_process_group(
@@ -146,14 +172,7 @@ def run_node(args: argparse.Namespace) -> dict[str, Any]:
     )
     senders: dict[str, _Sender] = {}
     for dst in sorted({tr["to"] for tr in outgoing}, key=rank_of.get):
-        # the destination's receive order, restricted to what this node sends it
-        dst_node = nodes[rank_of[dst]]
-        dst_need = [t for seg in dst_node["segments"] for t in seg["inputs"]]
-        key = {t: i for i, t in reversed(list(enumerate(dst_need)))}
-        order = sorted(
-            (tr for tr in outgoing if tr["to"] == dst),
-            key=lambda tr, key=key: (key.get(tr["tensor"], len(dst_need)), tag[tr["tensor"]]),
-        )
+        key = _need_key(nodes[rank_of[dst]], tag)
         order = [
             {
                 "tensor": tr["tensor"],
@@ -161,83 +180,131 @@ def run_node(args: argparse.Namespace) -> dict[str, Any]:
                 "tag": tag[tr["tensor"]],
                 "emulated_s": _route_time_s(inst, tr["route"], tensors[tr["tensor"]]["bytes"]),
             }
-            for tr in order
+            for tr in sorted((tr for tr in outgoing if tr["to"] == dst), key=key)
         ]
-        senders[dst] = _Sender(
-            dist, rank_of[dst], order, not args.no_link_emulation, args.warmup + args.requests
-        )
+        senders[dst] = _Sender(dist, rank_of[dst], order, not args.no_link_emulation, total)
         senders[dst].start()
     sends_of: dict[str, list[_Sender]] = {}
     for tr in outgoing:
         sends_of.setdefault(tr["tensor"], []).append(senders[tr["to"]])
 
-    total = args.warmup + args.requests
-    progress = Path(args.result).with_suffix(".progress")
-    log: dict[str, Any] = {"node": name, "rank": args.rank, "requests": []}
-    max_diff = 0.0
+    cond = threading.Condition()
+    inbox: dict[tuple[int, str], tuple[Any, float]] = {}  # (request, tensor) -> (value, arrived)
+    receivers = []
+    key = _need_key(me, tag)
+    for src in sorted({tr["from"] for tr in incoming}, key=rank_of.get):
+        order = [
+            {"tensor": tr["tensor"], "from": src, "tag": tag[tr["tensor"]]}
+            for tr in sorted((tr for tr in incoming if tr["from"] == src), key=key)
+        ]
 
-    def check_senders() -> None:
+        def buffer(t: str) -> Any:
+            return torch.empty(tensors[t]["shape"], dtype=dtypes[t])
+
+        receivers.append(_Receiver(dist, rank_of[src], order, total, buffer, inbox, cond))
+        receivers[-1].start()
+
+    def check_peers() -> None:
         for s in senders.values():
             if s.error is not None:
                 raise RuntimeError(f"sending to {s.order[0]['to']} failed: {s.error}")
+        for rv in receivers:
+            if rv.error is not None:
+                raise RuntimeError(f"receiving from {rv.order[0]['from']} failed: {rv.error}")
+
+    progress = Path(args.result).with_suffix(".progress")
+    log: dict[str, Any] = {"node": name, "rank": args.rank, "requests": []}
+    max_diff = 0.0
+    segments = list(zip(me["segments"], modules, strict=True))
+    window = IN_FLIGHT if args.pipelined else 1
+    active: dict[int, dict[str, Any]] = {}  # request -> its record, store and next segment
+    admitted = finished = 0
+
+    def available(r: int, t: str) -> bool:
+        return t in active[r]["store"] or (r, t) in inbox
 
     with torch.no_grad():
-        for r in range(total):
-            if args.pipelined:  # at most IN_FLIGHT requests of this node not yet sent
-                for s in senders.values():
-                    s.wait_done(r - IN_FLIGHT, check_senders)
-            else:  # one request at a time: every node is done with the previous one
-                dist.barrier()
-            rec: dict[str, Any] = {"request": r, "start": time.time(), "segments": [], "recv": []}
-            store: dict[str, Any] = {}
-            if name == manifest["source"]:
-                store[INPUT] = io["input"]
-                for s in sends_of.get(INPUT, []):
-                    s.put(r, INPUT, store[INPUT], rec["start"])
-            pending = list(incoming)
-
-            def receive(tensor: str, rec=rec, store=store, pending=pending) -> None:
-                for tr in [p for p in pending if p["tensor"] == tensor]:
-                    pending.remove(tr)
-                    buf = torch.empty(tensors[tensor]["shape"], dtype=dtypes[tensor])
-                    begin = time.time()
-                    dist.recv(buf, src=rank_of[tr["from"]], tag=tag[tensor])
-                    rec["recv"].append(
-                        {
-                            "tensor": tensor,
-                            "from": tr["from"],
-                            "wait_s": time.time() - begin,
-                            "arrived": time.time(),
-                        }
-                    )
-                    store[tensor] = buf
-
-            for seg, module in zip(me["segments"], modules, strict=True):
-                for t in seg["inputs"]:
-                    if t not in store:
-                        receive(t)
-                check_senders()
+        while finished < total:
+            # admit new requests while the window allows (one at a time: after a barrier)
+            while admitted < total and admitted < min([*active, admitted]) + window:
+                if not args.pipelined:
+                    dist.barrier()  # every node is done with the previous request
+                rec = {"request": admitted, "start": time.time(), "segments": [], "recv": []}
+                state = {"rec": rec, "store": {}, "next": 0}
+                active[admitted] = state
+                if name == manifest["source"]:
+                    state["store"][INPUT] = io["input"]
+                    for s in sends_of.get(INPUT, []):
+                        s.put(admitted, INPUT, io["input"], rec["start"])
+                admitted += 1
+            # run the earliest request's next segment whose inputs are all here
+            job = None
+            with cond:
+                for r in sorted(active):
+                    state = active[r]
+                    if state["next"] < len(segments):
+                        seg = segments[state["next"]][0]
+                        if all(available(r, t) for t in seg["inputs"]):
+                            for t in seg["inputs"]:
+                                if t not in state["store"]:
+                                    value, arrived = inbox.pop((r, t))
+                                    state["store"][t] = value
+                                    state["rec"]["recv"].append({"tensor": t, "arrived": arrived})
+                            job = r
+                            break
+            if job is not None:
+                state = active[job]
+                seg, module = segments[state["next"]]
                 begin = time.time()
-                results = module(*(store[t] for t in seg["inputs"]))
+                results = module(*(state["store"][t] for t in seg["inputs"]))
                 end = time.time()
                 if isinstance(results, torch.Tensor):
                     results = (results,)
-                rec["segments"].append({"index": seg["index"], "start": begin, "end": end})
+                state["rec"]["segments"].append({"index": seg["index"], "start": begin, "end": end})
                 for t, value in zip(seg["outputs"], results, strict=True):
-                    store[t] = value
+                    state["store"][t] = value
+                    state.setdefault("made", {})[t] = end
                     for s in sends_of.get(t, []):
-                        s.put(r, t, value, end)
-            for tr in list(pending):
-                receive(tr["tensor"])
-            if name == sink:
-                rec["done"] = time.time()
-                diff = (store[output].float() - reference.float()).abs().max().item()
-                max_diff = max(max_diff, diff)
-            log["requests"].append(rec)
-            progress.write_text(str(r + 1))  # read by the launcher (fault injection in tests)
+                        s.put(job, t, value, end)
+                state["next"] += 1
+            # finish requests: all segments run and everything sent to this node arrived
+            done_any = False
+            with cond:
+                for r in sorted(active):
+                    state = active[r]
+                    if state["next"] < len(segments) or not all(
+                        available(r, tr["tensor"]) for tr in incoming
+                    ):
+                        continue
+                    rec = state["rec"]
+                    for tr in incoming:  # e.g. the result at the sink
+                        if tr["tensor"] not in state["store"]:
+                            value, arrived = inbox.pop((r, tr["tensor"]))
+                            state["store"][tr["tensor"]] = value
+                            rec["recv"].append({"tensor": tr["tensor"], "arrived": arrived})
+                    if name == sink:
+                        got = {x["tensor"]: x["arrived"] for x in rec["recv"]}
+                        rec["done"] = got.get(output) or state.get("made", {}).get(output)
+                        value = state["store"][output]
+                        diff = (value.float() - reference.float()).abs().max().item()
+                        max_diff = max(max_diff, diff)
+                    log["requests"].append(rec)
+                    del active[r]
+                    finished += 1
+                    done_any = True
+                full = admitted >= total or admitted >= min([*active, admitted]) + window
+                if job is None and not done_any and full:
+                    cond.wait(0.2)  # a receiver notifies when a tensor arrives
+            if done_any:
+                progress.write_text(str(finished))  # read by the launcher (fault injection)
+            check_peers()
     for s in senders.values():
-        s.wait_done(total, check_senders)
-    check_senders()
+        s.wait_done(total, check_peers)
+    for rv in receivers:
+        while rv.is_alive():
+            rv.join(0.2)
+            check_peers()
+    check_peers()
     dist.barrier()  # nobody leaves while a peer still receives
     dist.destroy_process_group()
     log["sends"] = [rec for s in senders.values() for rec in s.records]
@@ -245,6 +312,13 @@ def run_node(args: argparse.Namespace) -> dict[str, Any]:
     if name == sink:
         log["max_abs_diff"] = max_diff
     return log
+
+
+def _need_key(node: dict, tag: dict[str, int]):
+    """Sort key of transfers to `node`: the order its segments need them, then the rest."""
+    need = [t for seg in node["segments"] for t in seg["inputs"]]
+    first = {t: i for i, t in reversed(list(enumerate(need)))}
+    return lambda tr: (first.get(tr["tensor"], len(need)), tag[tr["tensor"]])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -260,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-link-emulation", action="store_true")
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--result", required=True)
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default torch's)")
     args = parser.parse_args(argv)
     result = Path(args.result)
     try:
