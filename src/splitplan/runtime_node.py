@@ -3,14 +3,22 @@
     python -m splitplan.runtime_node --dir DIR --rank R --world-size W --master-addr A \\
         --master-port P --requests N [--pipelined] [--no-link-emulation] --result FILE
 
-The node joins a torch.distributed gloo group (TCP rendezvous at A:P), loads its segments, and
-for every request runs them in topological order: it receives each input that another node
-produces (`dist.recv`, tagged by tensor), runs the segment, and hands each output to the sender
-thread of every distinct node that consumes it (the transfers of `cost.evaluate`, listed in the
-manifest). One sender thread per destination sends in the order the destination receives, so no
-pair of nodes waits on each other; with link emulation it first sleeps the route's time (the
-sum over its hops of latency_s + bytes / bandwidth_bytes_per_s, §2 store and forward), so the
-link's time is emulated on one machine and transfers to one destination queue behind each other.
+The node joins a torch.distributed gloo group (TCP rendezvous at A:P) and loads its segments.
+Per request it runs its segments in topological order; across requests it runs, of the requests
+in flight, the earliest one's next segment whose inputs are all here (so a revisited node works
+on request r + 1 while request r is elsewhere). One receiver thread per peer receives (`dist.recv`,
+tagged by tensor) and one sender thread per destination sends each output to every distinct node
+that consumes it (the transfers of `cost.evaluate`, listed in the manifest); both go in the order
+the destination needs the tensors, so no pair of nodes waits on each other. One request at a
+time (latency): a barrier of all nodes starts each request. Pipelined: up to IN_FLIGHT requests
+per node.
+
+Link emulation (on by default; off for real links): a tensor of B bytes produced at time t is
+delivered at t + the route's time, the sum over its hops of latency_s + B / bandwidth_bytes_per_s
+(§2, store and forward), and the route takes the next tensor once its slowest hop has carried
+B / bandwidth (the arc load of §7): latency overlaps with the next send, as the period assumes.
+Transfers from one sender to one destination queue behind each other; routes of different
+senders that share an arc do not (a limit of emulating per sender).
 
 Clock: every timestamp is `time.time()`, comparable between processes of one machine (and
 between machines only as far as their clocks are synchronised). The result (timings, bytes,
@@ -60,6 +68,7 @@ class _Sender(threading.Thread):
                 check()
 
     def run(self) -> None:
+        free = delivered = 0.0  # when the route can take the next tensor; the last delivery
         try:
             for request in range(self.total):
                 for tr in self.order:
@@ -69,7 +78,13 @@ class _Sender(threading.Thread):
                         value, produced = self.ready.pop((request, tr["tensor"]))
                     start = time.time()
                     if self.emulate:
-                        time.sleep(tr["emulated_s"])
+                        # the route is busy for its slowest hop's bytes / bandwidth; the rest of
+                        # the route's time (latencies, other hops) overlaps with the next send
+                        begin = max(produced, free)
+                        free = begin + tr["busy_s"]
+                        deliver = max(begin + tr["emulated_s"], delivered)
+                        delivered = deliver
+                        time.sleep(max(0.0, deliver - time.time()))
                     self.dist.send(value.contiguous(), dst=self.dst, tag=tr["tag"])
                     self.records.append(
                         {
@@ -115,15 +130,19 @@ class _Receiver(threading.Thread):
                 self.cond.notify_all()
 
 
-def _route_time_s(inst, route: Sequence[str], size_bytes: float) -> float:
+def _route_times_s(inst, route: Sequence[str], size_bytes: float) -> tuple[float, float]:
+    """(time to deliver, time the route is busy): the sum over hops of latency_s + bytes /
+    bandwidth_bytes_per_s (§2 store and forward), and the largest hop's bytes / bandwidth (the
+    load that limits the period, §7)."""
     from .cost import tables
 
     tb = tables(inst)
-    total = 0.0
+    total = busy = 0.0
     for a, b in itertools.pairwise(route):
         arc = tb.arcs[tb.arc_index[(tb.node_index[a], tb.node_index[b])]]
         total += arc.hop_time_s(size_bytes)
-    return total
+        busy = max(busy, size_bytes / arc.bandwidth_bytes_per_s)
+    return total, busy
 
 
 def run_node(args: argparse.Namespace) -> dict[str, Any]:
@@ -178,7 +197,13 @@ def run_node(args: argparse.Namespace) -> dict[str, Any]:
                 "tensor": tr["tensor"],
                 "to": dst,
                 "tag": tag[tr["tensor"]],
-                "emulated_s": _route_time_s(inst, tr["route"], tensors[tr["tensor"]]["bytes"]),
+                **dict(
+                    zip(
+                        ("emulated_s", "busy_s"),
+                        _route_times_s(inst, tr["route"], tensors[tr["tensor"]]["bytes"]),
+                        strict=True,
+                    )
+                ),
             }
             for tr in sorted((tr for tr in outgoing if tr["to"] == dst), key=key)
         ]
