@@ -326,3 +326,33 @@ def test_model_reference_errors(tmp_path, capsys):
         code = main(["profile", "--model", ref, *shape_args, "-o", str(tmp_path / "o.json")])
         err = capsys.readouterr().err
         assert code == 2 and message in err and "Traceback" not in err, (ref, err)
+
+
+def test_readme_worked_example(tmp_path):
+    """The README's "Your own model" files and commands run as written."""
+    import os
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("### Your own model") :]
+    (tmp_path / "mynet.py").write_text(re.search(r"```py\n(.*?)```", section, re.S).group(1))
+    (tmp_path / "net.json").write_text(re.search(r"```json\n(.*?)```", section, re.S).group(1))
+    commands = re.search(r"```sh\n(.*?)```", section, re.S).group(1).replace("\\\n", " ")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).resolve().parents[1] / "src"), env.get("PYTHONPATH", "")]
+    )
+    outputs = []
+    for line in commands.strip().splitlines():
+        assert line.startswith("splitplan ")
+        cmd = f"{sys.executable} -m splitplan.cli {line[len('splitplan ') :]}"
+        proc = subprocess.run(
+            cmd, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 0, (line, proc.stderr)
+        outputs.append(proc.stdout)
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert set(plan["assignment"].values()) == {"edge"}  # as the README says
+    assert "output max |diff| vs the unsplit model 0\n" in outputs[-1]
+    assert "bytes 49152 predicted, 49152 sent" in outputs[-1]
