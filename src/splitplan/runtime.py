@@ -228,6 +228,8 @@ def run_deployment(
                     str(results[r]),
                     "--threads",
                     str(threads),
+                    "--parent-pid",
+                    str(os.getpid()),
                 ]
                 cmd += ["--pipelined"] if pipelined else []
                 cmd += [] if link_emulation else ["--no-link-emulation"]

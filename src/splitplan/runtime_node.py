@@ -15,10 +15,11 @@ per node.
 
 Link emulation (on by default; off for real links): a tensor of B bytes produced at time t is
 delivered at t + the route's time, the sum over its hops of latency_s + B / bandwidth_bytes_per_s
-(§2, store and forward), and the route takes the next tensor once its slowest hop has carried
-B / bandwidth (the arc load of §7): latency overlaps with the next send, as the period assumes.
-Transfers from one sender to one destination queue behind each other; routes of different
-senders that share an arc do not (a limit of emulating per sender).
+(§2, store and forward), where each arc carries one tensor at a time for B / bandwidth (the arc
+load of §7) and latency does not occupy it: latency overlaps with the next send, as the period
+assumes. The arcs' clocks are shared by the sends of one node; sends of different nodes whose
+routes share an arc (a relayed route) are not queued behind each other (a limit of emulating at
+the senders).
 
 Clock: every timestamp is `time.time()`, comparable between processes of one machine (and
 between machines only as far as their clocks are synchronised). The result (timings, bytes,
@@ -32,6 +33,7 @@ import argparse
 import datetime
 import itertools
 import json
+import os
 import sys
 import threading
 import time
@@ -42,12 +44,35 @@ from typing import Any
 IN_FLIGHT = 4  # pipelined mode: requests a sender may run ahead of its slowest receiver
 
 
+class _Links:
+    """The emulated arcs of this node's sends: when each is free to carry the next tensor."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.free: dict[tuple[str, str], float] = {}
+
+    def schedule(self, produced: float, hops: list[tuple[str, str, float, float]]) -> float:
+        """When a tensor produced at `produced` arrives over `hops` (tail, head, latency_s,
+        bytes / bandwidth): store and forward (§2), each arc carrying one tensor at a time for
+        its bytes / bandwidth (§7's load); latency does not occupy the arc."""
+        at = produced
+        with self.lock:
+            for tail, head, latency, load in hops:
+                start = max(at, self.free.get((tail, head), 0.0))
+                self.free[(tail, head)] = start + load
+                at = start + load + latency
+        return at
+
+
 class _Sender(threading.Thread):
     """Sends one destination's tensors in the order it receives them, after the emulated delay."""
 
-    def __init__(self, dist, dst_rank: int, order: list[dict], emulate: bool, total: int) -> None:
+    def __init__(
+        self, dist, dst_rank: int, order: list[dict], links: _Links | None, total: int
+    ) -> None:
         super().__init__(daemon=True)
-        self.dist, self.dst, self.order, self.emulate = dist, dst_rank, order, emulate
+        self.dist, self.dst, self.order, self.links = dist, dst_rank, order, links
+        self.emulate = links is not None
         self.total = total
         self.ready: dict[tuple[int, str], tuple[Any, float]] = {}
         self.cond = threading.Condition()
@@ -68,7 +93,7 @@ class _Sender(threading.Thread):
                 check()
 
     def run(self) -> None:
-        free = delivered = 0.0  # when the route can take the next tensor; the last delivery
+        delivered = 0.0  # deliveries to one destination keep their order
         try:
             for request in range(self.total):
                 for tr in self.order:
@@ -78,11 +103,7 @@ class _Sender(threading.Thread):
                         value, produced = self.ready.pop((request, tr["tensor"]))
                     start = time.time()
                     if self.emulate:
-                        # the route is busy for its slowest hop's bytes / bandwidth; the rest of
-                        # the route's time (latencies, other hops) overlaps with the next send
-                        begin = max(produced, free)
-                        free = begin + tr["busy_s"]
-                        deliver = max(begin + tr["emulated_s"], delivered)
+                        deliver = max(self.links.schedule(produced, tr["hops"]), delivered)
                         delivered = deliver
                         time.sleep(max(0.0, deliver - time.time()))
                     self.dist.send(value.contiguous(), dst=self.dst, tag=tr["tag"])
@@ -130,19 +151,16 @@ class _Receiver(threading.Thread):
                 self.cond.notify_all()
 
 
-def _route_times_s(inst, route: Sequence[str], size_bytes: float) -> tuple[float, float]:
-    """(time to deliver, time the route is busy): the sum over hops of latency_s + bytes /
-    bandwidth_bytes_per_s (§2 store and forward), and the largest hop's bytes / bandwidth (the
-    load that limits the period, §7)."""
+def _hops(inst, route: Sequence[str], size_bytes: float) -> list[tuple[str, str, float, float]]:
+    """(tail, head, latency_s, bytes / bandwidth_bytes_per_s) of each hop of a route."""
     from .cost import tables
 
     tb = tables(inst)
-    total = busy = 0.0
+    out = []
     for a, b in itertools.pairwise(route):
         arc = tb.arcs[tb.arc_index[(tb.node_index[a], tb.node_index[b])]]
-        total += arc.hop_time_s(size_bytes)
-        busy = max(busy, size_bytes / arc.bandwidth_bytes_per_s)
-    return total, busy
+        out.append((a, b, arc.latency_s, size_bytes / arc.bandwidth_bytes_per_s))
+    return out
 
 
 def run_node(args: argparse.Namespace) -> dict[str, Any]:
@@ -190,6 +208,7 @@ def run_node(args: argparse.Namespace) -> dict[str, Any]:
         timeout=timeout,
     )
     senders: dict[str, _Sender] = {}
+    links = None if args.no_link_emulation else _Links()  # shared by this node's senders
     for dst in sorted({tr["to"] for tr in outgoing}, key=rank_of.get):
         key = _need_key(nodes[rank_of[dst]], tag)
         order = [
@@ -197,17 +216,11 @@ def run_node(args: argparse.Namespace) -> dict[str, Any]:
                 "tensor": tr["tensor"],
                 "to": dst,
                 "tag": tag[tr["tensor"]],
-                **dict(
-                    zip(
-                        ("emulated_s", "busy_s"),
-                        _route_times_s(inst, tr["route"], tensors[tr["tensor"]]["bytes"]),
-                        strict=True,
-                    )
-                ),
+                "hops": _hops(inst, tr["route"], tensors[tr["tensor"]]["bytes"]),
             }
             for tr in sorted((tr for tr in outgoing if tr["to"] == dst), key=key)
         ]
-        senders[dst] = _Sender(dist, rank_of[dst], order, not args.no_link_emulation, total)
+        senders[dst] = _Sender(dist, rank_of[dst], order, links, total)
         senders[dst].start()
     sends_of: dict[str, list[_Sender]] = {}
     for tr in outgoing:
@@ -346,6 +359,13 @@ def _need_key(node: dict, tag: dict[str, int]):
     return lambda tr: (first.get(tr["tensor"], len(need)), tag[tr["tensor"]])
 
 
+def _orphan_watch(parent: int) -> None:
+    """End this node when its launcher is gone (killed without the chance to end its nodes)."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(3)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="splitplan-node")
     parser.add_argument("--dir", required=True)
@@ -360,8 +380,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--result", required=True)
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default torch's)")
+    parser.add_argument("--parent-pid", type=int, help="exit when this process (the launcher) ends")
     args = parser.parse_args(argv)
     result = Path(args.result)
+    if args.parent_pid:
+        threading.Thread(target=_orphan_watch, args=(args.parent_pid,), daemon=True).start()
     try:
         log = run_node(args)
     except KeyboardInterrupt:
