@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -589,6 +590,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     from .export import DeploymentError
 
+    def interrupted(signum, frame) -> None:
+        raise KeyboardInterrupt  # so that the launcher ends its node processes on the way out
+
+    signal.signal(signal.SIGTERM, interrupted)
     if args.rank is not None:
         return _run_one_rank(args)
     try:
