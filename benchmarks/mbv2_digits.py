@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from _common import machine
 
+from splitplan import digits
 from splitplan.nas import mbv2
 
 
@@ -129,7 +130,7 @@ def main() -> None:
     total_s = time.perf_counter() - start
     # binomial standard error of one accuracy measured on the 360 validation images
     mean = sum(r["retrained_val"] for r in retrained) / len(retrained) / 100
-    stderr = 100 * (mean * (1 - mean) / len(mbv2.digits()["val"][1])) ** 0.5
+    stderr = 100 * (mean * (1 - mean) / len(digits.splits()["val"][1])) ** 0.5
 
     print()
     print(
@@ -151,7 +152,7 @@ def main() -> None:
         f"{tau_flops:.2f}"
     )
     print(
-        f"one accuracy on the {len(mbv2.digits()['val'][1])} validation images has a standard "
+        f"one accuracy on the {len(digits.splits()['val'][1])} validation images has a standard "
         f"error of {stderr:.2f} points at {100 * mean:.1f} %"
     )
     print(
@@ -167,7 +168,7 @@ def main() -> None:
             "seed": args.seed,
             "device": args.device,
             "space_size": mbv2.SPACE_SIZE,
-            "splits": {k: len(v[1]) for k, v in mbv2.digits().items()},
+            "splits": {k: len(v[1]) for k, v in digits.splits().items()},
         },
         "supernet_train_s": train_s,
         "supernet_loss": net.meta["loss"],

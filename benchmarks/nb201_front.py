@@ -162,7 +162,7 @@ def main() -> None:
         "latency": "optimal plan's latency (splitplan cost model) with per-layer times = measured "
         "whole-network latencies (HW-NAS-Bench Pi 4 / Pixel 3, HELP RTX 2080 Ti) split by the "
         "host-CPU primitive table; hypervolume in accuracy points x ms",
-        "machine": nb201._machine(),
+        "machine": nb201.machine_description(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "op_times_machine": json.loads(nb201.OP_TIMES_FILE.read_text())["machine"],

@@ -5,7 +5,7 @@
 
 Each row is the median over seeds of a warm process (one solve is made first, so that imports and
 solver start-up are not counted; the cold first call is reported separately). `build` is the
-Pyomo model, reading its matrix back and loading it into the solver; `solve` is the solver's own
+array model (`splitplan.milp`) and loading it into the solver; `solve` is the solver's own
 time. `LP gap` is (optimum - LP relaxation) / optimum of the same formulation. Results are written
 to benchmarks/results.json and printed as a Markdown table.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 import splitplan
 from splitplan.generate import random_instance
 from splitplan.milp import build_milp
-from splitplan.solvers import solve_standard_form, standard_form
+from splitplan.solvers import solve_standard_form
 
 FAMILIES = [
     # (label, layers, nodes, topology, skip_prob, objective, solvers)
@@ -40,7 +40,7 @@ QUICK = [
 
 
 def lp_gap(inst: splitplan.Instance, optimum: float) -> float:
-    sf = standard_form(build_milp(inst).model)
+    sf = build_milp(inst).matrix
     lp = solve_standard_form(sf, "highs", relax=True)
     return (optimum - lp.objective) / optimum if optimum else 0.0
 
@@ -60,7 +60,7 @@ def run(families, seeds: int, time_limit_s: float) -> list[dict]:
                 plan = splitplan.solve(inst, solver=solver, time_limit_s=time_limit_s)
                 total = time.perf_counter() - start
                 milp = build_milp(inst)
-                sf = standard_form(milp.model)
+                sf = milp.matrix
                 runs.append(
                     {
                         "total_s": total,

@@ -30,6 +30,7 @@ from _common import machine
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from splitplan import digits
 from splitplan import slimmable as S
 
 
@@ -186,7 +187,7 @@ def main() -> None:
         f"width switch: set_width {switch_slim * 1e6:.2f} µs, loading a fixed pair's "
         f"state_dict from memory {switch_fixed * 1e6:.1f} µs ({switch_fixed / switch_slim:,.0f}x)"
     )
-    n_test = len(S.mbv2.digits()["test"][1])
+    n_test = len(digits.splits()["test"][1])
     print(f"{n_test} test images (one = {100 / n_test:.2f} points); total {total_s:.1f} s")
     result = {
         "machine": machine() | {"loadavg_1min_at_start": load_start},

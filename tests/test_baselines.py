@@ -1,7 +1,7 @@
 """Baselines: the chain DP and the min cut are exact where they apply; heuristics are honest."""
 
 import pytest
-from conftest import brute_force, close
+from helpers import brute_force, close
 
 import splitplan
 from splitplan import baselines as B

@@ -142,7 +142,7 @@ def test_infeasible_exits_3_and_says_why(tmp_path, capsys):
     assert main(["solve", str(path)]) == 3
     out = capsys.readouterr().out
     assert "infeasible" in out and "conv1" in out and "memory_bytes" in out
-    assert main(["validate", str(path)]) == 0  # valid input, infeasible problem
+    assert main(["validate", str(path)]) == 3  # valid input, infeasible problem (issue 15)
     assert "infeasible: layer 'conv1'" in capsys.readouterr().out
     data = mutate(set_in(("constraints", "max_latency_s"), 0.01))
     path.write_text(json.dumps(data))

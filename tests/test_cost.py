@@ -87,3 +87,22 @@ def test_violations_are_reported(tiny_instance):
 def test_unknown_node_in_assignment_raises(tiny_instance):
     with pytest.raises(ValueError, match="unknown node"):
         splitplan.evaluate(tiny_instance, {"a": "dev", "b": "moon"})
+
+
+def test_the_objective_is_interpreted_in_one_place():
+    from splitplan.instance import Objective, Weights
+
+    assert Objective("latency").weights() == Weights(1.0, 0.0, 0.0)
+    assert Objective("energy").weights() == Weights(0.0, 1.0, 0.0)
+    assert Objective("weighted", 2.0, 3.0, 4.0).weights() == Weights(2.0, 3.0, 4.0)
+    assert not Objective("throughput").additive
+    with pytest.raises(ValueError, match="not a weighted sum"):
+        Objective("throughput").weights()
+
+    class Ev:
+        latency_s, energy_j, accuracy_loss, period_s = 0.5, 7.0, 0.01, 0.125
+
+    assert Objective("latency").value(Ev) == 0.5
+    assert Objective("energy").value(Ev) == 7.0
+    assert Objective("throughput").value(Ev) == 0.125
+    assert Objective("weighted", 2.0, 3.0, 100.0).value(Ev) == pytest.approx(1 + 21 + 1)

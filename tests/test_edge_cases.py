@@ -1,6 +1,6 @@
 """Corner cases of instances: one node, no sink, a dead branch, one-way links."""
 
-from conftest import brute_force, close
+from helpers import brute_force, close
 
 import splitplan
 from splitplan import Layer, Link, Network, Node
@@ -55,3 +55,40 @@ def test_one_way_links_are_respected():
                     ("srv", "cloud"),
                     ("cloud", "dev"),
                 }
+
+
+def _pinned_unreachable(objective: str, one_consumer: bool) -> splitplan.Instance:
+    """`a` is pinned to n1, and n1 cannot reach n2 (one-way links out of s)."""
+    nodes = (Node("s", 1e9), Node("n1", 1e10), Node("n2", 1e10))
+    links = (
+        Link("s", "n1", 1e6, 0.01, bidirectional=False),
+        Link("s", "n2", 1e6, 0.01, bidirectional=False),
+    )
+    layers = [Layer("a", ("input",), flops=1e9, out_bytes=1e4), Layer("b", ("a",), flops=1e9)]
+    pins = {"a": ("n1",), "b": ("n1", "n2")}
+    if not one_consumer:
+        layers.append(Layer("c", ("a",), flops=1e9))
+        pins["c"] = ("n2",)
+    return splitplan.Instance(
+        splitplan.DNN("d", 1e3, tuple(layers), output="b"),
+        Network(nodes, links, "s"),
+        splitplan.Objective(objective),
+        splitplan.Constraints(pin=pins),
+    )
+
+
+def test_a_pinned_producer_that_cannot_reach_a_consumer_node():
+    # Regression (issue 15, defect 1): the fixed-producer transfers priced an unreachable node
+    # at inf, and the solve ended in `status error`.
+    for objective in ("latency", "energy", "throughput"):
+        inst = _pinned_unreachable(objective, one_consumer=True)
+        best = brute_force(inst)
+        assert best is not None and best[1]["b"] == "n1"
+        for solver in ("highs", "ortools"):
+            plan = splitplan.solve(inst, solver)
+            assert plan.status == "optimal" and close(plan.objective, best[0]), (objective, solver)
+        inst = _pinned_unreachable(objective, one_consumer=False)
+        assert brute_force(inst) is None
+        for solver in ("highs", "ortools"):
+            plan = splitplan.solve(inst, solver)
+            assert plan.status == "infeasible" and plan.reasons, (objective, solver)

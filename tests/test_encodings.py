@@ -9,7 +9,7 @@ import json
 from dataclasses import replace
 
 import pytest
-from conftest import assert_solvers_reach, close
+from helpers import assert_solvers_reach, close
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -1,9 +1,11 @@
-"""The recorded matrix is the Pyomo model's matrix; the model has one block per family."""
+"""The array model is the Pyomo model: `Milp.to_pyomo()` has the same matrix, a block per
+section and a component per family, and Pyomo's solvers reach the same optimum."""
 
 import numpy as np
 import pyomo.environ as pyo
 import pytest
 
+import splitplan
 from splitplan.generate import random_instance
 from splitplan.milp import build_milp
 from splitplan.solvers import standard_form
@@ -13,14 +15,12 @@ def dense(sf, order):
     A = np.zeros((len(sf.row_lb), len(order)))
     for i in range(len(sf.row_lb)):
         for p in range(sf.A_start[i], sf.A_start[i + 1]):
-            A[i, order[id(sf.columns[sf.A_index[p]])]] += sf.A_value[p]
+            A[i, order[sf.A_index[p]]] += sf.A_value[p]
     return A
 
 
-@pytest.mark.parametrize("objective", ["latency", "energy", "throughput", "weighted"])
-@pytest.mark.parametrize("seed", range(3))
-def test_recorded_matrix_equals_the_pyomo_model(objective, seed):
-    inst = random_instance(
+def _instance(objective, seed):
+    return random_instance(
         9,
         4,
         seed=seed,
@@ -30,13 +30,22 @@ def test_recorded_matrix_equals_the_pyomo_model(objective, seed):
         memory_fraction=0.4,
         pin_first=True,
         max_latency_factor=2.0,
+        encoding_prob=0.3 if seed == 2 else 0.0,
     )
-    milp = build_milp(inst)
-    walked, recorded = standard_form(milp.model), milp.matrix
-    order = {id(v): j for j, v in enumerate(walked.columns)}
-    assert sorted(order) == sorted(id(v) for v in recorded.columns)
-    perm = [order[id(v)] for v in recorded.columns]
-    np.testing.assert_allclose(dense(walked, order), dense(recorded, order))
+
+
+@pytest.mark.parametrize("objective", ["latency", "energy", "throughput", "weighted"])
+@pytest.mark.parametrize("seed", range(3))
+def test_pyomo_model_has_the_recorded_matrix(objective, seed):
+    milp = build_milp(_instance(objective, seed))
+    walked, recorded = standard_form(milp.to_pyomo()), milp.matrix
+    names = milp.column_names()
+    assert sorted(names) == sorted(walked.columns)
+    position = {name: j for j, name in enumerate(walked.columns)}
+    perm = [position[name] for name in names]  # recorded column j is walked column perm[j]
+    np.testing.assert_allclose(
+        dense(walked, range(len(perm))), dense(recorded, perm), atol=1e-12
+    )
     for field in ("row_lb", "row_ub"):
         np.testing.assert_allclose(getattr(walked, field), getattr(recorded, field))
     for field in ("col_lb", "col_ub", "c", "integer"):
@@ -48,7 +57,37 @@ def test_blocks_are_named_after_the_constraint_families():
     milp = build_milp(
         random_instance(6, 3, seed=1, skip_prob=0.5, memory_fraction=0.3, max_latency_factor=2.0)
     )
-    m = milp.model
+    m = milp.to_pyomo()
     blocks = {b.local_name for b in m.component_objects(pyo.Block, descend_into=False)}
     assert {"assign", "transfer", "memory", "latency_limit"} <= blocks
     assert m.assign.one_node.doc == "sum_k x[v,k] = 1"
+    assert milp.family("assign", "one_node").doc == "sum_k x[v,k] = 1"
+    rows = sum(len(f.keys) for f in milp.families if f.kind == "con")
+    cols = sum(len(f.keys) for f in milp.families if f.kind == "var")
+    assert (rows, cols) == (len(milp.matrix.row_lb), len(milp.matrix.c))
+
+
+@pytest.mark.parametrize("objective", ["latency", "throughput"])
+def test_a_pyomo_solver_reaches_the_same_optimum(objective):
+    if not pyo.SolverFactory("appsi_highs").available(exception_flag=False):
+        pytest.skip("Pyomo's appsi_highs interface is not available")
+    inst = _instance(objective, 1)
+    direct = splitplan.solve(inst)
+    portable = splitplan.solve(inst, solver="pyomo:appsi_highs")
+    assert direct.status == "optimal" and portable.status == "optimal"
+    assert portable.objective == pytest.approx(direct.objective, rel=1e-6)
+    assert portable.solver == "pyomo:appsi_highs"
+
+
+def test_building_stops_at_the_deadline():
+    # Regression (issue 15, defect 7): --time-limit did not cover building the model.
+    import time
+
+    from splitplan.milp import BuildTimeout
+
+    inst = random_instance(600, 4, seed=0)
+    with pytest.raises(BuildTimeout):
+        build_milp(inst, deadline=time.perf_counter() - 1.0)
+    plan = splitplan.solve(inst, time_limit_s=1e-9)
+    assert plan.status == "time_limit" and plan.assignment is None
+    assert plan.reasons == ["the time limit ran out while the model was being built"]

@@ -7,6 +7,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
 import splitplan  # noqa: E402
+from splitplan import digits  # noqa: E402
 from splitplan.devices import network_preset  # noqa: E402
 from splitplan.nas import mbv2  # noqa: E402
 from splitplan.nas.mbv2 import Arch, Mbv2Space, Supernet, parse_arch  # noqa: E402
@@ -177,7 +178,7 @@ def test_extracted_subnet_matches_the_supernet_path(arch):
 def test_calibration_recomputes_bn_statistics_only():
     net = _fresh()
     raw, cal = net.subnet(MID, calibrate=False), net.subnet(MID)
-    x_train = mbv2.digits()["train"][0]
+    x_train = digits.splits()["train"][0]
     assert not torch.allclose(raw.stem.bn.running_mean, cal.stem.bn.running_mean)
     mean = cal.stem.conv(x_train).mean((0, 2, 3))
     torch.testing.assert_close(cal.stem.bn.running_mean, mean, rtol=1e-3, atol=1e-4)
@@ -189,7 +190,7 @@ def test_calibration_recomputes_bn_statistics_only():
 
 
 def test_data_splits():
-    d = mbv2.digits()
+    d = digits.splits()
     assert {k: len(v[1]) for k, v in d.items()} == {"train": 1077, "val": 360, "test": 360}
     assert d["train"][0].shape[1:] == (1, 8, 8)
     assert abs(float(d["train"][0].mean())) < 1e-4 and abs(float(d["train"][0].std()) - 1) < 1e-4

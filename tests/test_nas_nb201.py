@@ -101,6 +101,10 @@ def test_other_bad_inputs(space):
         Nb201Space(device_columns={"t4": "titanxp_1"})
     with pytest.raises(Nb201Error, match="unknown method"):
         plan_latency(space, BEST, "pi4-edge-wifi", method="greedy")
+    with pytest.raises(Nb201Error, match="exact method"):
+        exact_front(space, "pi4-edge-wifi", method="single-split", archs=[BEST])
+    with pytest.raises(Nb201Error, match="unknown objective"):
+        plan_latency(space, BEST, "pi4-edge-wifi", objective="throughput")
     with pytest.raises(Nb201Error, match="missing primitive times"):
         Nb201Space(op_times={"format": nb201.OP_TIMES_FORMAT, "times": {"stem": 1.0}})
 

@@ -1,7 +1,7 @@
 """Both solvers return the brute-force optimum on small random instances, every objective."""
 
 import pytest
-from conftest import assert_solvers_reach, brute_force
+from helpers import assert_solvers_reach, brute_force
 
 from splitplan.generate import TOPOLOGIES, random_instance
 

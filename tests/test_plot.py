@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from conftest import close
+from helpers import close
 
 import splitplan
 from splitplan.cli import main

@@ -1,7 +1,7 @@
 """Property tests: the MILP's objective equals the evaluator's cost of the plan it returns, and no
 assignment the evaluator accepts beats it."""
 
-from conftest import close
+from helpers import close
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

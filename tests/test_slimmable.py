@@ -157,3 +157,19 @@ def test_training_is_deterministic():
     assert ra["loss"] == rb["loss"]
     for (n, t), u in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(t, u), n
+
+
+def test_trains_at_a_split_after_a_linear_layer():
+    # regression: train_slimmable fed an N x C split tensor to the encoder's conv2d unreshaped
+    # (forward ran it as N x C x 1 x 1, training did not)
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    model = S.SplitModel.from_sequential(mlp, 3, 8, (2, 1, 8, 8))  # after the ReLU: N x 32
+    run = S.train_slimmable(model, mlp, epochs=2, seed=0)
+    assert len(run["loss"]) == 2 and run["loss"][-1] < run["loss"][0]
+    x = torch.randn(3, 1, 8, 8)
+    for w in model.widths:
+        model.set_width(w)
+        y = model(x)
+        assert y.shape == (3, 10)
+        assert torch.equal(y, model.tail(model.through(model.head(x))))

@@ -10,6 +10,7 @@ imported here.
 """
 
 from .cost import Evaluation, Transfer, evaluate
+from .errors import ExitCode, SplitplanError
 from .instance import (
     DNN,
     Constraints,
@@ -33,6 +34,7 @@ __all__ = [
     "Constraints",
     "Encoding",
     "Evaluation",
+    "ExitCode",
     "Instance",
     "InstanceError",
     "Layer",
@@ -41,6 +43,7 @@ __all__ = [
     "Node",
     "Objective",
     "Plan",
+    "SplitplanError",
     "Transfer",
     "evaluate",
     "instance_from_dict",

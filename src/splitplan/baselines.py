@@ -51,14 +51,10 @@ def _plan(
 
 def _additive_weights(inst: Instance) -> tuple[float, float]:
     """(latency weight, energy weight) of an objective that is a sum over layers and transfers."""
-    o = inst.objective
-    if o.kind == "latency":
-        return 1.0, 0.0
-    if o.kind == "energy":
-        return 0.0, 1.0
-    if o.kind == "weighted":
-        return o.latency_weight, o.energy_weight
-    raise NotApplicable("the throughput objective (a maximum) is not a sum over layers")
+    if not inst.objective.additive:
+        raise NotApplicable("the throughput objective (a maximum) is not a sum over layers")
+    w = inst.objective.weights()
+    return w.latency, w.energy
 
 
 def _pair_costs(tb: Tables, wl: float, we: float) -> Callable[[float], np.ndarray]:
@@ -99,11 +95,7 @@ def _transfer_costs(
 
 def _compute_costs(tb: Tables, wl: float, we: float) -> np.ndarray:
     """V x K cost of running each layer on each node; inf where not allowed."""
-    cost = tb.compute_s * (wl + we * tb.compute_power_w[None, :])
-    allowed = np.full(cost.shape, np.inf)
-    for v, ks in enumerate(tb.allowed):
-        allowed[v, ks] = 0.0
-    return cost + allowed
+    return tb.compute_cost(wl, we)
 
 
 def _is_chain(inst: Instance) -> bool:
@@ -145,7 +137,7 @@ def chain_dp(inst: Instance) -> Plan:
         raise NotApplicable("an accuracy limit couples the encodings of the tensors")
     if tb.reasons:
         return _plan(inst, "dp", None, start)
-    wa = inst.objective.accuracy_weight if inst.objective.kind == "weighted" else 0.0
+    wa = inst.objective.weights().accuracy
     compute = _compute_costs(tb, wl, we)
     pair = _pair_costs(tb, wl, we)
     send = [_transfer_costs(tb, t, pair, wl, we, wa) for t in tb.tensors]  # (cost, form)

@@ -1,7 +1,8 @@
 """Command line: `splitplan solve FILE` and `splitplan validate FILE`.
 
-Exit codes: 0 solved (a plan is printed), 1 internal error, 2 bad input, 3 infeasible,
-4 no plan found within the time limit.
+Exit codes (`splitplan.errors.ExitCode`): 0 solved (a plan is printed), 1 internal error, 2 bad
+input, 3 infeasible, 4 no plan found within the time limit. A user error is one line on stderr
+naming the file and field, and under --json the one error object of `errors.error_json`.
 """
 
 from __future__ import annotations
@@ -9,13 +10,36 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+import time
 from collections.abc import Sequence
 
 from .baselines import METHODS
+from .errors import ExitCode, SplitplanError, UsageError, check_writable, error_json
 from .instance import Instance, InstanceError, load_instance
 
-EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INFEASIBLE, EXIT_NO_SOLUTION = 0, 1, 2, 3, 4
+# The old names, kept for code that imports them; `ExitCode` is the table.
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_INFEASIBLE, EXIT_NO_SOLUTION = (
+    ExitCode.OK,
+    ExitCode.INTERNAL,
+    ExitCode.BAD_INPUT,
+    ExitCode.INFEASIBLE,
+    ExitCode.NO_SOLUTION,
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors also print the JSON error object under --json."""
+
+    json_errors = False  # set by `main` when the command line asks for --json
+
+    def error(self, message: str):  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        if _Parser.json_errors:
+            print(json.dumps(error_json(UsageError(message))))
+        sys.exit(ExitCode.BAD_INPUT)
 
 
 def _positive_seconds(text: str) -> float:
@@ -26,6 +50,26 @@ def _positive_seconds(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return value
+
+
+def _solver(text: str) -> str:
+    from .solvers import SolverUnavailable, check_solver
+
+    try:
+        check_solver(text)
+    except SolverUnavailable as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def _methods(text: str) -> list[str]:
@@ -41,7 +85,7 @@ def _methods(text: str) -> list[str]:
 def _parser() -> argparse.ArgumentParser:
     from .solvers import SOLVERS
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="splitplan",
         allow_abbrev=False,
         description="Optimal placement of DNN layers across device, edge and cloud nodes.",
@@ -49,7 +93,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     solve = sub.add_parser("solve", help="solve an instance file to proven optimality")
     solve.add_argument("file", metavar="FILE", help="instance file (splitplan-instance/1 JSON)")
-    solve.add_argument("--solver", choices=SOLVERS, default="highs", help="default: highs")
+    solve.add_argument(
+        "--solver",
+        type=_solver,
+        default="highs",
+        metavar="|".join(SOLVERS) + "|pyomo:NAME",
+        help="default: highs; pyomo:NAME solves the Pyomo model with Pyomo's solver NAME",
+    )
     solve.add_argument(
         "--time-limit", type=_positive_seconds, metavar="S", help="stop after S seconds"
     )
@@ -116,9 +166,11 @@ def _parser() -> argparse.ArgumentParser:
     prof.add_argument("--device", default="cpu", help="torch device to time on (cpu, cuda)")
     prof.add_argument(
         "--threads",
-        type=int,
+        type=_positive_int,
+        default=1,
         metavar="N",
-        help="torch intra-op threads while timing (default torch's; use run's --threads)",
+        help="torch CPU threads while timing (default 1: per-layer times do not depend on the "
+        "machine's other load as much; 0 keeps torch's own setting)",
     )
     prof.add_argument(
         "--device-class", help="name of the measured class (default host-cpu or the GPU's name)"
@@ -161,11 +213,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _bad_input(exc: InstanceError, as_json: bool) -> int:
+def _bad_input(exc: SplitplanError, as_json: bool) -> int:
     print(f"splitplan: error: {exc}", file=sys.stderr)
     if as_json:
-        error = {"file": exc.file, "field": exc.field, "reason": exc.reason}
-        print(json.dumps({"status": "bad_input", "error": error}))
+        print(json.dumps(error_json(exc)))
     return EXIT_BAD_INPUT
 
 
@@ -176,7 +227,7 @@ def _cmd_validate(args: argparse.Namespace, inst: Instance) -> int:
     reasons = tb.reasons
     coded = [t for t in tb.tensors if t.encodings]
     summary = {
-        "status": "valid",
+        "status": "infeasible" if reasons else "valid",
         "name": inst.name,
         "layers": len(inst.dnn.layers),
         "nodes": len(inst.network.nodes),
@@ -196,7 +247,8 @@ def _cmd_validate(args: argparse.Namespace, inst: Instance) -> int:
         )
         for reason in reasons:
             print(f"{args.file}: infeasible: {reason}")
-    return EXIT_OK
+    # A valid file that no plan can satisfy: the same code as `solve` gives it (issue 15).
+    return EXIT_INFEASIBLE if reasons else EXIT_OK
 
 
 def _cmd_solve(args: argparse.Namespace, inst: Instance) -> int:
@@ -208,7 +260,10 @@ def _cmd_solve(args: argparse.Namespace, inst: Instance) -> int:
             f"nodes with {args.solver} ...",
             file=sys.stderr,
         )
-    plan = solve(inst, solver=args.solver, time_limit_s=args.time_limit, verbose=args.verbose)
+    limit = args.time_limit
+    if limit is not None:  # --time-limit covers the whole command, reading the file included
+        limit = max(limit - (time.perf_counter() - args.started_s), 1e-3)
+    plan = solve(inst, solver=args.solver, time_limit_s=limit, verbose=args.verbose)
     if args.json:
         print(json.dumps(plan.to_dict()))
     else:
@@ -290,15 +345,17 @@ def _load_network_from(path: str) -> Instance:
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
+    from .errors import TORCH_INSTALL, require
+
     try:
-        import torch
-    except ImportError:
-        print(
-            "splitplan: error: profiling needs torch: pip install torch==2.13.0 (CPU wheel), "
-            "then pip install 'splitplan[torch]'",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
+        if args.network and args.network_from:
+            raise UsageError(
+                "give either --network or --network-from, not both", field="--network-from"
+            )
+        check_writable(args.output, "--output")
+        require("torch", "profiling", TORCH_INSTALL)
+    except SplitplanError as exc:
+        return _bad_input(exc, False)
     from .instance import Constraints, Network, Node, Objective, save_instance
     from .profile import ProfileError, profile
     from .zoo import load_model, parse_shape
@@ -309,10 +366,6 @@ def _cmd_profile(args: argparse.Namespace) -> int:
             base = _load_network_from(args.network_from)
         shape = parse_shape(args.input_shape) if args.input_shape else None
         model, x = load_model(args.model, shape, args.input_dtype)
-        if args.threads is not None:
-            if args.threads < 1:
-                raise ValueError(f"--threads must be >= 1, got {args.threads}")
-            torch.set_num_threads(args.threads)
         print(
             f"profiling {args.model} at {args.granularity} granularity on {args.device} "
             f"({args.warmup} warm-up + {args.repeats} timed runs) ...",
@@ -329,6 +382,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
             device_class=args.device_class,
             name=args.model.rpartition(":")[2] or args.model,
             tracer=args.tracer,
+            threads=args.threads or None,
         )
     except InstanceError as exc:
         return _bad_input(exc, False)
@@ -336,6 +390,8 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         print(f"splitplan: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(report.summary(), file=sys.stderr)
+    if report.unstable:
+        print(f"splitplan: warning: {report.unstable_summary()}", file=sys.stderr)
     if args.network:
         from .devices import network_preset, with_roofline_times
 
@@ -364,7 +420,11 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         inst = Instance(dnn, network, objective, constraints, f"{dnn.name}-profiled")
     except InstanceError as exc:  # e.g. a negative --bandwidth
         return _bad_input(exc, False)
-    save_instance(inst, args.output)
+    try:
+        save_instance(inst, args.output)
+    except OSError as exc:  # checked before profiling; it can still vanish meanwhile
+        print(f"splitplan: error: --output: cannot write {args.output}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     print(f"wrote {args.output}: {len(dnn.layers)} layers", file=sys.stderr)
     return EXIT_OK
 
@@ -376,7 +436,40 @@ def _cmd_online(args: argparse.Namespace, inst: Instance) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns its exit code (`ExitCode`). Never lets a traceback reach the
+    user: user errors are one line and exit 2, anything else is a bug, one line and exit 1
+    (set SPLITPLAN_TRACEBACK=1 to see the traceback)."""
+    started_s = time.perf_counter()  # --time-limit covers the whole command
+    argv = sys.argv[1:] if argv is None else list(argv)
+    _Parser.json_errors = "--json" in argv
+    try:
+        return _main(argv, started_s)
+    except SplitplanError as exc:
+        return _bad_input(exc, _Parser.json_errors)
+    except KeyboardInterrupt:
+        print("splitplan: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+    except RecursionError:
+        print("splitplan: error: input nested too deeply to process", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as exc:
+        if os.environ.get("SPLITPLAN_TRACEBACK"):
+            raise
+        print(
+            f"splitplan: internal error: {type(exc).__name__}: {exc} (a bug: please report it; "
+            "SPLITPLAN_TRACEBACK=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+def _main(argv: Sequence[str], started_s: float) -> int:
+    from ._output import native_stdout_to_stderr
+
     args = _parser().parse_args(argv)
+    args.started_s = started_s
     if args.command == "profile":
         return _cmd_profile(args)
     if args.command in ("export", "run"):
@@ -395,10 +488,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .nas.command import cmd_nas, cmd_retrain
 
         try:
-            return (cmd_nas if args.command == "nas" else cmd_retrain)(args)
+            # solvers' native output must not mix with the front table on stdout
+            with native_stdout_to_stderr():
+                return (cmd_nas if args.command == "nas" else cmd_retrain)(args)
         except KeyboardInterrupt:
             print("splitplan: interrupted (a rerun resumes the study)", file=sys.stderr)
-            return 130
+            return ExitCode.INTERRUPTED
     commands = {
         "solve": _cmd_solve,
         "validate": _cmd_validate,
@@ -410,10 +505,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             inst = load_instance(args.file)
         except InstanceError as exc:
             return _bad_input(exc, args.json)
-        return commands[args.command](args, inst)
+        # --json promises one object on stdout: solvers' native writes go to stderr (issue 15)
+        with native_stdout_to_stderr():
+            return commands[args.command](args, inst)
     except KeyboardInterrupt:
         print("splitplan: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK
 

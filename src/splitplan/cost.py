@@ -14,6 +14,7 @@ from functools import cached_property
 
 import numpy as np
 
+from .errors import AssignmentError
 from .instance import INPUT, RAW, Encoding, Instance, Node
 
 # Relative tolerance for preferring an earlier-found route when two have the same latency, so that
@@ -289,6 +290,15 @@ class Tables:
             allowed.append(keep)
         return allowed
 
+    def compute_cost(self, latency_weight: float, energy_weight: float) -> np.ndarray:
+        """V x K weighted cost of running each layer on each node (§1, §5: s x latency_weight
+        + J x energy_weight); inf where the layer may not run."""
+        cost = self.compute_s * (latency_weight + energy_weight * self.compute_power_w[None, :])
+        blocked = np.full(cost.shape, np.inf)
+        for v, ks in enumerate(self.allowed):
+            blocked[v, ks] = 0.0
+        return cost + blocked
+
     def memory_may_bind(self, k: int) -> bool:
         """Whether some plan could exceed node k's memory (if not, its limit needs no row)."""
         cap = self.memory_bytes[k]
@@ -321,6 +331,11 @@ def tables(inst: Instance) -> Tables:
         cached = Tables(inst)
         object.__setattr__(inst, "_tables", cached)
     return cached
+
+
+def latency_lower_bound(inst: Instance) -> float:
+    """Each layer on its fastest allowed node and no transfers, s: no plan is faster (§4)."""
+    return float(tables(inst).compute_cost(1.0, 0.0).min(axis=1).sum())
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -378,19 +393,7 @@ class Evaluation:
 
     def objective(self, inst: Instance) -> float:
         """The value of the instance's objective (§4, §5, §7, §10)."""
-        kind = inst.objective.kind
-        if kind == "latency":
-            return self.latency_s
-        if kind == "energy":
-            return self.energy_j
-        if kind == "throughput":
-            return self.period_s
-        o = inst.objective
-        return (
-            o.latency_weight * self.latency_s
-            + o.energy_weight * self.energy_j
-            + o.accuracy_weight * self.accuracy_loss
-        )
+        return inst.objective.value(self)
 
 
 def evaluate(
@@ -403,18 +406,29 @@ def evaluate(
     stays on its node costs nothing. Constraint violations (pins, memory, latency and accuracy
     limits, missing routes) are listed in `Evaluation.violations` rather than raised, so that
     heuristics can be costed too. A layer missing from the assignment, an unknown node, tensor
-    or encoding raises `ValueError`.
+    or encoding raises `ValueError`
+    (`splitplan.errors.AssignmentError` for the assignment, naming the missing layers).
     """
     tb = tables(inst)
-    place = np.empty(len(tb.layers), dtype=np.int64)
-    for v, name in enumerate(tb.layers):
-        node = assignment.get(name)
-        if node not in tb.node_index:
-            raise ValueError(f"layer '{name}': assigned to unknown node {node!r}")
-        place[v] = tb.node_index[node]
+    missing = [name for name in tb.layers if name not in assignment]
+    if missing:  # issue 15: a partial assignment gave "assigned to unknown node None"
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        shown = ", ".join(missing[:10]) + more
+        raise AssignmentError(
+            f"places {len(tb.layers) - len(missing)} of {len(tb.layers)} layers; missing: {shown}",
+            field="assignment",
+        )
     extra = set(assignment) - set(tb.layer_index)
     if extra:
-        raise ValueError(f"assignment names unknown layers: {', '.join(sorted(extra))}")
+        raise AssignmentError(
+            f"names unknown layers: {', '.join(sorted(extra))}", field="assignment"
+        )
+    place = np.empty(len(tb.layers), dtype=np.int64)
+    for v, name in enumerate(tb.layers):
+        node = assignment[name]
+        if node not in tb.node_index:
+            raise AssignmentError(f"unknown node {node!r}", field=f"assignment.{name}")
+        place[v] = tb.node_index[node]
     forms = {}
     for tensor, name in (encodings or {}).items():
         if tensor not in tb.tensor_index:

@@ -16,7 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
+
+from .errors import SplitplanError
 
 FORMAT = "splitplan-instance/1"
 INPUT = "input"  # reserved name of the raw input tensor, which exists at network.source
@@ -24,19 +26,11 @@ RAW = "raw"  # reserved name of a tensor's own form, which every tensor may be s
 OBJECTIVE_KINDS = ("latency", "throughput", "energy", "weighted")
 
 
-class InstanceError(ValueError):
+class InstanceError(SplitplanError, ValueError):
     """A user mistake in an instance: which file, which field, what is wrong."""
 
     def __init__(self, field: str, reason: str, file: str | None = None) -> None:
-        self.field = field
-        self.reason = reason
-        self.file = file
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        where = f"{self.file}: " if self.file else ""
-        at = f"{self.field}: " if self.field else ""
-        return f"{where}{at}{self.reason}"
+        super().__init__(reason, field=field, file=file)
 
     def in_file(self, file: str) -> InstanceError:
         return InstanceError(self.field, self.reason, file)
@@ -75,6 +69,20 @@ class Layer:
     time_s: Mapping[str, float] = field(default_factory=dict)
     encodings: tuple[Encoding, ...] = ()
 
+    def __post_init__(self) -> None:
+        # A single input may be given as a string (`Layer("a", "input")`); iterating it would
+        # read one tensor per character.
+        if isinstance(self.inputs, str):
+            object.__setattr__(self, "inputs", (self.inputs,))
+        elif not isinstance(self.inputs, tuple):
+            object.__setattr__(self, "inputs", tuple(self.inputs))
+        if not isinstance(self.encodings, tuple):
+            object.__setattr__(self, "encodings", tuple(self.encodings))
+        at = f"Layer({self.name!r})"
+        for key in ("flops", "param_bytes", "out_bytes"):
+            _check_number(getattr(self, key), f"{at}.{key}")
+        _check_times(self.time_s, f"{at}.time_s")
+
 
 @dataclass(frozen=True)
 class DNN:
@@ -103,6 +111,14 @@ class Node:
     compute_power_w: float = 0.0
     tx_power_w: float = 0.0
 
+    def __post_init__(self) -> None:
+        at = f"Node({self.name!r})"
+        _check_number(self.flops_per_s, f"{at}.flops_per_s", positive=True)
+        if self.memory_bytes is not None:
+            _check_number(self.memory_bytes, f"{at}.memory_bytes")
+        _check_number(self.compute_power_w, f"{at}.compute_power_w")
+        _check_number(self.tx_power_w, f"{at}.tx_power_w")
+
 
 @dataclass(frozen=True)
 class Link:
@@ -114,6 +130,11 @@ class Link:
     latency_s: float = 0.0
     bidirectional: bool = True
 
+    def __post_init__(self) -> None:
+        at = f"Link({self.source!r}, {self.target!r})"
+        _check_number(self.bandwidth_bytes_per_s, f"{at}.bandwidth_bytes_per_s", positive=True)
+        _check_number(self.latency_s, f"{at}.latency_s")
+
 
 @dataclass(frozen=True)
 class Network:
@@ -121,6 +142,14 @@ class Network:
     links: tuple[Link, ...]
     source: str
     sink: str | None = None
+
+
+class Weights(NamedTuple):
+    """Weights of an additive objective (`Objective.weights()`)."""
+
+    latency: float  # per s
+    energy: float  # per J
+    accuracy: float  # per unit of accuracy lost (a fraction)
 
 
 @dataclass(frozen=True)
@@ -132,6 +161,35 @@ class Objective:
     latency_weight: float = 1.0
     energy_weight: float = 0.0
     accuracy_weight: float = 0.0
+
+    @property
+    def additive(self) -> bool:
+        """A weighted sum over layers and transfers (every kind but throughput, a maximum)."""
+        return self.kind != "throughput"
+
+    def weights(self) -> Weights:
+        """The weights of latency (per s), energy (per J) and accuracy loss (per unit fraction)
+        of an additive objective: latency (1, 0, 0), energy (0, 1, 0), weighted as given.
+        Raises ValueError for throughput, which is not a sum."""
+        if self.kind == "latency":
+            return Weights(1.0, 0.0, 0.0)
+        if self.kind == "energy":
+            return Weights(0.0, 1.0, 0.0)
+        if self.kind == "weighted":
+            return Weights(self.latency_weight, self.energy_weight, self.accuracy_weight)
+        raise ValueError(f"the {self.kind} objective is not a weighted sum")
+
+    def value(self, ev: Any) -> float:
+        """The objective's value for an evaluation (`cost.Evaluation`: §4, §5, §7, §10)."""
+        if not self.additive:
+            return ev.period_s
+        w = self.weights()
+        value = w.latency * ev.latency_s
+        if w.energy:
+            value += w.energy * ev.energy_j
+        if w.accuracy:
+            value += w.accuracy * ev.accuracy_loss
+        return value
 
 
 @dataclass(frozen=True)
@@ -196,8 +254,14 @@ class Instance:
 def _check_number(value: Any, path: str, *, positive: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InstanceError(path, f"must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise InstanceError(path, f"must be finite, got {value!r}")
+    # an integer literal beyond float range (JSON allows 1000...0) would raise OverflowError
+    if not (isinstance(value, float) or abs(value) <= 1e308) or not math.isfinite(value):
+        shown = (
+            repr(value)
+            if len(repr(value)) <= 40
+            else f"{repr(value)[:20]}... (a number of {len(repr(value))} digits)"
+        )
+        raise InstanceError(path, f"must be finite, got {shown}")
     if positive and value <= 0:
         raise InstanceError(path, f"must be positive, got {value!r}")
     if value < 0:
@@ -361,6 +425,144 @@ def _validate_network(net: Network) -> dict[str, set[str]]:
     return adjacency
 
 
+# Largest time (s) or energy (J) one term of the model may take, and the largest total. The
+# solvers treat coefficients near 1e15-1e20 as infinite (HiGHS rejects matrix values >= 1e15,
+# SCIP's infinity is 1e20), and sums of 1e308 overflow to inf: issue 15 found `flops: 1e308`
+# called valid and then `status error`. 1e12 s is 30,000 years, far beyond any real instance.
+MAX_TERM = 1e12
+MAX_TOTAL = 1e15
+MAX_BYTES = 1e30  # all parameters and tensors together; memory sums beyond it overflow
+
+
+class _Worst:
+    """Per device class (None: nodes without one), what bounds a term's time and energy: the
+    slowest node's FLOP/s, the largest W per FLOP/s and the largest power."""
+
+    def __init__(self, nodes: tuple[Node, ...], power: str) -> None:
+        self.groups: dict[str | None, tuple[Node, float, float]] = {}
+        for node in nodes:
+            watts = getattr(node, power)
+            slow, ratio, most = self.groups.get(node.device_class, (node, 0.0, 0.0))
+            if node.flops_per_s < slow.flops_per_s:
+                slow = node
+            self.groups[node.device_class] = (
+                slow,
+                max(ratio, watts / node.flops_per_s),
+                max(most, watts),
+            )
+
+    def term(self, times: Mapping[str, float], flops: float) -> tuple[float, float, Node]:
+        """The largest time (s) over the nodes, its node, and the largest energy (J)."""
+        t_max, e_max, where = 0.0, 0.0, None
+        for cls, (slow, ratio, most) in self.groups.items():
+            measured = times.get(cls) if cls is not None else None
+            if measured is not None:
+                t, e = measured, measured * most
+            else:
+                t, e = flops / slow.flops_per_s, flops * ratio
+            if where is None or t > t_max:
+                t_max, where = t, slow
+            e_max = max(e_max, e)
+        assert where is not None  # a network has at least one node (checked before)
+        return t_max, e_max, where
+
+
+def _check_magnitudes(inst: Instance) -> None:
+    """Reject numbers the model cannot hold: a term over `MAX_TERM` s or J, or a total over
+    `MAX_TOTAL`, naming the field that makes it so (issue 15, defect 3)."""
+
+    def too_big(path: str, value: float, what: str, unit: str) -> InstanceError:
+        return InstanceError(
+            path,
+            f"{value:g} makes {what}; the model holds at most {MAX_TERM:g} {unit} per term "
+            "(scale the units or check the number)",
+        )
+
+    nodes = inst.network.nodes
+    for i, node in enumerate(nodes):
+        for key in ("compute_power_w", "tx_power_w"):
+            if not getattr(node, key) <= MAX_TERM:
+                raise InstanceError(
+                    f"network.nodes[{i}].{key}",
+                    f"{getattr(node, key):g} W; the model holds at most {MAX_TERM:g} W",
+                )
+    obj = inst.objective
+    # Energy enters the MILP only when the objective weighs it; otherwise it is only reported.
+    uses_energy = obj.kind == "energy" or (obj.kind == "weighted" and obj.energy_weight > 0)
+    compute = _Worst(nodes, "compute_power_w")
+    total_s = total_j = 0.0
+
+    def check(times: Mapping[str, float], flops: float, path: str, what: str) -> None:
+        nonlocal total_s, total_j
+        t, e, node = compute.term(times, flops)
+        if not t <= MAX_TERM:
+            raise too_big(path, flops, f"{what} take {t:g} s on node '{node.name}'", "s")
+        if uses_energy and not e <= MAX_TERM:
+            raise too_big(path, flops, f"{what} cost {e:g} J", "J")
+        total_s += t
+        total_j += e
+
+    def check_codecs(encodings: tuple[Encoding, ...], path: str) -> None:
+        for j, enc in enumerate(encodings):
+            check(enc.encode_time_s, enc.encode_flops, f"{path}[{j}].encode_flops", "its encoder")
+            check(enc.decode_time_s, enc.decode_flops, f"{path}[{j}].decode_flops", "its decoder")
+
+    for i, layer in enumerate(inst.dnn.layers):
+        check(layer.time_s, layer.flops, f"dnn.layers[{i}].flops", "its FLOPs")
+        check_codecs(layer.encodings, f"dnn.layers[{i}].encodings")
+    check_codecs(inst.dnn.input_encodings, "dnn.input_encodings")
+    total_bytes = inst.dnn.input_bytes
+    for i, layer in enumerate(inst.dnn.layers):
+        total_bytes += layer.param_bytes + layer.out_bytes
+        if not total_bytes <= MAX_BYTES:
+            key = "param_bytes" if layer.param_bytes >= layer.out_bytes else "out_bytes"
+            raise InstanceError(
+                f"dnn.layers[{i}].{key}",
+                f"param_bytes and out_bytes add up to {total_bytes:g} bytes by this layer; the "
+                f"model holds at most {MAX_BYTES:g} (scale the units or check the numbers)",
+            )
+    # Transfers: the largest tensor over the slowest link, once per hop of the longest route.
+    sizes = [("dnn.input_bytes", inst.dnn.input_bytes)]
+    sizes += [(f"dnn.layers[{i}].out_bytes", la.out_bytes) for i, la in enumerate(inst.dnn.layers)]
+    path, size = max(sizes, key=lambda item: item[1])
+    links = inst.network.links
+    if links:
+        slowest = min(links, key=lambda ln: ln.bandwidth_bytes_per_s)
+        hop_s = size / slowest.bandwidth_bytes_per_s
+        hops = len(nodes) - 1
+        tx_w = max(n.tx_power_w for n in nodes)
+        if not hop_s <= MAX_TERM:
+            raise too_big(
+                path,
+                size,
+                f"one transfer over {slowest.source}-{slowest.target} take {hop_s:g} s",
+                "s",
+            )
+        if uses_energy and not hop_s * tx_w <= MAX_TERM:
+            raise too_big(path, size, f"one transfer cost {hop_s * tx_w:g} J", "J")
+        total_s += hops * (hop_s + max(ln.latency_s for ln in links))
+        total_j += hops * hop_s * tx_w
+        for i, ln in enumerate(links):
+            if not ln.latency_s <= MAX_TERM:
+                raise too_big(f"network.links[{i}].latency_s", ln.latency_s, "one hop", "s")
+    for key, weight, total, unit in (
+        ("latency", obj.latency_weight, total_s, "s"),
+        ("energy", obj.energy_weight, total_j, "J"),
+    ):
+        if (unit == "s" or uses_energy) and not total <= MAX_TOTAL:
+            raise InstanceError(
+                "dnn.layers",
+                f"one inference may take up to {total:g} {unit} in all; the model holds at most "
+                f"{MAX_TOTAL:g} (scale the units or check the numbers)",
+            )
+        if obj.kind == "weighted" and not weight * total <= MAX_TOTAL:
+            raise InstanceError(
+                f"objective.{key}",
+                f"a weight of {weight:g} makes the objective up to {weight * total:g}; the "
+                f"model holds at most {MAX_TOTAL:g}",
+            )
+
+
 def _validate(inst: Instance) -> None:
     _validate_dnn(inst.dnn)
     adjacency = _validate_network(inst.network)
@@ -400,6 +602,7 @@ def _validate(inst: Instance) -> None:
                 f"pinned to {', '.join(allowed)}, which the input cannot reach from the source "
                 f"'{inst.network.source}'",
             )
+    _check_magnitudes(inst)
 
 
 # --------------------------------------------------------------------------- JSON I/O
@@ -444,10 +647,10 @@ def _list(value: Any, path: str) -> list:
     return value
 
 
-def _num(d: dict, key: str, path: str, default: Any = None) -> Any:
+def _num(d: dict, key: str, path: str, default: Any = None, *, positive: bool = False) -> Any:
     value = d.get(key, default)
     if value is not None:
-        _check_number(value, f"{path}.{key}")
+        _check_number(value, f"{path}.{key}", positive=positive)
     return value
 
 
@@ -525,7 +728,7 @@ def instance_from_dict(data: Any) -> Instance:
         nodes.append(
             Node(
                 name=_str(n, "name", path),
-                flops_per_s=_num(n, "flops_per_s", path),
+                flops_per_s=_num(n, "flops_per_s", path, positive=True),
                 device_class=_str(n, "class", path),
                 memory_bytes=_num(n, "memory_bytes", path),
                 compute_power_w=_num(n, "compute_power_w", path, 0.0),
@@ -545,7 +748,7 @@ def instance_from_dict(data: Any) -> Instance:
             Link(
                 source=_str(ln, "from", path),
                 target=_str(ln, "to", path),
-                bandwidth_bytes_per_s=_num(ln, "bandwidth_bytes_per_s", path),
+                bandwidth_bytes_per_s=_num(ln, "bandwidth_bytes_per_s", path, positive=True),
                 latency_s=_num(ln, "latency_s", path, 0.0),
                 bidirectional=bidirectional,
             )
@@ -604,6 +807,8 @@ def load_instance(path: str | Path) -> Instance:
         raise InstanceError(
             "", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", str(path)
         ) from None
+    except RecursionError:  # issue 15: deeply nested arrays reached the user as a traceback
+        raise InstanceError("", "JSON nested too deeply to read", str(path)) from None
     try:
         return instance_from_dict(data)
     except InstanceError as exc:

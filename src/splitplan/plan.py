@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -183,34 +184,40 @@ def solve(
 ) -> Plan:
     """The optimal plan of an instance, solved as the MILP of models/formulation.md.
 
-    `solver` is "highs", "ortools" (SCIP) or "ortools-cpsat". The plan's objective is the
-    evaluator's cost of its assignment; status "infeasible" comes with `reasons` where they can
-    be told. `verbose` shows the solver's log. `initial` ({layer: node}, e.g. a heuristic's plan)
-    is handed to the solver as a MIP start.
+    `solver` is "highs", "ortools" (SCIP), "ortools-cpsat" or "pyomo:NAME" (the same model
+    through Pyomo, solved by Pyomo's solver NAME, e.g. "pyomo:appsi_highs"). The plan's
+    objective is the evaluator's cost of its assignment; status "infeasible" comes with `reasons`
+    where they can be told. `verbose` shows the solver's log. `initial` ({layer: node}, e.g. a
+    heuristic's plan) is handed to the solver as a MIP start.
     """
-    from .milp import build_milp
-    from .solvers import SOLVERS, solve_milp
+    from .milp import BuildTimeout, build_milp
+    from .solvers import check_solver, solve_milp
 
-    if solver not in SOLVERS:
-        raise ValueError(f"unknown solver {solver!r}; expected one of {', '.join(SOLVERS)}")
+    check_solver(solver)
+    began = time.perf_counter()
     tb = tables(instance)
     if tb.reasons:
         return Plan(instance, "infeasible", solver, reasons=list(tb.reasons))
-    start = time.perf_counter()
-    milp = build_milp(instance)
-    build = time.perf_counter() - start
-    col = {id(var): j for j, var in enumerate(milp.matrix.columns)}
-    start_values = None
-    if initial is not None:
-        start_values = {
-            col[id(var)]: float(initial.get(tb.layers[v]) == tb.nodes[k])
-            for (v, k), var in milp.x.items()
-        }
+    deadline = None if time_limit_s is None else began + time_limit_s
+    try:
+        milp = build_milp(instance, deadline)
+    except BuildTimeout:
+        return Plan(
+            instance,
+            "time_limit",
+            solver,
+            build_time_s=time.perf_counter() - began,
+            reasons=["the time limit ran out while the model was being built"],
+        )
+    build = time.perf_counter() - began
+    # The limit covers building the model too; the solver gets what is left.
+    solver_limit_s = None if deadline is None else max(deadline - time.perf_counter(), 1e-3)
+    start_values = None if initial is None else milp.start_vector(initial)
     t0 = time.perf_counter()
     result, _ = solve_milp(
         milp,
         solver,
-        time_limit_s=time_limit_s,
+        time_limit_s=solver_limit_s,
         mip_rel_gap=mip_rel_gap,
         verbose=verbose,
         start=start_values,
@@ -228,21 +235,12 @@ def solve(
     )
     if result.values is None:
         if result.status == "infeasible":
-            plan.reasons = _why_infeasible(instance, solver)
+            plan.reasons = _why_infeasible(instance, solver, deadline)
         elif result.status == "time_limit":
             plan.reasons = [f"no feasible plan found within the time limit of {time_limit_s} s"]
         return plan
-    chosen: dict[str, str] = {}
-    for (v, k), var in milp.x.items():
-        if result.values[col[id(var)]] > 0.5:
-            chosen[tb.layers[v]] = tb.nodes[k]
-    forms = {
-        tb.tensors[ti].name: tb.tensors[ti].encodings[j - 1].name
-        for (ti, j), var in milp.form.items()
-        if result.values[col[id(var)]] > 0.5
-    }
-    plan.assignment = {name: chosen[name] for name in tb.layers}
-    plan.evaluation = evaluate(instance, plan.assignment, forms)
+    plan.assignment = milp.read_assignment(result.values)
+    plan.evaluation = evaluate(instance, plan.assignment, milp.read_encodings(result.values))
     plan.encodings = dict(plan.evaluation.encodings)
     plan.objective = plan.evaluation.objective(instance)
     if plan.bound is not None and plan.status == "optimal":
@@ -250,41 +248,76 @@ def solve(
     return plan
 
 
-def _why_infeasible(instance: Instance, solver: str) -> list[str]:
-    """Explain an infeasible MILP by relaxing the latency limit and, failing that, memory."""
+# True while `_why_infeasible` solves relaxed instances: those solves must not explain their own
+# infeasibility (issue 15: each relaxed solve explained itself again, until RecursionError).
+_EXPLAINING: ContextVar[bool] = ContextVar("splitplan_explaining", default=False)
+
+
+def _why_infeasible(instance: Instance, solver: str, deadline: float | None = None) -> list[str]:
+    """Explain an infeasible MILP by relaxing the latency limit and, failing that, memory.
+
+    The relaxed solves share what is left of the caller's time limit (`deadline`, a
+    `time.perf_counter()` instant) and never explain themselves.
+    """
+    if _EXPLAINING.get():
+        return []
+    token = _EXPLAINING.set(True)
+    try:
+        return _relaxed_reasons(instance, solver, deadline)
+    finally:
+        _EXPLAINING.reset(token)
+
+
+class _OutOfTime(Exception):
+    pass
+
+
+def _relaxed_reasons(instance: Instance, solver: str, deadline: float | None) -> list[str]:
     from .instance import Constraints, Objective
 
-    limit = instance.constraints.max_latency_s
-    if limit is not None:
-        relaxed = instance.with_constraints(replace(instance.constraints, max_latency_s=None))
-        relaxed = relaxed.with_objective(Objective("latency"))
-        plan = solve(relaxed, solver)
-        if plan.solved:
-            within = (
-                ", pins and max_accuracy_loss"
-                if instance.constraints.max_accuracy_loss is not None
-                else " and pins"
-            )
+    def feasible(relaxed: Instance) -> Plan | None:
+        left = None if deadline is None else deadline - time.perf_counter()
+        if left is not None and left <= 0:
+            raise _OutOfTime
+        plan = solve(relaxed, solver, time_limit_s=left)
+        if plan.status == "time_limit":
+            raise _OutOfTime
+        return plan if plan.solved else None
+
+    try:
+        limit = instance.constraints.max_latency_s
+        if limit is not None:
+            relaxed = instance.with_constraints(replace(instance.constraints, max_latency_s=None))
+            relaxed = relaxed.with_objective(Objective("latency"))
+            plan = feasible(relaxed)
+            if plan is not None:
+                within = (
+                    ", pins and max_accuracy_loss"
+                    if instance.constraints.max_accuracy_loss is not None
+                    else " and pins"
+                )
+                return [
+                    f"max_latency_s is {limit:g} s but the fastest plan that satisfies the "
+                    f"memory limits{within} takes {plan.objective:.6g} s"
+                ]
+        unlimited = Instance(
+            instance.dnn,
+            replace(
+                instance.network,
+                nodes=tuple(replace(n, memory_bytes=None) for n in instance.network.nodes),
+            ),
+            Objective("latency"),
+            Constraints(instance.constraints.pin, None),
+            instance.name,
+        )
+        if feasible(unlimited) is not None:
+            params = sum(layer.param_bytes for layer in instance.dnn.layers)
+            capacity = sum(n.memory_bytes or 0 for n in instance.network.nodes)
             return [
-                f"max_latency_s is {limit:g} s but the fastest plan that satisfies the memory "
-                f"limits{within} takes {plan.objective:.6g} s"
+                "the layers do not fit into the nodes' memory_bytes together (param_bytes "
+                f"{params:g} in all against memory_bytes {capacity:g}; each node also holds its "
+                "largest working set)"
             ]
-    unlimited = Instance(
-        instance.dnn,
-        replace(
-            instance.network,
-            nodes=tuple(replace(n, memory_bytes=None) for n in instance.network.nodes),
-        ),
-        Objective("latency"),
-        Constraints(instance.constraints.pin, None),
-        instance.name,
-    )
-    if solve(unlimited, solver).solved:
-        params = sum(layer.param_bytes for layer in instance.dnn.layers)
-        capacity = sum(n.memory_bytes or 0 for n in instance.network.nodes)
-        return [
-            "the layers do not fit into the nodes' memory_bytes together (param_bytes "
-            f"{params:g} in all against memory_bytes {capacity:g}; each node also holds its "
-            "largest working set)"
-        ]
+    except _OutOfTime:
+        return ["infeasible; the time limit passed before the reason could be found"]
     return ["no placement respects the pins and the direction of the links together"]

@@ -26,16 +26,23 @@ from __future__ import annotations
 import operator
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.fx
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .errors import SplitplanError
 from .instance import DNN, INPUT, Layer
 
 ACTIVATION_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
+# A layer's timings are unstable when their spread across repeats, (max - min) / median, exceeds
+# this and the layer holds at least `UNSTABLE_SHARE` of the model's time (tiny layers are all
+# timer noise; issue 15: a busy 2-core machine gave a convolution 50 ms for 0.2 ms).
+UNSTABLE_SPREAD = 0.5
+UNSTABLE_SHARE = 0.01
+_clock = time.perf_counter  # the timer; tests replace it with a deterministic one
 GRANULARITIES = ("op", "module", "block")
 _FOLD_MODULES = (
     nn.BatchNorm1d,
@@ -132,7 +139,7 @@ _FOLD_ATEN = {
 TRACERS = ("auto", "fx", "export")
 
 
-class ProfileError(ValueError):
+class ProfileError(SplitplanError, ValueError):
     """A model or input the profiler cannot handle (the message says what and why)."""
 
 
@@ -145,6 +152,33 @@ class ProfileReport:
     sum_of_layers_s: float
     whole_model_s: float
     tracer: str = "fx"
+    threads: int | None = None  # torch CPU threads while timing (None: torch's own setting)
+    repeats: int = 0
+    spread: dict[str, float] = field(default_factory=dict)  # layer: (max - min) / median
+    whole_model_spread: float = 0.0
+
+    @property
+    def unstable(self) -> dict[str, float]:
+        """Layers whose times moved more than `UNSTABLE_SPREAD` across repeats and that hold at
+        least `UNSTABLE_SHARE` of the time ("(whole model)" when the whole-model runs did)."""
+        out = {k: v for k, v in self.spread.items() if v > UNSTABLE_SPREAD}
+        if self.whole_model_spread > UNSTABLE_SPREAD:
+            out["(whole model)"] = self.whole_model_spread
+        return out
+
+    def unstable_summary(self) -> str:
+        """One line naming the unstable layers and their spread ("" when stable)."""
+        bad = sorted(self.unstable.items(), key=lambda kv: -kv[1])
+        if not bad:
+            return ""
+        shown = ", ".join(f"{k} {100 * v:.0f} %" for k, v in bad[:8])
+        more = f" and {len(bad) - 8} more" if len(bad) > 8 else ""
+        return (
+            f"unstable timings on {self.device_class}: the spread (max - min) / median across "
+            f"{self.repeats} repeats exceeds {100 * UNSTABLE_SPREAD:.0f} % for {shown}{more}; "
+            "the machine is busy or its clock varies: rerun on an idle machine, with --threads 1 "
+            "or more --repeats"
+        )
 
     @property
     def ratio(self) -> float:
@@ -157,8 +191,12 @@ class ProfileReport:
 
     def summary(self) -> str:
         verdict = "agree" if self.agrees else "DO NOT agree within 20 %"
+        threads = ""
+        if self.threads:
+            threads = f" ({self.threads} thread{'s' if self.threads > 1 else ''})"
         return (
-            f"{self.layers} layers ({self.tracer}) on {self.device_class}: sum of layer times "
+            f"{self.layers} layers ({self.tracer}) on {self.device_class}{threads}: "
+            "sum of layer times "
             f"{self.sum_of_layers_s * 1e3:.3f} ms vs whole model {self.whole_model_s * 1e3:.3f} ms "
             f"(ratio {self.ratio:.2f}; {verdict})"
         )
@@ -195,10 +233,10 @@ class _Recorder(torch.fx.Interpreter):
             self.flops[n.name] = counter.get_total_flops()
         elif self.mode == "time" and n.op.startswith("call"):
             self.sync()
-            start = time.perf_counter()
+            start = _clock()
             out = super().run_node(n)
             self.sync()
-            self.times[n.name] = time.perf_counter() - start
+            self.times[n.name] = _clock() - start
         else:
             out = super().run_node(n)
         if self.mode == "flops":
@@ -393,6 +431,52 @@ def trace_layers(
     )
 
 
+def _measure(gm, model, x, sync, warmup: int, repeats: int):
+    """FLOPs of every node, then `repeats` timed runs per node and of the whole model, in s."""
+    with torch.no_grad():
+        flops_pass = _Recorder(gm, sync, "flops")
+        flops_pass.run(x)
+        timer = _Recorder(gm, sync, "time")
+        runs: dict[str, list[float]] = {}
+        for i in range(warmup + repeats):
+            timer.run(x)
+            if i >= warmup:
+                for key, t in timer.times.items():
+                    runs.setdefault(key, []).append(t)
+        whole = []
+        for i in range(warmup + repeats):
+            sync()
+            start = _clock()
+            model(x)
+            sync()
+            if i >= warmup:
+                whole.append(_clock() - start)
+    return flops_pass, runs, whole
+
+
+def _device(device: str | torch.device | None, example_input: torch.Tensor) -> torch.device:
+    """The device to time on; a device this torch cannot use is a `ProfileError`, not a
+    traceback (issue 15: `--device cuda` on a CPU-only torch)."""
+    try:
+        dev = torch.device(device) if device is not None else example_input.device
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ProfileError(f"unknown device {device!r}: {exc}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+            raise ProfileError(f"device {device!r}: torch ({build}) sees no CUDA device")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ProfileError(
+                f"device {device!r}: torch sees {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif dev.type != "cpu":
+        try:
+            torch.empty(1, device=dev)
+        except Exception as exc:  # mps, xpu, ...: whatever this build cannot allocate on
+            raise ProfileError(f"device {device!r} is not usable: {exc}") from None
+    return dev
+
+
 def profile(
     model: nn.Module,
     example_input: torch.Tensor,
@@ -405,6 +489,7 @@ def profile(
     device_class: str | None = None,
     name: str | None = None,
     tracer: str = "auto",
+    threads: int | None = None,
 ) -> tuple[DNN, ProfileReport]:
     """Profile `model` on `example_input` (one batch) into a `DNN` and a timing report.
 
@@ -414,7 +499,14 @@ def profile(
 
     `device` defaults to the input's device; `device_class` (the key of `time_s`) defaults to
     ``host-cpu`` on the CPU and to the GPU's name (e.g. ``nvidia-h100-80gb-hbm3``) on CUDA.
+
+    `threads` pins torch's CPU threads while profiling (restored afterwards; None keeps torch's
+    setting). `ProfileReport.spread` holds the spread across the repeats of each layer with at
+    least `UNSTABLE_SHARE` of the time, and `ProfileReport.unstable` the layers whose times are
+    not to be trusted.
     """
+    if threads is not None and (isinstance(threads, bool) or threads < 1):
+        raise ProfileError(f"threads must be a whole number >= 1, got {threads!r}")
     if granularity not in GRANULARITIES:
         raise ProfileError(
             f"unknown granularity {granularity!r}; expected one of {', '.join(GRANULARITIES)}"
@@ -428,7 +520,7 @@ def profile(
         raise ProfileError(f"unknown tracer {tracer!r}; expected one of {', '.join(TRACERS)}")
     if repeats < 1 or warmup < 0:
         raise ProfileError("repeats must be >= 1 and warmup >= 0")
-    device = torch.device(device) if device is not None else example_input.device
+    device = _device(device, example_input)
     model = model.eval().to(device)
     x = example_input.to(device)
     if device.type == "cuda":
@@ -450,22 +542,13 @@ def profile(
     lmap = trace_layers(model, x, granularity=granularity, tracer=tracer)
     gm, traced_by, values = lmap.gm, lmap.tracer, lmap.values
 
-    with torch.no_grad():
-        timer = _Recorder(gm, sync, "time")
-        runs: dict[str, list[float]] = {}
-        for i in range(warmup + repeats):
-            timer.run(x)
-            if i >= warmup:
-                for key, t in timer.times.items():
-                    runs.setdefault(key, []).append(t)
-        whole = []
-        for i in range(warmup + repeats):
-            sync()
-            start = time.perf_counter()
-            model(x)
-            sync()
-            if i >= warmup:
-                whole.append(time.perf_counter() - start)
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        _, runs, whole = _measure(gm, model, x, sync, warmup, repeats)
+    finally:
+        torch.set_num_threads(previous_threads)
 
     cut, names = lmap.groups, lmap.names
     per_element = ACTIVATION_BYTES[activation_dtype]
@@ -499,11 +582,24 @@ def profile(
         layers=tuple(layers),
         output=lmap.output,
     )
+    # Spread per layer: its time in each repeat (the sum over its operations) around the median.
+    total = sum(next(iter(la.time_s.values())) for la in layers)
+    spread: dict[str, float] = {}
+    for label, group, layer in zip(names, cut, layers, strict=True):
+        per_run = [sum(runs[n.name][r] for n in group) for r in range(repeats)]
+        middle = statistics.median(per_run)
+        if middle > 0 and layer.time_s[device_class] >= UNSTABLE_SHARE * total:
+            spread[label] = (max(per_run) - min(per_run)) / middle
+    whole_middle = statistics.median(whole)
     report = ProfileReport(
         device_class,
         len(layers),
-        sum(next(iter(la.time_s.values())) for la in layers),
-        statistics.median(whole),
+        total,
+        whole_middle,
         traced_by,
+        threads=threads,
+        repeats=repeats,
+        spread=spread,
+        whole_model_spread=(max(whole) - min(whole)) / whole_middle if whole_middle > 0 else 0.0,
     )
     return dnn, report

@@ -21,8 +21,9 @@ no copy, no new tensor.
   widths; gradients summed, one SGD step), each width distilled from the uncut model's logits
   (KL divergence at temperature `temperature`). The head and tail stay frozen (the uncut model's
   weights and BN statistics), so the uncut model is the teacher and the widest width can only
-  approach it. Data, augmentation and optimiser are those of `splitplan.nas.mbv2` (digits: 1,077
-  training, 360 validation, 360 test images). Deterministic given the seed on the CPU.
+  approach it. Data, augmentation and optimiser are `splitplan.digits`' (1,077 training,
+  360 validation, 360 test images), as for the MobileNetV2-digits space. Deterministic given the
+  seed on the CPU.
 
 Requires torch and scikit-learn (`pip install splitplan[torch,nas]`).
 """
@@ -39,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .nas import mbv2
+from . import digits as D
 
 WIDTHS = (0.125, 0.25, 0.5, 1.0)
 QMAX = 127  # symmetric int8 code: values in [-127, 127]
@@ -48,7 +49,7 @@ SPLIT_INDEX = 2  # `digits_cnn` split after its second block (64 x 4 x 4 floats)
 CODE_CHANNELS = 16
 BASE_EPOCHS = 20
 SLIM_EPOCHS = 40
-SLIM_LR = 0.1  # mbv2's supernet rate: the sandwich rule sums several widths' gradients
+SLIM_LR = 0.1  # the mbv2 supernet's rate: the sandwich rule sums several widths' gradients
 
 
 def _channel_counts(code_channels: int, widths: Sequence[float]) -> tuple[int, ...]:
@@ -206,10 +207,13 @@ class SplitModel(nn.Module):
         self.decoder.set_width(width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.head(x)
+        return self.tail(self.through(self.head(x)))
+
+    def through(self, h: torch.Tensor) -> torch.Tensor:
+        """The split tensor `h` (the head's output) encoded and decoded at the current width."""
         flat = h.ndim == 2
         y = self.decoder(self.encoder(h[:, :, None, None] if flat else h))
-        return self.tail(y.flatten(1) if flat else y)
+        return y.flatten(1) if flat else y
 
     def payload_bytes(self, input_shape: Sequence[int]) -> int:
         """Bytes sent per forward pass of a model input of `input_shape` (with batch dim)."""
@@ -271,7 +275,7 @@ def digits_cnn() -> nn.Sequential:
         _block(32, 64, 2),
         _block(64, 64, 1),
         _block(64, 128, 2),
-        nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, mbv2.NUM_CLASSES)),
+        nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, D.NUM_CLASSES)),
     )
 
 
@@ -279,14 +283,15 @@ def train_base(
     epochs: int = BASE_EPOCHS,
     seed: int = 0,
     device: str | torch.device = "cpu",
-    data_seed: int = mbv2.DATA_SEED,
+    data_seed: int = D.DATA_SEED,
 ) -> nn.Sequential:
-    """`digits_cnn` trained with mbv2's recipe (labels, random shifts, SGD, cosine rate)."""
-    device = mbv2._check(epochs, device)
+    """`digits_cnn` trained with `splitplan.digits.train_net` (labels, random shifts, SGD,
+    cosine rate)."""
+    device = D.training_device(epochs, device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = digits_cnn()
-    return mbv2.train_net(net, epochs, seed, device, data_seed)
+    return D.train_net(net, epochs, seed, device, data_seed)
 
 
 def _frozen(module: nn.Module) -> None:
@@ -305,15 +310,15 @@ def train_slimmable(
     n_random: int = 1,
     temperature: float = 1.0,
     lr: float = SLIM_LR,
-    data_seed: int = mbv2.DATA_SEED,
+    data_seed: int = D.DATA_SEED,
 ) -> dict:
     """Train `model`'s encoder and decoder (head and tail frozen) on digits: per step the
     largest, the smallest and `n_random` random widths (the sandwich rule; with one width, just
     it), each on the KL divergence to `teacher`'s logits at `temperature`. Returns ``seconds``
     and the mean loss of the largest width per epoch; leaves `model` in eval mode at its largest
     width, and `teacher`, `model.head` and `model.tail` in eval mode with gradients off."""
-    device = mbv2._check(epochs, device)
-    x, y = mbv2.digits(device, data_seed)["train"]
+    device = D.training_device(epochs, device)
+    x, y = D.splits(device, data_seed)["train"]
     background = float(x.min())
     model, teacher = model.to(device), teacher.to(device)
     _frozen(teacher)
@@ -322,7 +327,7 @@ def train_slimmable(
     trainable = nn.ModuleList([model.encoder, model.decoder])
     g = torch.Generator().manual_seed(seed)
     rng = random.Random(seed)
-    opt, sched = mbv2._optimizer(trainable, epochs * math.ceil(len(y) / mbv2.BATCH_SIZE), lr)
+    opt, sched = D.sgd(trainable, epochs * math.ceil(len(y) / D.BATCH_SIZE), lr)
     widths = model.widths
     start = time.perf_counter()
     history = []
@@ -330,8 +335,8 @@ def train_slimmable(
     for _ in range(epochs):
         trainable.train()
         total = 0.0
-        for idx in mbv2._batches(len(y), g):
-            xb = mbv2._shift(x[idx.to(device)], g, background)
+        for idx in D.minibatches(len(y), g):
+            xb = D.random_shift(x[idx.to(device)], g, background)
             with torch.no_grad():
                 soft = F.log_softmax(teacher(xb) / t, 1)
                 h = model.head(xb)
@@ -341,7 +346,7 @@ def train_slimmable(
                 chosen += [widths[0]] + [rng.choice(widths) for _ in range(n_random)]
             for i, w in enumerate(chosen):
                 model.set_width(w)
-                out = model.tail(model.decoder(model.encoder(h)))
+                out = model.tail(model.through(h))  # N x C split tensors too
                 loss = F.kl_div(
                     F.log_softmax(out / t, 1), soft, reduction="batchmean", log_target=True
                 )
@@ -358,4 +363,4 @@ def train_slimmable(
 
 def accuracy(model: nn.Module, split: str = "test", device: str | torch.device = "cpu") -> float:
     """Top-1 accuracy in percent on a digits split (``train``, ``val`` or ``test``)."""
-    return mbv2.accuracy(model, *mbv2.digits(device)[split])
+    return D.accuracy(model, *D.splits(device)[split])

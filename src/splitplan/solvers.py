@@ -20,6 +20,35 @@ from pyomo.repn import generate_standard_repn
 from .milp import INF, Milp, StandardForm, merge_duplicates
 
 SOLVERS = ("highs", "ortools", "ortools-cpsat")
+PYOMO_PREFIX = "pyomo:"  # `pyomo:NAME`: the Pyomo model, solved by Pyomo's solver NAME
+
+
+class SolverUnavailable(ValueError):
+    """A solver that is not installed or not known."""
+
+
+def check_solver(solver: str) -> None:
+    """Raise `SolverUnavailable` unless `solver` is one of SOLVERS or `pyomo:NAME` with NAME a
+    solver that Pyomo finds on this machine."""
+    if solver in SOLVERS:
+        return
+    if solver.startswith(PYOMO_PREFIX) and solver != PYOMO_PREFIX:
+        import pyomo.environ as pyo
+
+        name = solver.removeprefix(PYOMO_PREFIX)
+        try:
+            available = bool(pyo.SolverFactory(name).available(exception_flag=False))
+        except Exception:  # Pyomo raises various errors for unknown or broken solvers
+            available = False
+        if not available:
+            raise SolverUnavailable(
+                f"Pyomo cannot find the solver {name!r} on this machine (try pyomo:appsi_highs, "
+                "or install the solver's executable, e.g. cbc or glpsol)"
+            )
+        return
+    raise SolverUnavailable(
+        f"unknown solver {solver!r}; expected one of {', '.join(SOLVERS)} or pyomo:NAME"
+    )
 
 
 def _terms(expr) -> tuple[list[tuple[float, object]], float]:
@@ -84,7 +113,7 @@ def standard_form(model: pyo.ConcreteModel) -> StandardForm:
         col_lb=col_lb,
         col_ub=col_ub,
         integer=integer,
-        columns=columns,
+        columns=[v.name for v in columns],
     )
 
 
@@ -127,7 +156,10 @@ def solve_standard_form(
 
 
 def solve_milp(milp: Milp, solver: str = "highs", **kw) -> tuple[SolverResult, StandardForm]:
-    """Solve a built MILP (its matrix was recorded while the Pyomo model was built)."""
+    """Solve a built MILP: its matrix goes to HiGHS or OR-Tools directly; `pyomo:NAME` solves
+    `milp.to_pyomo()` with Pyomo's solver NAME instead (e.g. `pyomo:appsi_highs`, `pyomo:cbc`)."""
+    if solver.startswith(PYOMO_PREFIX):
+        return solve_pyomo(milp, solver.removeprefix(PYOMO_PREFIX), **kw), milp.matrix
     return solve_standard_form(milp.matrix, solver, **kw), milp.matrix
 
 
@@ -263,3 +295,55 @@ def _ortools(
         bound = None
     nodes = int(s.nodes()) if backend == "SCIP" and not relax else None
     return SolverResult(status, objective, bound, values, elapsed, name, nodes, f"code {code}")
+
+
+# --------------------------------------------------------------------------- Pyomo
+
+
+def solve_pyomo(
+    milp: Milp,
+    name: str,
+    time_limit_s: float | None = None,
+    relax: bool = False,
+    mip_rel_gap: float = 1e-6,
+    threads: int | None = None,
+    verbose: bool = False,
+    start: dict[int, float] | None = None,
+) -> SolverResult:
+    """Solve `milp.to_pyomo()` with Pyomo's solver `name` (its legacy interface, which every
+    Pyomo solver offers). The MIP start and thread count are not passed on: solvers differ in
+    how they take them."""
+    from pyomo.opt import TerminationCondition as TC
+
+    check_solver(PYOMO_PREFIX + name)
+    model, columns = milp.pyomo_columns()
+    if relax:
+        for var in columns:
+            var.domain = pyo.Reals
+    opt = pyo.SolverFactory(name)
+    kw: dict = {"tee": bool(verbose), "load_solutions": False}
+    if time_limit_s is not None:
+        kw["timelimit"] = float(time_limit_s)
+    began = time.perf_counter()
+    res = opt.solve(model, **kw)
+    elapsed = time.perf_counter() - began
+    tc = res.solver.termination_condition
+    values = objective = bound = None
+    if len(res.solution) > 0 and tc not in (TC.infeasible, TC.infeasibleOrUnbounded):
+        model.solutions.load_from(res)
+        values = np.array([np.nan if v.value is None else float(v.value) for v in columns])
+        objective = float(pyo.value(model.objective))
+    lower = res.problem.lower_bound
+    if lower is not None and np.isfinite(float(lower)):
+        bound = float(lower)
+    if tc == TC.optimal:
+        status = "optimal" if values is not None else "error"
+    elif tc in (TC.infeasible, TC.infeasibleOrUnbounded):
+        status = "infeasible"
+    elif tc == TC.maxTimeLimit:
+        status = "time_limit"
+    else:
+        status = "feasible" if values is not None else "error"
+    return SolverResult(
+        status, objective, bound, values, elapsed, PYOMO_PREFIX + name, None, str(tc)
+    )

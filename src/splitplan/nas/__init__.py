@@ -2,9 +2,14 @@
 
 A search space proposes architectures (named by a string key), says how accurate each is, and
 gives each its layer DAG with per-layer times for the device classes of a network; the loop in
-`splitplan.nas.search` plans every candidate with the exact solver and keeps the accuracy /
-latency Pareto front. Two spaces: `nb201` (NAS-Bench-201, accuracies and device latencies from
-real measurements) and `mbv2` (a MobileNetV2-like space trained on scikit-learn's digits).
+`splitplan.nas.search` plans every candidate with the exact solver (through
+`splitplan.nas.planner`, the one planner of every NAS caller) and keeps the accuracy / latency
+Pareto front. Two spaces: `nb201` (NAS-Bench-201, accuracies and device latencies from real
+measurements) and `mbv2` (a MobileNetV2-like space trained on scikit-learn's digits).
+
+A space may also list `device_classes`, the classes it has times for: the planner then asks it
+for those only, and nodes of other classes cost flops / flops_per_s (formulation §1). A space
+without the attribute is asked for every class of the network.
 
 Nothing here imports torch or optuna at import time.
 """

@@ -9,7 +9,33 @@ import sys
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_BAD_INPUT = 0, 2
+from ..errors import (
+    TORCH_INSTALL,
+    ExitCode,
+    SplitplanError,
+    check_writable,
+    read_json,
+    require,
+)
+
+EXIT_OK, EXIT_BAD_INPUT = ExitCode.OK, ExitCode.BAD_INPUT
+NAS_INSTALL = "pip install 'splitplan[nas]'"
+
+
+def presets_for(space: str) -> tuple[str, ...]:
+    """The network presets `space` can plan on. NB201 has measured latencies for its own device
+    classes only (`nb201.DEVICE_COLUMNS`), so only presets made of those classes work with it."""
+    from ..devices import PRESETS, network_preset
+
+    if space != "nb201":
+        return tuple(PRESETS)
+    from .nb201 import DEVICE_COLUMNS
+
+    return tuple(
+        p
+        for p in PRESETS
+        if all(n.device_class in DEVICE_COLUMNS for n in network_preset(p).nodes)
+    )
 
 
 def _positive(kind: type, what: str):
@@ -43,7 +69,8 @@ def add_parsers(sub: Any) -> None:
     nas.add_argument(
         "--network",
         metavar="PRESET",
-        help=f"network preset (required to create a study): {', '.join(PRESETS)}",
+        help=f"network preset (required to create a study): {', '.join(PRESETS)}; with "
+        "--space nb201 only pi4-edge-LINK and phone-edge-LINK (its measured device classes)",
     )
     nas.add_argument(
         "--bandwidth",
@@ -172,6 +199,20 @@ def cmd_nas(args: argparse.Namespace) -> int:
             network_preset(args.network, bandwidth_bytes_per_s=args.bandwidth)
         except ValueError as exc:
             return _error(f"--network: {exc}")
+        # Check everything cheap before a study is created (issue 15: nb201 on 3tier-wifi
+        # crashed in the first trial and left an empty study behind).
+        usable = presets_for(args.space)
+        if args.network not in usable:
+            return _error(
+                f"--network {args.network}: the {args.space} space has no latencies measured for "
+                f"its device classes; use one of {', '.join(usable)}"
+            )
+        try:
+            require("optuna", "splitplan nas", NAS_INSTALL)
+            if args.space != "nb201":
+                require("torch", f"--space {args.space}", TORCH_INSTALL)
+        except SplitplanError as exc:
+            return _error(str(exc))
         spec = StudySpec(
             space=args.space,
             network=args.network,
@@ -192,6 +233,10 @@ def cmd_nas(args: argparse.Namespace) -> int:
     else:
         if not args.study:
             return _error("nas worker: --study NAME is required")
+        try:
+            require("optuna", "splitplan nas worker", NAS_INSTALL)
+        except SplitplanError as exc:
+            return _error(str(exc))
         spec, name = None, args.study
     try:
         study, spec = open_study(
@@ -206,8 +251,13 @@ def cmd_nas(args: argparse.Namespace) -> int:
         runtime = {"device": args.device, "progress": _training_progress(args.quiet)}
     try:
         space = make_space(spec.space, **spec.space_options, **runtime)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, ImportError) as exc:
         return _error(f"--space {spec.space}: {exc}")
+    if spec.network not in presets_for(spec.space):  # a stored study of an older version
+        return _error(
+            f"study {name}: the {spec.space} space cannot plan on {spec.network}; use one of "
+            f"{', '.join(presets_for(spec.space))}"
+        )
     network = network_preset(spec.network, bandwidth_bytes_per_s=spec.bandwidth_bytes_per_s)
     print(
         f"study {name} in {args.storage}: {spec.space} on {spec.network}"
@@ -232,34 +282,69 @@ def cmd_nas(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _front_of_report(path: Path) -> tuple[str, list[dict[str, Any]]]:
+    """The space and front of a `splitplan nas` report; `SplitplanError` naming the field."""
+    report = read_json(path)
+
+    def bad(field: str, reason: str) -> SplitplanError:
+        return SplitplanError(reason, field=field, file=str(path))
+
+    if not isinstance(report, dict) or report.get("format") != "splitplan-nas-report/1":
+        raise bad("format", "not a report of `splitplan nas` (format splitplan-nas-report/1)")
+    spec = report.get("spec")
+    if not isinstance(spec, dict) or not isinstance(spec.get("space"), str):
+        raise bad("spec.space", "must be the name of a search space")
+    front = report.get("front")
+    if not isinstance(front, list):
+        raise bad("front", "must be a list of trials")
+    for i, r in enumerate(front):
+        if not isinstance(r, dict):
+            raise bad(f"front[{i}]", "must be an object")
+        for key, kind in (("arch", str), ("accuracy", (int, float)), ("latency_s", (int, float))):
+            if not isinstance(r.get(key), kind) or isinstance(r.get(key), bool):
+                raise bad(f"front[{i}].{key}", f"missing or not a {key} value: {r.get(key)!r}")
+    return spec["space"], front
+
+
 def cmd_retrain(args: argparse.Namespace) -> int:
     path = Path(args.result)
     try:
-        report = json.loads(path.read_text())
-    except FileNotFoundError:
-        return _error(f"{path}: no such file")
-    except json.JSONDecodeError as exc:
-        return _error(f"{path}: not JSON ({exc})")
-    if not isinstance(report, dict) or report.get("format") != "splitplan-nas-report/1":
-        return _error(f"{path}: not a report of `splitplan nas` (format splitplan-nas-report/1)")
-    space_name = report["spec"]["space"]
+        space_name, front = _front_of_report(path)
+    except SplitplanError as exc:
+        return _error(str(exc))
     if space_name == "nb201":
         return _error(
             f"{path}: NAS-Bench-201 accuracies are the benchmark's own trained ones; "
             "there is nothing to retrain"
         )
-    from .mbv2 import retrain
+    try:
+        require("torch", "splitplan retrain", TORCH_INSTALL)
+    except SplitplanError as exc:
+        return _error(str(exc))
+    out = Path(args.output or path.with_name("retrained.json"))
+    try:
+        check_writable(out, "--output")  # before hours of training, not after
+    except SplitplanError as exc:
+        return _error(str(exc))
+    from .mbv2 import parse_arch, retrain
 
-    front = sorted(report["front"], key=lambda r: -r["accuracy"])[: args.top]
+    for i, r in enumerate(front):
+        try:
+            parse_arch(r["arch"])
+        except ValueError as exc:
+            return _error(f"{path}: front[{i}].arch: {exc}")
+    front = sorted(front, key=lambda r: -r["accuracy"])[: args.top]
     rows = []
     for r in front:
         print(f"retraining {r['arch']} ...", file=sys.stderr, flush=True)
         kwargs = {"seed": args.seed, "device": args.device}
         if args.epochs:
             kwargs["epochs"] = args.epochs
-        result = retrain(r["arch"], **kwargs)
+        try:
+            result = retrain(r["arch"], **kwargs)
+        except ValueError as exc:  # e.g. --device cuda where torch sees no GPU
+            return _error(str(exc))
         rows.append({**r, "retrained": result})
-    out = Path(args.output or path.with_name("retrained.json"))
     out.write_text(json.dumps({"source": str(path), "retrained": rows}, indent=1))
     print("| architecture | supernet estimate % | retrained test % | latency ms |")
     print("|---|---:|---:|---:|")

@@ -1,8 +1,10 @@
 """The NAS outer loop: Optuna proposes architectures, the exact planner scores each one.
 
 Every trial: the space names an architecture and its accuracy; its layer DAG goes onto the
-network and the MILP (HiGHS) returns the optimal multi-split placement with its proven bound. Two
-modes:
+network and the MILP (HiGHS) returns the optimal multi-split placement with its proven bound
+(`evaluate`, through `splitplan.nas.planner`, the planner of NB201's exact front too). Each
+architecture is planned once per study and process (`EvaluationCache`), however many trials
+and `run` calls name it. Two modes:
 
 - **Pareto** (no SLO): two objectives, maximise accuracy and minimise the optimal latency
   (NSGA-II by default, or TPE).
@@ -24,15 +26,15 @@ import csv
 import json
 import math
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..cost import evaluate as cost_of
 from ..cost import tables
-from ..instance import Constraints, Instance, Network, Objective
-from . import Space
+from ..instance import Network
+from . import Space, planner
 
 DEFAULT_STORAGE = "sqlite:///splitplan-nas.db"
 SPACES = ("nb201", "mbv2-digits")
@@ -54,26 +56,10 @@ class Candidate:
     split_points: list[str] = field(default_factory=list)
     nodes_used: list[str] = field(default_factory=list)
     solve_s: float = 0.0
+    unmeasured_nodes: list[str] = field(default_factory=list)  # priced by flops / flops_per_s
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _instance(dnn, network: Network, slo_s: float | None) -> Instance:
-    return Instance(
-        dnn,
-        network,
-        Objective("latency"),
-        Constraints({}, slo_s),
-        dnn.name,
-    )
-
-
-def latency_lower_bound(inst: Instance) -> float:
-    """Each layer on its fastest allowed node and no transfers: no plan is faster."""
-    from ..baselines import _compute_costs
-
-    return float(_compute_costs(tables(inst), 1.0, 0.0).min(axis=1).sum())
 
 
 def evaluate(
@@ -85,36 +71,47 @@ def evaluate(
     single_split: bool = False,
     solver: str = "highs",
     time_limit_s: float | None = None,
+    method: str = "milp",
 ) -> Candidate:
-    """Plan `arch` on `network` with the exact MILP (or, with `single_split`, the best single
-    split between the device and one server: Neurosurgeon, NASC's setting)."""
-    from ..baselines import neurosurgeon
-    from ..plan import solve
-
+    """Plan `arch` on `network` with `splitplan.nas.planner.plan_candidate` (the one planner
+    NB201's exact front uses too): the exact MILP by default, or another of its `METHODS`;
+    `single_split` is ``method="single-split"``, the best single split between the device and
+    one server (Neurosurgeon, NASC's setting)."""
     start = time.perf_counter()
-    dnn = space.dnn(arch, sorted({n.device_class for n in network.nodes if n.device_class}))
-    inst = _instance(dnn, network, slo_s)
-    tb = tables(inst)
-    local = cost_of(inst, {v: network.source for v in tb.layers}).latency_s
-    bound = latency_lower_bound(inst)
-    flops = float(sum(la.flops for la in dnn.layers))
-    accuracy = float(space.accuracy(arch))
-    base = dict(arch=arch, accuracy=accuracy, local_latency_s=local, flops=flops)
-    if slo_s is not None and bound > slo_s:
+    p = planner.plan_candidate(
+        space,
+        arch,
+        network,
+        slo_s=slo_s,
+        method="single-split" if single_split else method,
+        solver=solver,
+        time_limit_s=time_limit_s,
+    )
+    dnn = p.instance.dnn
+    base: dict[str, Any] = dict(
+        arch=arch,
+        accuracy=float(space.accuracy(arch)),
+        local_latency_s=p.local_latency_s,
+        flops=float(sum(la.flops for la in dnn.layers)),
+        unmeasured_nodes=p.unmeasured_nodes,
+    )
+    bound = p.bound_s
+    plan = p.plan
+    if plan is None:  # the bound exceeds the SLO: never solved
         return Candidate(
             status="pruned", latency_s=None, bound_s=bound, solve_s=_since(start), **base
         )
-    plan = neurosurgeon(inst) if single_split else solve(inst, solver, time_limit_s)
     if plan.assignment is None or not plan.evaluation.feasible:
         # with an SLO, infeasible means no plan meets it (the solver proved it)
-        status = "over-slo" if slo_s is not None and not tb.reasons else "infeasible"
+        over_slo = slo_s is not None and not tables(p.instance).reasons
+        status = "over-slo" if over_slo else "infeasible"
         if plan.status == "time_limit":
             status = "time_limit"
         return Candidate(
             status=status, latency_s=None, bound_s=bound, solve_s=_since(start), **base
         )
     latency = plan.evaluation.latency_s
-    if single_split:
+    if p.method == "single-split":
         status, proven = "feasible", bound
     else:
         status = plan.status
@@ -230,19 +227,59 @@ def open_study(
     return study, spec
 
 
+class EvaluationCache:
+    """Candidates already planned, by architecture, kept apart per (space, network, spec).
+
+    A candidate depends on the space object (its tables, its profiled times), the network and
+    the spec (an SLO prunes or limits; `single_split` changes the planner), so each such triple
+    has a table of its own: the same object, an equal network and an equal spec share one.
+    `run` keeps one cache per study object unless given one, so that running a study in steps
+    (benchmarks/nas_nb201.py's checkpoints) never plans an architecture twice. Candidates stored
+    by other processes are not read back: a space's profiled times may differ between machines.
+    """
+
+    def __init__(self) -> None:
+        self._tables: list[tuple[Space, Network, StudySpec, dict[str, Candidate]]] = []
+
+    def table(self, space: Space, network: Network, spec: StudySpec) -> dict[str, Candidate]:
+        """The candidates of `space` on `network` under `spec`, by architecture (mutable)."""
+        for s, n, sp, table in self._tables:
+            if s is space and n == network and sp == spec:
+                return table
+        new: dict[str, Candidate] = {}
+        self._tables.append((space, network, spec, new))
+        return new
+
+    def __len__(self) -> int:
+        """Candidates held, over all tables."""
+        return sum(len(t) for *_, t in self._tables)
+
+
+_STUDY_CACHES: weakref.WeakKeyDictionary[Any, EvaluationCache] = weakref.WeakKeyDictionary()
+
+
+def cache_of(study: Any) -> EvaluationCache:
+    """The evaluation cache `run` keeps for `study` (an `optuna.Study`) while it lives."""
+    cache = _STUDY_CACHES.get(study)
+    if cache is None:
+        cache = _STUDY_CACHES[study] = EvaluationCache()
+    return cache
+
+
 def objective_for(
-    space: Space, network: Network, spec: StudySpec, cache: dict[str, Candidate] | None = None
+    space: Space, network: Network, spec: StudySpec, cache: EvaluationCache | None = None
 ) -> Callable[[Any], Any]:
-    """The Optuna objective: suggest, plan, record the candidate in the trial's user attrs."""
-    cache = {} if cache is None else cache
+    """The Optuna objective: suggest, plan (once per architecture in `cache`, default a fresh
+    one), record the candidate in the trial's user attrs."""
+    seen = (EvaluationCache() if cache is None else cache).table(space, network, spec)
 
     def objective(trial):
         arch = space.suggest(trial)
-        if arch not in cache:
-            cache[arch] = evaluate(
+        if arch not in seen:
+            seen[arch] = evaluate(
                 space, arch, network, slo_s=spec.slo_s, single_split=spec.single_split
             )
-        cand = cache[arch]
+        cand = seen[arch]
         trial.set_user_attr("candidate", cand.to_dict())  # one storage write per trial
         if spec.slo_s is not None:
             # feasible when <= 0: the plan's latency, or the proven bound, past the SLO
@@ -266,12 +303,14 @@ def run(
     trials: int,
     *,
     progress: Callable[[int, int, Candidate], None] | None = None,
+    cache: EvaluationCache | None = None,
 ) -> None:
-    """Run trials until the study holds `trials` finished ones (so a rerun resumes)."""
+    """Run trials until the study holds `trials` finished ones (so a rerun resumes). Each
+    architecture is planned once per `cache` (default: `cache_of(study)`, kept across calls)."""
     import optuna
 
     done = len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
-    objective = objective_for(space, network, spec)
+    objective = objective_for(space, network, spec, cache_of(study) if cache is None else cache)
     count = done
 
     def callback(study, trial):
@@ -305,7 +344,7 @@ def front_of(recs: Sequence[dict[str, Any]], slo_s: float | None = None) -> list
     latency; with an SLO, only those that meet it."""
     from .pareto import pareto_front
 
-    planned = {}
+    planned: dict[str, dict[str, Any]] = {}
     for r in recs:
         if r["latency_s"] is not None and (slo_s is None or r["latency_s"] <= slo_s):
             planned.setdefault(r["arch"], r)

@@ -15,7 +15,9 @@ import math
 import sys
 from typing import Any
 
-EXIT_OK, EXIT_BAD_INPUT = 0, 2
+from ..errors import ExitCode, UsageError, error_json
+
+EXIT_OK, EXIT_BAD_INPUT = ExitCode.OK, ExitCode.BAD_INPUT
 PREDICTOR_CHOICES = ("last", "ewma", "oracle", "all")
 MAX_FRAMES = 10_000_000
 
@@ -79,8 +81,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
-class _Bad(Exception):
-    pass
+class _Bad(UsageError):
+    """A bad command-line argument (the message names the option)."""
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -106,12 +108,7 @@ def run(args: argparse.Namespace) -> int:
     except (_Bad, OnlineError) as exc:
         print(f"splitplan: error: {exc}", file=sys.stderr)
         if args.json:
-            error = {
-                "file": getattr(exc, "file", None),
-                "field": getattr(exc, "field", None) or None,
-                "reason": getattr(exc, "reason", str(exc)),
-            }
-            print(json.dumps({"status": "bad_input", "error": error}))
+            print(json.dumps(error_json(exc)))
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         return EXIT_OK

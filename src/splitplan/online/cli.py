@@ -13,7 +13,9 @@ import math
 import sys
 from typing import Any
 
-EXIT_OK, EXIT_BAD_INPUT = 0, 2
+from ..errors import ExitCode, UsageError, error_json
+
+EXIT_OK, EXIT_BAD_INPUT = ExitCode.OK, ExitCode.BAD_INPUT
 CHANNELS = ("rayleigh", "gilbert-elliott", "trace")
 
 
@@ -112,8 +114,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
-class _Bad(Exception):
-    pass
+class _Bad(UsageError):
+    """A bad command-line argument (the message names the option)."""
 
 
 def _pair(text: str, what: str) -> tuple[float, float]:
@@ -215,7 +217,7 @@ def run(args: argparse.Namespace, inst: Any) -> int:
     except (_Bad, OnlineError) as exc:
         print(f"splitplan: error: {exc}", file=sys.stderr)
         if args.json:
-            print(json.dumps({"status": "bad_input", "error": {"reason": str(exc)}}))
+            print(json.dumps(error_json(exc)))
         return EXIT_BAD_INPUT
 
 

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..errors import SplitplanError
 from ..instance import Instance, Link, Network, Objective
 
 
-class OnlineError(ValueError):
+class OnlineError(SplitplanError, ValueError):
     """A user mistake in the online-splitting inputs (server, channel, trace, weights)."""
 
 
@@ -157,11 +158,10 @@ def objective_weights(inst: Instance) -> tuple[float, float]:
     energy -> (0, 1), weighted -> (latency weight, energy weight). The online cost counts the
     device's energy only, where the instance's energy counts every node's."""
     o = inst.objective
-    if o.kind == "energy":
-        return 0.0, 1.0
-    if o.kind == "weighted":
-        return float(o.latency_weight), float(o.energy_weight)
-    return 1.0, 0.0
+    if not o.additive:
+        return 1.0, 0.0
+    w = o.weights()
+    return float(w.latency), float(w.energy)
 
 
 def _device_links(net: Network, device: str) -> list[tuple[str, Link]]:

@@ -190,12 +190,7 @@ class WidthsError(OnlineError):
     """A widths file that cannot be used: which file, which field, what is wrong."""
 
     def __init__(self, file: str, field: str, reason: str) -> None:
-        self.file, self.field, self.reason = file, field, reason
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        at = f"{self.field}: " if self.field else ""
-        return f"{self.file}: {at}{self.reason}"
+        super().__init__(reason, field=field, file=file)
 
 
 @dataclass(frozen=True)
@@ -268,7 +263,7 @@ def widths_from_dict(data: Any, file: str = "<widths>") -> WidthSet:
             v = row[key]
             if isinstance(v, bool) or not isinstance(v, int | float):
                 raise bad(f"{at}.{key}", f"must be a number, got {_shown(v)}")
-            if not math.isfinite(v):
+            if not (isinstance(v, float) or abs(v) <= 1e308) or not math.isfinite(v):
                 raise bad(f"{at}.{key}", f"must be a finite number, got {_shown(v)}")
             if v < 0:
                 raise bad(f"{at}.{key}", f"must be >= 0, got {_shown(v)}")
@@ -299,6 +294,8 @@ def load_widths(path: str | Path) -> WidthSet:
         raise WidthsError(
             file, "", f"not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
+    except RecursionError:  # issue 15: a traceback reached the user
+        raise WidthsError(file, "", "JSON nested too deeply to read") from None
     ws = widths_from_dict(data, file)
     if not ws.name:
         ws = WidthSet(p.stem, ws.source, ws.widths)
