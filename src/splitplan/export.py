@@ -34,6 +34,7 @@ import torch.fx
 from torch import nn
 
 from .cost import evaluate, tables
+from .errors import SplitplanError
 from .instance import INPUT, RAW, Instance, save_instance
 from .profile import GRANULARITIES, LayerMap, ProfileError, trace_layers
 
@@ -41,7 +42,7 @@ FORMAT = "splitplan-deployment/1"
 FILE_FORMATS = ("pt2", "onnx")
 
 
-class ExportError(ValueError):
+class ExportError(SplitplanError, ValueError):
     """A model, instance or plan that cannot be exported together (the message says why)."""
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .errors import SplitplanError
+
 
 def _shortcut(cin: int, cout: int, stride: int) -> nn.Module | None:
     """The 1x1 projection of a residual block whose shape changes (None: identity)."""
@@ -269,7 +271,7 @@ INPUT_DTYPES = {
 }
 
 
-class ModelError(ValueError):
+class ModelError(SplitplanError, ValueError):
     """A model reference that cannot be built (the message names the reference and the reason)."""
 
 
