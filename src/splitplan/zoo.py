@@ -292,8 +292,8 @@ def _import_attr(ref: str) -> object:
     where, _, attr = ref.rpartition(":")
     if not where or not attr:
         raise ModelError(
-            f"--model {ref!r}: expected a zoo name ({', '.join(ZOO)}), path/to/file.py:Name "
-            "or package.module:name"
+            f"unknown model {ref!r}; expected a zoo name ({', '.join(ZOO)}), "
+            "path/to/file.py:Name or package.module:name"
         )
     if where.endswith(".py"):
         path = Path(where)
