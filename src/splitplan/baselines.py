@@ -440,7 +440,9 @@ HEURISTICS = (
     "source-only",
     "server-only",
 )
-METHODS = ("milp-highs", "milp-ortools", "dp", *HEURISTICS)
+# the pipeline planners' DPs (splitplan.pipeline), each on its own assumptions
+PIPELINE = ("pipeedge", "edgeshard", "edgeshard-latency", "stages-dp", "pipedream")
+METHODS = ("milp-highs", "milp-ortools", "dp", *PIPELINE, *HEURISTICS)
 
 
 def run_method(
@@ -456,6 +458,7 @@ def run_method(
     Heuristic searches get `time_limit_s`; the MILP gets `milp_time_limit_s` and `initial` as a
     MIP start.
     """
+    from . import pipeline
     from .plan import solve
 
     if method in ("milp-highs", "milp-ortools"):
@@ -464,6 +467,11 @@ def run_method(
         )
     table: dict[str, Callable[[], Plan]] = {
         "dp": lambda: chain_dp(inst),
+        "pipeedge": lambda: pipeline.pipeedge(inst),
+        "edgeshard": lambda: pipeline.edgeshard(inst),
+        "edgeshard-latency": lambda: pipeline.edgeshard_latency(inst),
+        "stages-dp": lambda: pipeline.stages_dp(inst),
+        "pipedream": lambda: pipeline.pipedream(inst),
         "neurosurgeon": lambda: neurosurgeon(inst),
         "min-cut": lambda: min_cut(inst),
         "greedy": lambda: greedy(inst),

@@ -181,3 +181,92 @@ def _with_encodings(
     if obj.kind == "weighted":
         obj = replace(obj, accuracy_weight=float(rng.uniform(0.1, 5.0)))
     return replace(dnn, layers=layers, input_encodings=inputs), obj
+
+
+PIPELINE_FAMILIES = ("hetero", "identical")
+
+
+def pipeline_instance(
+    n_layers: int,
+    n_nodes: int,
+    seed: int = 0,
+    family: str = "hetero",
+    topology: str = "complete",
+    n_classes: int = 3,
+    memory_fraction: float | None = None,
+    skip_prob: float = 0.0,
+) -> Instance:
+    """A pipeline (throughput) instance as PipeEdge, EdgeShard and PipeDream assume them.
+
+    `family` "hetero": node n0 (the source and sink, a slower device) and `n_nodes - 1` servers
+    in `n_classes` device classes of equal size (as equal as possible); nodes of a class are
+    identical, and so are their links (one bandwidth per pair of classes), so hosts of a class
+    are interchangeable. "identical": every node the same, every link the same bandwidth.
+    `topology` "complete" (a link between every pair) or "star" (every server linked to n0).
+    `memory_fraction` gives every node memory_bytes = that fraction of all parameters (at least
+    the largest layer's) plus the largest working set. `skip_prob` adds skip connections (a
+    DAG). Layers: 1e8-3e9 FLOPs, outputs 30 kB-3 MB, parameters 0.1-30 MB; servers 1e10-3e11
+    FLOP/s; links 1e8-1e9 B/s. Seeded; its own random stream, so other generators' seeds are
+    unchanged.
+    """
+    if family not in PIPELINE_FAMILIES:
+        raise ValueError(f"unknown family {family!r}; expected one of {PIPELINE_FAMILIES}")
+    if topology not in ("complete", "star"):
+        raise ValueError(f"unknown topology {topology!r}; expected complete or star")
+    rng = np.random.default_rng([seed, 13])
+    layers = []
+    for i in range(n_layers):
+        inputs = [INPUT if i == 0 else f"l{i - 1}"]
+        if i >= 2 and rng.random() < skip_prob:
+            inputs.append(f"l{int(rng.integers(0, i - 1))}")
+        layers.append(
+            Layer(
+                name=f"l{i}",
+                inputs=tuple(inputs),
+                flops=float(10 ** rng.uniform(8, 9.5)),
+                param_bytes=float(round(10 ** rng.uniform(5, 7.5))),
+                out_bytes=float(round(10 ** rng.uniform(4.5, 6.5))),
+            )
+        )
+    dnn = DNN("pipeline", float(round(10 ** rng.uniform(5, 6.5))), tuple(layers))
+    mem = None
+    if memory_fraction is not None:
+        work = max(
+            sum(dnn.input_bytes if s == INPUT else layers[int(s[1:])].out_bytes for s in la.inputs)
+            + la.out_bytes
+            for la in layers
+        )
+        params = [la.param_bytes for la in layers]
+        mem = float(max(memory_fraction * sum(params), max(params)) + work)
+    if family == "identical":
+        cls = [0] * n_nodes
+        speeds = [float(10 ** rng.uniform(10.5, 11))]
+        bw = np.full((1, 1), float(10 ** rng.uniform(8, 9)))
+    else:
+        n_classes = max(1, min(n_classes, n_nodes - 1))
+        cls = [0] + [1 + (k * n_classes) // max(n_nodes - 1, 1) for k in range(n_nodes - 1)]
+        speeds = [float(10 ** rng.uniform(9.5, 10))] + [
+            float(10 ** rng.uniform(10, 11.5)) for _ in range(n_classes)
+        ]
+        bw = 10 ** rng.uniform(8, 9, size=(n_classes + 1, n_classes + 1))
+        bw = np.minimum(bw, bw.T)  # one bandwidth per pair of classes, both ways
+    nodes = tuple(
+        Node(
+            f"n{k}",
+            speeds[cls[k]],
+            device_class=f"class{cls[k]}",
+            memory_bytes=mem,
+            compute_power_w=10.0,
+            tx_power_w=1.0,
+        )
+        for k in range(n_nodes)
+    )
+    pairs = (
+        [(a, b) for a in range(n_nodes) for b in range(a + 1, n_nodes)]
+        if topology == "complete"
+        else [(0, k) for k in range(1, n_nodes)]
+    )
+    links = tuple(Link(f"n{a}", f"n{b}", float(bw[cls[a], cls[b]]), 1e-4) for a, b in pairs)
+    net = Network(nodes, links, "n0", "n0")
+    name = f"pipeline-{family}-{topology}-{n_layers}x{n_nodes}-{seed}"
+    return Instance(dnn, net, Objective("throughput"), Constraints(), name)

@@ -198,17 +198,32 @@ def solve(
     tb = tables(instance)
     if tb.reasons:
         return Plan(instance, "infeasible", solver, reasons=list(tb.reasons))
+    if initial is None and (
+        instance.objective.kind == "throughput"
+        or any(tb.memory_may_bind(k) for k in range(len(tb.nodes)))
+    ):
+        from .pipeline import best_start
+
+        # a fast construction as the MIP start, within 10 % of the user's limit (at most 5 s;
+        # the limit covers it): the period and binding memory are where the search is hard
+        initial = best_start(instance, min(5.0, 0.1 * (time_limit_s or 50.0)))
+    fallback = evaluate(instance, initial) if initial is not None else None
     deadline = None if time_limit_s is None else began + time_limit_s
     try:
         milp = build_milp(instance, deadline)
     except BuildTimeout:
-        return Plan(
+        plan = Plan(
             instance,
             "time_limit",
             solver,
             build_time_s=time.perf_counter() - began,
             reasons=["the time limit ran out while the model was being built"],
         )
+        if fallback is not None and fallback.feasible:  # we hold a plan: return it, unproven
+            plan.status, plan.reasons = "feasible", []
+            plan.assignment, plan.evaluation = dict(fallback.assignment), fallback
+            plan.objective = fallback.objective(instance)
+        return plan
     build = time.perf_counter() - began
     # The limit covers building the model too; the solver gets what is left.
     solver_limit_s = None if deadline is None else max(deadline - time.perf_counter(), 1e-3)
@@ -233,6 +248,13 @@ def solve(
         build_time_s=build,
         nodes=result.nodes,
     )
+    if result.values is None and fallback is not None and fallback.feasible:
+        # the solver found nothing in time, but the start is a plan: return it, with the bound
+        plan.status = "feasible"
+        plan.bound = result.bound if result.status != "infeasible" else None
+        plan.assignment, plan.evaluation = dict(fallback.assignment), fallback
+        plan.objective = fallback.objective(instance)
+        return plan
     if result.values is None:
         if result.status == "infeasible":
             plan.reasons = _why_infeasible(instance, solver, deadline)
@@ -243,6 +265,14 @@ def solve(
     plan.evaluation = evaluate(instance, plan.assignment, milp.read_encodings(result.values))
     plan.encodings = dict(plan.evaluation.encodings)
     plan.objective = plan.evaluation.objective(instance)
+    if (
+        fallback is not None
+        and fallback.feasible
+        and fallback.objective(instance) < plan.objective * (1 - 1e-9)
+    ):  # a solver that dropped the start: never return worse than it
+        plan.status, plan.encodings = "feasible", {}
+        plan.assignment, plan.evaluation = dict(fallback.assignment), fallback
+        plan.objective = fallback.objective(instance)
     if plan.bound is not None and plan.status == "optimal":
         plan.bound = min(plan.bound, plan.objective)
     return plan

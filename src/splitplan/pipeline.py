@@ -1,0 +1,923 @@
+"""Pipeline planners from the literature, a memory-aware first fit and a local search.
+
+The dynamic programs that pipeline planners use to cut a DNN into contiguous stages, each stage on
+its own node, reproduced from their papers, plus the fast constructions that `splitplan.solve`
+uses as MIP starts (`best_start`). Every plan is costed by `splitplan.evaluate`, so the compare
+table is on the one cost model (models/formulation.md §7); where each DP is exact for that model
+and where it is only a heuristic is in models/formulation.md §11.
+
+Methods (registered in `splitplan.baselines.METHODS`):
+
+- `pipeedge`: PipeEdge's DP (Hu et al., 2022): the least period over contiguous stages of a
+  chain, each node used at most once, over (layer, devices used per device class, last class),
+  with memory limits. Nodes are grouped into classes of identical nodes (same compute times,
+  memory, pins and role); the hosts of a class are taken in a fixed order, which is exact when
+  they are interchangeable (also in their links).
+- `edgeshard`: EdgeShard's throughput DP (Zhang et al., 2024): the same recurrence over the set
+  of used nodes (every node its own class), so no interchangeability is assumed; 2^K states.
+- `edgeshard-latency`: EdgeShard's latency DP over (layer, node of that layer), any node per
+  layer, tracking the memory used on each node along the best path to a state.
+- `stages-dp`: the textbook bottleneck DP that cuts a chain into at most K contiguous stages for
+  K identical workers, over (layer, stages used).
+- `pipedream`: PipeDream's optimizer (Narayanan et al., SOSP 2019) without stage replication
+  (our model runs each layer once): the same recurrence over a topological order of a DAG, a cut
+  sending every tensor that crosses it to the next stage; identical workers.
+
+The stage DPs minimise the period: the class DP (`pipeedge`, `edgeshard`) by bisection on the
+period with a reachability pass over its states (relative tolerance 1e-9), the linear DP
+(`stages-dp`, `pipedream`) directly as a min-max recurrence.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .cost import Tables, tables
+from .instance import INPUT, Instance
+
+if TYPE_CHECKING:
+    from .plan import Plan
+
+_RTOL = 1e-9  # bisection stops when hi <= lo (1 + _RTOL)
+_MAX_DP_CELLS = 3e7  # states x prefixes of a stage DP; beyond that the DP is not applicable
+
+
+def _not_applicable(reason: str) -> Exception:
+    from .baselines import NotApplicable
+
+    return NotApplicable(reason)
+
+
+# --------------------------------------------------------------------------- stage tables
+
+
+def _route_max_inv(tb: Tables, size_bytes: float) -> np.ndarray:
+    """K x K: the largest 1 / bandwidth (s/B) over the arcs of the route a tensor of
+    `size_bytes` takes from p to q (§2); 0 when p = q, inf when q is unreachable. With dedicated
+    links (no arc shared by two transfers) a transfer of B bytes loads the period by B times
+    this."""
+    K = len(tb.nodes)
+    dist, nxt = tb.shortest_paths(size_bytes)
+    inv = np.zeros((K, K))
+    for arc in tb.arcs:
+        inv[arc.tail, arc.head] = 1.0 / arc.bandwidth_bytes_per_s
+    cols = np.arange(K)[None, :].repeat(K, axis=0)
+    hop = np.where(nxt >= 0, nxt, np.arange(K)[:, None])  # first hop p -> q
+    first = inv[np.arange(K)[:, None], hop]
+    best = first.copy()
+    cur = hop
+    for _ in range(K):  # walk every route one hop at a time
+        best = np.maximum(best, first[cur, cols])
+        cur = hop[cur, cols]
+    best[~np.isfinite(dist)] = np.inf
+    np.fill_diagonal(best, 0.0)
+    return best
+
+
+def _loads_by_size(tb: Tables) -> dict[float, np.ndarray]:
+    """For every tensor size B, the K x K largest arc load B / bw on the route p -> q.
+
+    A path's time is linear in B, so if the fastest routes (Floyd-Warshall's next hops) are the
+    same at two sizes, they are the same at every size in between (the difference to any other
+    path is linear and not negative at both ends): routes are computed at the ends of an
+    interval of sizes, which is split only where they differ."""
+    sizes = sorted({t.size_bytes for t in tb.tensors})
+    out: dict[float, np.ndarray] = {}
+
+    def nxt(i: int) -> np.ndarray:
+        return tb.shortest_paths(sizes[i])[1]
+
+    def scale(size: float, m: np.ndarray) -> np.ndarray:  # size x m, inf stays inf (0 x inf)
+        finite = np.isfinite(m)
+        return np.where(finite, size * np.where(finite, m, 0.0), np.inf)
+
+    def fill(i: int, j: int) -> None:
+        if np.array_equal(nxt(i), nxt(j)):
+            m = _route_max_inv(tb, sizes[i])
+            for size in sizes[i : j + 1]:
+                out[size] = scale(size, m)
+        elif j - i <= 1:
+            for size in (sizes[i], sizes[j]):
+                out[size] = scale(size, _route_max_inv(tb, size))
+        else:
+            mid = (i + j) // 2
+            fill(i, mid)
+            fill(mid, j)
+
+    fill(0, len(sizes) - 1)
+    return out
+
+
+@dataclass
+class _Stages:
+    """What the stage DPs need, with layers in the instance's topological order.
+
+    `cut[i, p, q]`: the period load of handing over cut i (layers < i done) from p to q, the sum
+    of the route loads of the tensors that cross it (for a chain, tensor i alone: exact);
+    `out[p]`: the load of sending the output from p to the sink; `pre[k]`: prefix sums of compute
+    times on node k; `fit_end[k, i]`: the largest j such that layers i..j-1 fit node k's memory
+    and may all run on k.
+    """
+
+    tb: Tables
+    V: int
+    K: int
+    cut: np.ndarray  # (V+1, K, K)
+    out: np.ndarray  # (K,)
+    pre: np.ndarray  # (K, V+1)
+    fit_end: np.ndarray  # (K, V+1)
+    positions: np.ndarray | None = None  # layer index of each cut, when cuts are over blocks
+
+    def stage_ends(self, k: int, period: float) -> np.ndarray:
+        """e[i]: the largest j with layers i..j-1 feasible on k within `period`, -1 if none."""
+        pre = self.pre[k]
+        comp = np.searchsorted(pre, pre + period * (1 + 1e-12), side="right") - 1
+        e = np.minimum(comp, self.fit_end[k])
+        return np.where(e >= np.arange(self.V + 1) + 1, e, -1)
+
+    def coarse(self, positions: np.ndarray) -> _Stages:
+        """The same tables with cuts allowed only at `positions` (0 and V included): a stage DP
+        over blocks of layers. Its bounds index `positions`; `assignment` maps them back."""
+        fit = np.searchsorted(positions, self.fit_end[:, positions], side="right") - 1
+        return _Stages(
+            self.tb,
+            len(positions) - 1,
+            self.K,
+            self.cut[positions],
+            self.out,
+            self.pre[:, positions],
+            fit.astype(np.int64),
+            positions,
+        )
+
+    def value(self, bounds: Sequence[int], nodes: Sequence[int]) -> float:
+        """The DP's own period of stages [bounds[s], bounds[s+1]) on nodes[s]."""
+        loads = [self.out[nodes[-1]], self.cut[0, self.tb.source, nodes[0]]]
+        for s, k in enumerate(nodes):
+            loads.append(self.pre[k][bounds[s + 1]] - self.pre[k][bounds[s]])
+            if s:
+                loads.append(self.cut[bounds[s], nodes[s - 1], k])
+        return float(max(loads))
+
+    def assignment(self, bounds: Sequence[int], nodes: Sequence[int]) -> dict[str, str]:
+        tb = self.tb
+        if self.positions is not None:
+            bounds = [int(self.positions[b]) for b in bounds]
+        out = {}
+        for s, k in enumerate(nodes):
+            for v in range(bounds[s], bounds[s + 1]):
+                out[tb.layers[v]] = tb.nodes[k]
+        return out
+
+
+def _stages(inst: Instance) -> _Stages:
+    cached = inst.__dict__.get("_pipeline_stages")
+    if cached is not None:
+        return cached
+    tb = tables(inst)
+    V, K = len(tb.layers), len(tb.nodes)
+    if tb.output != V - 1:
+        raise _not_applicable("the output is not the last layer in topological order")
+    cut = np.zeros((V + 2, K, K))
+    blocked = np.zeros((V + 2, K, K), dtype=np.int64)  # crossing tensors with no route p -> q
+    loads = _loads_by_size(tb)
+    for t in tb.tensors:
+        if not t.consumers:
+            continue
+        # t crosses cuts producer+1 .. last consumer (layers < i done): a difference array
+        load = loads[t.size_bytes]
+        finite = np.isfinite(load)
+        cut[t.producer + 1] += np.where(finite, load, 0.0)
+        cut[max(t.consumers) + 1] -= np.where(finite, load, 0.0)
+        blocked[t.producer + 1] += ~finite
+        blocked[max(t.consumers) + 1] -= ~finite
+    cut = np.cumsum(cut, axis=0)[: V + 1]
+    cut[np.cumsum(blocked, axis=0)[: V + 1] > 0] = np.inf
+    for k in range(K):
+        cut[:, k, k] = 0.0
+    last = tb.tensors[V]
+    out = np.zeros(K) if tb.sink is None else loads[last.size_bytes][:, tb.sink]
+    pre = np.zeros((K, V + 1))
+    pre[:, 1:] = np.cumsum(tb.compute_s.T, axis=1)
+    fit_end = np.zeros((K, V + 1), dtype=np.int64)
+    allowed = np.zeros((V, K), dtype=bool)
+    for v, ks in enumerate(tb.allowed):
+        allowed[v, ks] = True
+    for k in range(K):
+        cap = tb.memory_bytes[k]
+        j = 0
+        params = 0.0
+        for i in range(V + 1):  # two pointers: the window [i, j) grows with i
+            if j < i:
+                j, params = i, 0.0
+            while j < V and allowed[j, k]:
+                work = tb.work_bytes[i : j + 1].max()
+                if cap is not None and params + tb.param_bytes[j] + work > cap * (1 + 1e-9):
+                    break
+                params += tb.param_bytes[j]
+                j += 1
+            fit_end[k, i] = j
+            if j > i:
+                params -= tb.param_bytes[i]
+    st = _Stages(tb, V, K, cut, out, pre, fit_end)
+    object.__setattr__(inst, "_pipeline_stages", st)
+    return st
+
+
+def _is_chain(inst: Instance) -> bool:
+    layers = inst.dnn.layers
+    return all(
+        layer.inputs == ((INPUT,) if i == 0 else (layers[i - 1].name,))
+        for i, layer in enumerate(layers)
+    ) and (inst.dnn.output_layer == layers[-1].name)
+
+
+# --------------------------------------------------------------------------- class DP (PipeEdge)
+
+
+def node_classes(tb: Tables) -> list[list[int]]:
+    """Groups of interchangeable-looking nodes: same compute times, memory, allowed layers and
+    role (the source and the sink are always alone). Hosts keep the instance's order."""
+    groups: dict[tuple, list[int]] = {}
+    for k in range(len(tb.nodes)):
+        if k in (tb.source, tb.sink):
+            key: tuple = ("role", k)
+        else:
+            allowed = tuple(k in ks for ks in tb.allowed)
+            key = (tb.compute_s[:, k].tobytes(), tb.memory_bytes[k], allowed)
+        groups.setdefault(key, []).append(k)
+    return list(groups.values())
+
+
+def class_dp(
+    inst: Instance,
+    classes: list[list[int]],
+    deadline: float = math.inf,
+    upper: float = math.inf,
+    first_only: bool = False,
+) -> tuple[list[int], list[int]] | None:
+    """The least-period plan of contiguous stages, each on a distinct node, where the s-th host
+    used of a class is `classes[c][s]` (PipeEdge's DP over devices used per class).
+
+    Returns (bounds, nodes): stage s runs layers bounds[s]..bounds[s+1]-1 on nodes[s]; None when
+    no such plan fits the memory limits and pins. Anytime: at `deadline` (perf_counter seconds)
+    the pass in progress is abandoned and the best plan found so far returned (None if none).
+    `upper` (a known period, s) only speeds it up; `first_only` stops at the first plan found
+    (at an unbounded period: a feasibility test).
+
+    Long chains are first solved on blocks of layers (cuts only every ceil(V / 100) layers): a
+    plan the full DP then starts from, which only makes it faster (the full DP still decides).
+    """
+    st = _stages(inst)
+    if st.V > 200 and not first_only:
+        block = math.ceil(st.V / 100)
+        coarse = st.coarse(np.r_[np.arange(0, st.V, block), st.V])
+        try:
+            found = _class_dp(coarse, classes, deadline, upper, False)
+        except _OutOfTime:
+            found = None
+        if found is not None:
+            upper = min(upper, coarse.value(*found))
+    return _class_dp(st, classes, deadline, upper, first_only)
+
+
+def _class_dp(
+    st: _Stages,
+    classes: list[list[int]],
+    deadline: float,
+    upper: float,
+    first_only: bool,
+) -> tuple[list[int], list[int]] | None:
+    V = st.V
+    T = len(classes)
+    sizes = [len(c) for c in classes]
+    N = int(np.prod([n + 1 for n in sizes]))
+    if (T + 1) * N * (V + 1) > _MAX_DP_CELLS:
+        raise _not_applicable(
+            f"the DP would need {(T + 1) * N * (V + 1):.3g} cells ({N} subsets/counts of "
+            f"{len(st.tb.nodes)} nodes in {T} classes x {V + 1} prefixes)"
+        )
+    stride = np.cumprod([1] + [n + 1 for n in sizes[:-1]])
+    counts = (np.arange(N)[:, None] // stride[None, :]) % (np.array(sizes) + 1)[None, :]
+    level = counts.sum(axis=1)
+    by_level = [np.flatnonzero(level == n) for n in range(sum(sizes) + 1)]
+    hosts = np.full((T, max(sizes) + 1), -1, dtype=np.int64)  # -1: no further host
+    for t, c in enumerate(classes):
+        hosts[t, : len(c)] = c
+    START = T
+
+    def run(period: float) -> tuple[list[int], list[int]] | None:
+        ends = np.full((len(st.tb.nodes), V + 1), -1, dtype=np.int32)
+        for c in classes:
+            for k in c:
+                ends[k] = st.stage_ends(k, period)
+        reach = np.zeros((T + 1, N, V + 1), dtype=bool)
+        # pred[b, state, j] = a * (V + 1) + i: the stage i..j-1 came after last class a; one
+        # array so that one write sets both (when several transitions reach a cell, any will do)
+        pred = np.zeros((T + 1, N, V + 1), dtype=np.int64)
+        reach[START, 0, 0] = True
+        for n, rows_n in enumerate(by_level):
+            if time.perf_counter() > deadline:
+                raise _OutOfTime
+            # every transition out of this level at once: (last class a, state, next class b)
+            parts = []
+            for a in range(T + 1):
+                if a == START:
+                    if n:
+                        continue
+                    rows = rows_n
+                    p = np.full(len(rows), st.tb.source)
+                else:
+                    rows = rows_n[counts[rows_n, a] >= 1]
+                    rows = rows[reach[a, rows].any(axis=1)]
+                    p = hosts[a][counts[rows, a] - 1]
+                for b in range(T):
+                    sel = counts[rows, b] < sizes[b]
+                    if sel.any():
+                        parts.append(
+                            (np.full(sel.sum(), a), rows[sel], p[sel], np.full(sel.sum(), b))
+                        )
+            if not parts:
+                continue
+            a_s, sub, ps, b_s = (np.concatenate(x) for x in zip(*parts, strict=True))
+            qs = hosts[b_s, counts[sub, b_s]]
+            # only the reached prefixes can start a stage: starts in [i0, i1], ends up to j_hi
+            src = reach[a_s, sub]
+            any_col = src[:, :V].any(axis=0)
+            if not any_col.any():
+                continue
+            i0 = int(np.argmax(any_col))
+            i1 = V - 1 - int(np.argmax(any_col[::-1]))
+            valid = src[:, i0 : i1 + 1] & (st.cut[i0 : i1 + 1, ps, qs].T <= period)
+            keep = valid.any(axis=1)
+            if not keep.any():
+                continue
+            valid, a_s, sub, qs, b_s = valid[keep], a_s[keep], sub[keep], qs[keep], b_s[keep]
+            e = np.where(valid, ends[qs, i0 : i1 + 1], -1)
+            best = np.maximum.accumulate(e, axis=1)
+            starts = np.arange(i0, i1 + 1, dtype=np.int32)[None, :]
+            arg = np.maximum.accumulate(np.where(e == best, starts, 0), axis=1)
+            j_hi = int(e.max())
+            if j_hi <= i0:
+                continue
+            jcols = np.arange(i0 + 1, j_hi + 1)
+            at = np.minimum(jcols - 1, i1) - i0  # the last start before j
+            new = best[:, at] >= jcols[None, :]
+            r, jj = np.nonzero(new)
+            j = jcols[jj]
+            tgt = sub[r] + stride[b_s[r]]
+            reach[b_s[r], tgt, j] = True
+            pred[b_s[r], tgt, j] = a_s[r] * (V + 1) + arg[r, at[jj]]
+        for a in range(T):
+            done = np.flatnonzero(reach[a, :, V])
+            if not len(done):
+                continue
+            hs = hosts[a][counts[done, a] - 1]
+            ok = np.flatnonzero(st.out[hs] <= period)
+            if not len(ok):
+                continue
+            state: int = int(done[ok[0]])
+            end, bounds, nodes = V, [V], []
+            while a != START:
+                nodes.append(int(hosts[a][counts[state, a] - 1]))
+                prev, i = divmod(int(pred[a, state, end]), V + 1)
+                bounds.append(i)
+                state, end, a = state - int(stride[a]), i, prev
+            return bounds[::-1], nodes[::-1]
+        return None
+
+    if first_only:
+        try:
+            return run(math.inf)
+        except _OutOfTime:
+            return None
+    return _bisect(st, run, deadline, upper)
+
+
+class _OutOfTime(Exception):
+    """A DP pass reached its deadline."""
+
+
+def _bisect(
+    st: _Stages,
+    run: Callable[[float], tuple[list[int], list[int]] | None],
+    deadline: float,
+    upper: float = math.inf,
+) -> tuple[list[int], list[int]] | None:
+    """min period such that run(period) finds a plan, by geometric bisection; anytime."""
+    try:
+        best = run(upper) if math.isfinite(upper) else None
+        if best is None:
+            best = run(math.inf)
+    except _OutOfTime:
+        return None
+    if best is None:
+        return None
+    hi = st.value(*best)
+    tb = st.tb
+    # every layer runs somewhere: the period is at least its fastest allowed time
+    lo = max(float(min(tb.compute_s[v, ks])) for v, ks in enumerate(tb.allowed))
+    lo = min(lo, hi) * (1 - 1e-12)
+    if lo <= 0:
+        lo = hi * 1e-9
+    # first look just below the best plan (often near the optimum), doubling the step
+    step: float | None = 0.005
+    while hi > lo * (1 + 2 * _RTOL) and time.perf_counter() < deadline:
+        # bisect to 0.1 %, then ask for anything strictly better than the best plan: its period
+        # is one of finitely many loads, so that proves it optimal in one or a few passes
+        if hi <= lo * 1.001:
+            mid = hi * (1 - _RTOL)
+        else:
+            mid = math.sqrt(lo * hi) if step is None else max(math.sqrt(lo * hi), hi * (1 - step))
+        try:
+            found = run(mid)
+        except _OutOfTime:
+            break
+        if found is None:
+            lo, step = mid, None
+        else:
+            best, hi = found, min(st.value(*found), mid)
+            step = None if step is None else 2 * step
+    return best
+
+
+# --------------------------------------------------------------------------- linear DP (stages)
+
+
+def linear_dp(
+    inst: Instance, order: Sequence[int], last: int | None = None, deadline: float = math.inf
+) -> tuple[list[int], list[int]] | None:
+    """The textbook bottleneck DP over (layer, stages used): stage m runs on order[m], at most
+    len(order) stages (+ a final stage on `last` when given), each a contiguous run of layers.
+
+    f_m[j] = min_i max(f_{m-1}[i], cut(i, order[m-1] -> order[m]), stage(i..j-1 on order[m])),
+    in O(K V^2) with V x V matrices. Returns (bounds, nodes) or None; raises _OutOfTime past
+    `deadline` (perf_counter seconds).
+    """
+    st = _stages(inst)
+    V, src = st.V, st.tb.source
+    rows, cols = np.arange(V + 1)[:, None], np.arange(V + 1)[None, :]
+
+    def stage(k: int) -> np.ndarray:  # (V+1) x (V+1): time of layers i..j-1 on k, inf if not
+        pre = st.pre[k]
+        fits = (cols > rows) & (cols <= st.fit_end[k][:, None])
+        return np.where(fits, pre[None, :] - pre[:, None], np.inf)
+
+    fs: list[np.ndarray] = []
+    args: list[np.ndarray] = []
+    prev_f = np.zeros(V + 1)  # f_{m-1}; unused for m = 0
+    for m, k in enumerate(order):
+        if time.perf_counter() > deadline:
+            raise _OutOfTime
+        if m == 0:
+            f = np.maximum(st.cut[0, src, k], stage(k)[0])
+            arg = np.zeros(V + 1, dtype=np.int64)
+        else:
+            cand = np.maximum(np.maximum(prev_f, st.cut[:, order[m - 1], k])[:, None], stage(k))
+            arg = np.argmin(cand, axis=0)
+            f = cand[arg, np.arange(V + 1)]
+        fs.append(f)
+        args.append(arg)
+        prev_f = f
+    # (value, stages used from order, start of the final stage on `last`)
+    options: list[tuple[float, int, int | None]] = []
+    if last is None:
+        for m, k in enumerate(order):
+            options.append((max(fs[m][V], st.out[k]), m + 1, None))
+    else:
+        s_last = stage(last)[:, V]
+        options.append((max(st.cut[0, src, last], s_last[0], st.out[last]), 0, 0))
+        for m, k in enumerate(order):
+            cand = np.maximum(np.maximum(fs[m], st.cut[:, k, last]), s_last)
+            i = int(np.argmin(cand))
+            options.append((max(float(cand[i]), st.out[last]), m + 1, i))
+    value, used, i_last = min(options, key=lambda o: o[0])
+    if not math.isfinite(value):
+        return None
+    bounds, nodes = [V], []
+    if last is not None and i_last is not None:
+        bounds.append(i_last)
+        nodes.append(last)
+    j = bounds[-1]
+    for m in range(used - 1, -1, -1):
+        i = int(args[m][j]) if m else 0
+        bounds.append(i)
+        nodes.append(order[m])
+        j = i
+    if bounds[-1] != 0:
+        return None
+    return bounds[::-1], nodes[::-1]
+
+
+def _identical_workers(tb: Tables) -> bool:
+    col = tb.compute_s[:, 0]
+    return all(
+        np.array_equal(tb.compute_s[:, k], col) and tb.memory_bytes[k] == tb.memory_bytes[0]
+        for k in range(len(tb.nodes))
+    )
+
+
+def _stage_orders(tb: Tables) -> list[tuple[list[int], int | None]]:
+    """The node orders the linear DP tries: the source first, the source last (when it is the
+    sink, that saves the output transfer), and without the source."""
+    others = [k for k in range(len(tb.nodes)) if k != tb.source]
+    return [([tb.source, *others], None), (others, tb.source), (others, None)]
+
+
+def _best_linear(inst: Instance) -> tuple[list[int], list[int]] | None:
+    st = _stages(inst)
+    best = None
+    for order, last in _stage_orders(st.tb):
+        if not order and last is None:
+            continue
+        found = linear_dp(inst, order, last)
+        if found is not None and (best is None or st.value(*found) < st.value(*best)):
+            best = found
+    return best
+
+
+# --------------------------------------------------------------------------- public methods
+
+
+def _throughput_only(inst: Instance, method: str) -> None:
+    if inst.objective.kind != "throughput":
+        raise _not_applicable(f"{method} minimises the period (throughput objective only)")
+    if inst.constraints.max_latency_s is not None:
+        raise _not_applicable("a latency limit couples the stages, which the DP does not model")
+
+
+def _result(
+    inst: Instance, method: str, found: tuple[list[int], list[int]] | None, start: float
+) -> Plan:
+    from .baselines import _plan
+
+    st = _stages(inst)
+    return _plan(inst, method, st.assignment(*found) if found else None, start)
+
+
+def pipeedge(inst: Instance, deadline: float = math.inf) -> Plan:
+    """PipeEdge's DP on a chain (see the module docstring); a `Plan` costed by the evaluator."""
+    start = time.perf_counter()
+    _throughput_only(inst, "PipeEdge's DP")
+    if not _is_chain(inst):
+        raise _not_applicable("PipeEdge's DP is for chains (some layer has a skip input)")
+    found = class_dp(inst, node_classes(tables(inst)), deadline)
+    return _result(inst, "pipeedge", found, start)
+
+
+def edgeshard(inst: Instance, deadline: float = math.inf) -> Plan:
+    """EdgeShard's throughput DP on a chain: the class DP with every node its own class."""
+    start = time.perf_counter()
+    _throughput_only(inst, "EdgeShard's throughput DP")
+    if not _is_chain(inst):
+        raise _not_applicable("EdgeShard's DP is for chains (some layer has a skip input)")
+    found = class_dp(inst, [[k] for k in range(len(tables(inst).nodes))], deadline)
+    return _result(inst, "edgeshard", found, start)
+
+
+def stages_dp(inst: Instance) -> Plan:
+    """The textbook contiguous-stage bottleneck DP on a chain over identical workers."""
+    start = time.perf_counter()
+    _throughput_only(inst, "the stage DP")
+    if not _is_chain(inst):
+        raise _not_applicable("the stage DP is for chains (some layer has a skip input)")
+    if not _identical_workers(tables(inst)):
+        raise _not_applicable("the stage DP assumes identical workers (compute and memory)")
+    return _result(inst, "stages-dp", _best_linear(inst), start)
+
+
+def pipedream(inst: Instance) -> Plan:
+    """PipeDream's optimizer without replication, over the topological order of a DAG."""
+    start = time.perf_counter()
+    _throughput_only(inst, "PipeDream's optimizer")
+    if not _identical_workers(tables(inst)):
+        raise _not_applicable("PipeDream's optimizer assumes identical workers")
+    return _result(inst, "pipedream", _best_linear(inst), start)
+
+
+def edgeshard_latency(inst: Instance) -> Plan:
+    """EdgeShard's latency DP on a chain: best[v][k] = least latency (or the objective's sum) of
+    layers 0..v with v on k, from the best state of v-1 on any node whose path still leaves
+    room on k; each state carries the memory its path uses on every node (EdgeShard's check),
+    so with binding memory it is a heuristic, and exact (= `dp`) when memory cannot bind."""
+    from .baselines import _additive_weights, _compute_costs, _pair_costs, _plan
+
+    start = time.perf_counter()
+    if not _is_chain(inst):
+        raise _not_applicable("EdgeShard's latency DP is for chains")
+    if inst.constraints.max_latency_s is not None and inst.objective.kind != "latency":
+        raise _not_applicable("a latency limit with another objective couples the layers")
+    wl, we = _additive_weights(inst)
+    tb = tables(inst)
+    V, K = len(tb.layers), len(tb.nodes)
+    compute = _compute_costs(tb, wl, we)
+    pair = _pair_costs(tb, wl, we)
+    cap = np.array([math.inf if m is None else m for m in tb.memory_bytes])
+    send0 = pair(tb.tensors[0].size_bytes)[tb.source]
+    best = send0 + compute[0]
+    params = np.zeros((K, K))  # params[k]: parameter bytes per node on the path ending at k
+    work = np.zeros((K, K))
+    for k in range(K):
+        params[k, k] = tb.param_bytes[0]
+        work[k, k] = tb.work_bytes[0]
+    paths = [[k] for k in range(K)]
+    for v in range(1, V):
+        step = best[:, None] + pair(tb.tensors[v].size_bytes)  # p -> q
+        new_best = np.full(K, np.inf)
+        new_params, new_work, new_paths = params.copy(), work.copy(), list(paths)
+        for q in range(K):
+            if not np.isfinite(compute[v, q]):
+                continue
+            fits = params[:, q] + tb.param_bytes[v] + np.maximum(
+                work[:, q], tb.work_bytes[v]
+            ) <= cap[q] * (1 + 1e-9)
+            cost = np.where(fits, step[:, q], np.inf)
+            p = int(np.argmin(cost))
+            if not np.isfinite(cost[p]):
+                continue
+            new_best[q] = cost[p] + compute[v, q]
+            new_params[q] = params[p]
+            new_work[q] = work[p]
+            new_params[q, q] += tb.param_bytes[v]
+            new_work[q, q] = max(work[p, q], tb.work_bytes[v])
+            new_paths[q] = paths[p] + [q]
+        best, params, work, paths = new_best, new_params, new_work, new_paths
+    if tb.sink is not None:
+        best = best + pair(tb.tensors[V].size_bytes)[:, tb.sink]
+    k = int(np.argmin(best))
+    if not np.isfinite(best[k]):
+        return _plan(inst, "edgeshard-latency", None, start)
+    assignment = {tb.layers[v]: tb.nodes[paths[k][v]] for v in range(V)}
+    return _plan(inst, "edgeshard-latency", assignment, start)
+
+
+# --------------------------------------------------------------------------- first fit
+
+
+def first_fit(inst: Instance) -> dict[str, str] | None:
+    """A memory-aware first fit: layers in topological order fill nodes one after the other,
+    moving on when the next layer does not fit (memory, pins). Several node orders and fill
+    targets are tried (by memory; by speed; the source first; a fill target of the node's share
+    of the work, for the period), and everything on one of the fastest nodes; the best plan the
+    evaluator finds feasible is returned, None if none is. O(orders x (V + evaluate))."""
+    tb = tables(inst)
+    best = None
+    for place in _fill_plans(tb):
+        a = {tb.layers[v]: tb.nodes[k] for v, k in enumerate(place)}
+        key = _key(inst, a)
+        if key[0] == 0 and (best is None or key < best[0]):
+            best = (key, a)
+    return best[1] if best else None
+
+
+def _fill_plans(tb: Tables) -> list[tuple[int, ...]]:
+    """The distinct placements (node per layer) first fit tries; each is a stage plan."""
+    V, K = len(tb.layers), len(tb.nodes)
+    allowed = np.zeros((V, K), dtype=bool)
+    for v, ks in enumerate(tb.allowed):
+        allowed[v, ks] = True
+    if not len(allowed) or not allowed.any(axis=1).all():
+        return []
+    cap = [math.inf if m is None else m * (1 + 1e-9) for m in tb.memory_bytes]
+    total = tb.compute_s.sum(axis=0)  # everything on k
+    share = 1.0 / np.sum(1.0 / np.maximum(total, 1e-300))  # the period if work divided freely
+    mem = np.array([c if math.isfinite(c) else 1e300 for c in cap])
+    others = [k for k in range(K) if k != tb.source]
+    orders = [
+        sorted(range(K), key=lambda k: -mem[k]),  # largest memory first
+        sorted(range(K), key=lambda k: total[k]),  # fastest first
+        [tb.source, *sorted(others, key=lambda k: total[k])],
+        [tb.source, *sorted(others, key=lambda k: -mem[k])],
+    ]
+    targets = [math.inf, share, share * 1.2]
+    fits_all = [k for k in np.argsort(total) if allowed[:, k].all()]
+    plans = [[int(k)] * V for k in fits_all[:3]]  # everything on one of the fastest nodes
+    for order in orders:
+        for target in targets:
+            place = _fill(tb, allowed, cap, order, target)
+            if place is not None:
+                plans.append(place)
+    return list({tuple(p): None for p in plans})  # distinct, in order
+
+
+def _fill_upper(inst: Instance) -> float:
+    """The least stage-DP period (`_Stages.value`, no evaluator) of the first-fit plans: a
+    cheap upper bound to start the class DP's bisection from."""
+    st = _stages(inst)
+    best = math.inf
+    for place in _fill_plans(st.tb):
+        segs = _segments(list(place))
+        best = min(best, st.value([g[0] for g in segs] + [len(place)], [g[2] for g in segs]))
+    return best
+
+
+def _fill(tb: Tables, allowed, cap, order: list[int], target: float) -> list[int] | None:
+    """Layers in order onto order[0], then order[1], ...: move on when a layer is not allowed,
+    does not fit the memory left, or would take the node's compute past `target` seconds (not
+    on the last node: every layer must land somewhere)."""
+    place = []
+    pos, params, work, busy = 0, 0.0, 0.0, 0.0
+    for v in range(len(tb.layers)):
+        while pos < len(order):
+            k = order[pos]
+            w = max(work, tb.work_bytes[v])
+            t = busy + tb.compute_s[v, k]
+            over = t > target and busy > 0 and pos < len(order) - 1
+            if allowed[v, k] and params + tb.param_bytes[v] + w <= cap[k] and not over:
+                params, work, busy = params + tb.param_bytes[v], w, t
+                place.append(k)
+                break
+            pos, params, work, busy = pos + 1, 0.0, 0.0, 0.0
+        else:
+            return None
+    return place
+
+
+# --------------------------------------------------------------------------- local search
+
+
+def _key(inst: Instance, assignment: dict[str, str]) -> tuple:
+    """What the local search minimises: violations, the objective, then (for the period) the
+    next busiest resources, so that moves off a shared bottleneck count as progress."""
+    from .cost import evaluate
+
+    ev = evaluate(inst, assignment)
+    value = ev.objective(inst)
+    if inst.objective.kind == "throughput":
+        loads = sorted([*ev.node_compute_s.values(), *ev.link_load_s.values()], reverse=True)
+        return (len(ev.violations), value, *loads[1:3])
+    return (len(ev.violations), value)
+
+
+def _segments(place: list[int]) -> list[tuple[int, int, int]]:
+    """(start, end, node) of the maximal runs of consecutive layers on one node."""
+    segs = []
+    start = 0
+    for v in range(1, len(place) + 1):
+        if v == len(place) or place[v] != place[start]:
+            segs.append((start, v, place[start]))
+            start = v
+    return segs
+
+
+def local_search(inst: Instance, assignment: dict[str, str], deadline: float) -> dict[str, str]:
+    """First-improvement descent from `assignment` until a local optimum or `deadline`
+    (perf_counter seconds). Moves on the runs of consecutive layers: shift a boundary between
+    two runs by 1, 2, 4, ... layers; move a run to another node; swap the nodes of two runs.
+    Each candidate is costed by the evaluator (`_key`)."""
+    tb = tables(inst)
+    place = [tb.node_index[assignment[name]] for name in tb.layers]
+    K = len(tb.nodes)
+
+    def to_dict(p: list[int]) -> dict[str, str]:
+        return {tb.layers[v]: tb.nodes[k] for v, k in enumerate(p)}
+
+    best_key = _key(inst, to_dict(place))
+    improved = True
+    while improved and time.perf_counter() < deadline:
+        improved = False
+        for cand in _moves(place, K, tb):
+            if time.perf_counter() >= deadline:
+                break
+            key = _key(inst, to_dict(cand))
+            if key < best_key:
+                place, best_key, improved = cand, key, True
+                break
+    return to_dict(place)
+
+
+def _moves(place: list[int], K: int, tb: Tables):
+    segs = _segments(place)
+    allowed = tb.allowed
+    # boundary shifts, largest steps first
+    for s in range(len(segs) - 1):
+        a0, a1, ka = segs[s]
+        b0, b1, kb = segs[s + 1]
+        step = 1
+        steps = []
+        while step < max(a1 - a0, b1 - b0):
+            steps.append(step)
+            step *= 2
+        for d in reversed(steps):
+            if d < b1 - b0 and all(ka in allowed[v] for v in range(b0, b0 + d)):
+                yield place[:b0] + [ka] * d + place[b0 + d :]
+            if d < a1 - a0 and all(kb in allowed[v] for v in range(a1 - d, a1)):
+                yield place[: a1 - d] + [kb] * d + place[a1:]
+    # move a run to another node
+    for a0, a1, ka in segs:
+        for k in range(K):
+            if k != ka and all(k in allowed[v] for v in range(a0, a1)):
+                yield place[:a0] + [k] * (a1 - a0) + place[a1:]
+    # swap the nodes of two runs
+    for s in range(len(segs)):
+        for r in range(s + 1, len(segs)):
+            (a0, a1, ka), (b0, b1, kb) = segs[s], segs[r]
+            if ka == kb:
+                continue
+            if all(kb in allowed[v] for v in range(a0, a1)) and all(
+                ka in allowed[v] for v in range(b0, b1)
+            ):
+                cand = list(place)
+                cand[a0:a1] = [kb] * (a1 - a0)
+                cand[b0:b1] = [ka] * (b1 - b0)
+                yield cand
+
+
+# --------------------------------------------------------------------------- MIP start
+
+
+def best_start(inst: Instance, time_budget_s: float = 1.0) -> dict[str, str] | None:
+    """The best plan of the fast constructions that apply, improved by local search within
+    `time_budget_s` seconds (wall clock; a first pass of a DP may overrun it when nothing else
+    is feasible): for the period, PipeEdge's class DP (anytime; over the topological order for
+    DAGs), and where it finds nothing the linear DP over nodes by speed and first fit; otherwise
+    first fit, greedy, and for a chain the exact chain DP when memory cannot bind and
+    EdgeShard's latency DP when it can. None when none is feasible."""
+    from .baselines import NotApplicable, chain_dp, greedy
+
+    start = time.perf_counter()
+    deadline = start + time_budget_s
+    tb = tables(inst)
+    if tb.reasons:
+        return None
+    cands: list[tuple[tuple, dict[str, str]]] = []  # (local-search key, plan)
+
+    def attempt(make: Callable[[], object]) -> None:
+        try:
+            found = make()
+        except NotApplicable:
+            return
+        plan: dict[str, str] | None = None
+        if isinstance(found, tuple):
+            plan = _stages(inst).assignment(*found)
+        elif isinstance(found, dict):
+            plan = found
+        elif found is not None:  # a Plan
+            plan = found.assignment if found.status != "infeasible" else None  # type: ignore[attr-defined]
+        if plan:
+            cands.append((_key(inst, plan), plan))
+
+    def feasible() -> list[tuple[tuple, dict[str, str]]]:
+        return [c for c in cands if c[0][0] == 0]
+
+    kind = inst.objective.kind
+    if kind == "throughput" and inst.constraints.max_latency_s is None:
+        # the class DP first: exact over stage plans and anytime; the rest only where it fails
+        try:
+            upper = _fill_upper(inst)
+        except NotApplicable:  # no stage tables (the output is not the last layer)
+            upper = math.inf
+        attempt(lambda: class_dp(inst, node_classes(tb), start + 0.85 * time_budget_s, upper))
+        if not feasible():
+            attempt(lambda: _best_linear_any_order(inst, start + 0.9 * time_budget_s))
+            attempt(lambda: first_fit(inst))
+    else:  # greedy minimises a sum: no use for the period
+        attempt(lambda: first_fit(inst))
+        attempt(lambda: greedy(inst))
+        if kind != "throughput" and _is_chain(inst):
+            try:
+                plan = chain_dp(inst)
+                if plan.status == "optimal":
+                    return plan.assignment  # exact (memory cannot bind): nothing to improve
+            except NotApplicable:
+                pass
+            attempt(lambda: edgeshard_latency(inst))
+    if not feasible():
+        # some plan of contiguous stages, one per node (hosts of a class in order), fits iff the
+        # class DP finds one at an unbounded period: its first pass, whatever the budget
+        attempt(lambda: class_dp(inst, node_classes(tb), first_only=True))
+        if not feasible():
+            attempt(lambda: _best_linear_any_order(inst))
+    if not feasible():
+        return None
+    best = min(feasible(), key=lambda c: c[0])[1]
+    return local_search(inst, best, deadline)
+
+
+def _best_linear_any_order(
+    inst: Instance, deadline: float = math.inf
+) -> tuple[list[int], list[int]] | None:
+    """The linear DP over nodes sorted by speed (fastest first, the source first or last): a
+    cheap stage plan on any nodes, exact only for identical workers. The best of the orders
+    done by `deadline`."""
+    st = _stages(inst)
+    tb = st.tb
+    total = tb.compute_s.sum(axis=0)
+    others = sorted((k for k in range(len(tb.nodes)) if k != tb.source), key=lambda k: total[k])
+    best = None
+    for order, last in [([tb.source, *others], None), (others, tb.source), (others, None)]:
+        if not order and last is None:
+            continue
+        try:
+            found = linear_dp(inst, order, last, deadline)
+        except _OutOfTime:
+            break
+        if found is not None and (best is None or st.value(*found) < st.value(*best)):
+            best = found
+    return best

@@ -1,0 +1,353 @@
+"""The pipeline planners' DPs against brute force on their domains, the constructions used as MIP
+starts, and the MILP against them (issue 13, primal side)."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from conftest import brute_force, close
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import splitplan
+from splitplan import baselines as B
+from splitplan import pipeline as pl
+from splitplan.cost import tables
+from splitplan.generate import pipeline_instance, random_instance
+from splitplan.instance import Constraints, Instance, Link, Network, Node
+
+
+def contiguous_optimum(inst: Instance, cost=None) -> float | None:
+    """Brute force restricted to the DPs' plans: contiguous stages in topological order, each on
+    a distinct node; `cost(place)` defaults to the evaluator's objective of feasible plans."""
+    tb = tables(inst)
+    best = None
+    for combo in itertools.product(range(len(tb.nodes)), repeat=len(tb.layers)):
+        nodes = [k for _, _, k in pl._segments(list(combo))]
+        if len(set(nodes)) != len(nodes):
+            continue
+        if cost is None:
+            ev = splitplan.evaluate(inst, {tb.layers[v]: tb.nodes[k] for v, k in enumerate(combo)})
+            if not ev.feasible:
+                continue
+            value = ev.objective(inst)
+        else:
+            value = cost(list(combo))
+            if value is None:
+                continue
+        if best is None or value < best:
+            best = value
+    return best
+
+
+def uniform_links(inst: Instance, bandwidth: float = 5e8) -> Instance:
+    """The same nodes on a complete network whose links all have one bandwidth and latency, so
+    that every route is the direct link and no arc carries two transfers of a stage plan (the
+    DPs' dedicated links)."""
+    names = inst.node_names
+    links = tuple(Link(a, b, bandwidth, 1e-4) for a, b in itertools.combinations(names, 2))
+    net = Network(inst.network.nodes, links, inst.network.source, inst.network.sink)
+    return Instance(inst.dnn, net, inst.objective, inst.constraints, inst.name)
+
+
+def hetero_chain(seed: int, n_layers: int = 5, n_nodes: int = 3, memory=None) -> Instance:
+    inst = random_instance(
+        n_layers,
+        n_nodes,
+        seed=seed,
+        topology="complete",
+        objective="throughput",
+        memory_fraction=memory,
+    )
+    return uniform_links(inst, [1e7, 1e8, 1e9][seed % 3])  # slow links: transfers bind
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_edgeshard_and_pipeedge_equal_brute_force_over_contiguous_plans(seed):
+    inst = hetero_chain(seed, memory=[None, 0.4, 0.7][seed % 3])
+    best = contiguous_optimum(inst)
+    for method in (pl.edgeshard, pl.pipeedge):
+        plan = method(inst)
+        if best is None:
+            assert plan.status == "infeasible", method
+            continue
+        assert plan.status == "feasible" and plan.evaluation.feasible
+        # exact on its domain: dedicated links, so the DP's period is the evaluator's
+        assert close(plan.objective, best), (method, plan.objective, best)
+    full = brute_force(inst)
+    milp = splitplan.solve(inst)
+    if best is not None:
+        assert milp.status == "optimal" and close(milp.objective, full[0])
+        assert milp.objective <= best * (1 + 1e-9)  # revisits can only help
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pipeedge_classes_are_exact_for_interchangeable_hosts(seed):
+    # two identical servers in one class (same links): hosts taken in order lose nothing
+    inst = pipeline_instance(5, 4, seed=seed, n_classes=1, memory_fraction=[None, 0.5][seed % 2])
+    assert [len(c) for c in pl.node_classes(tables(inst))] == [1, 3]
+    best = contiguous_optimum(inst)
+    plan = pl.pipeedge(inst)
+    assert plan.evaluation.feasible and close(plan.objective, best)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_stage_dp_and_pipedream_equal_brute_force_on_identical_workers(seed):
+    inst = pipeline_instance(
+        6, 3, seed=seed, family="identical", memory_fraction=[None, 0.5][seed % 2]
+    )
+    inst = uniform_links(inst, [2e7, 1e8][seed // 2])  # slow links: transfers bind
+    best = contiguous_optimum(inst)
+    for method in (pl.stages_dp, pl.pipedream, pl.pipeedge):
+        plan = method(inst)
+        assert plan.evaluation.feasible and close(plan.objective, best), method
+    milp = splitplan.solve(inst)
+    assert milp.status == "optimal" and milp.objective <= best * (1 + 1e-9)
+    assert close(milp.objective, brute_force(inst)[0])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pipedream_on_a_dag_is_exact_for_its_own_cost_model(seed):
+    # PipeDream charges every tensor crossing a cut to the link to the next stage: its DP is the
+    # optimum of that cost over contiguous plans, and that cost bounds the evaluator's period
+    inst = uniform_links(pipeline_instance(6, 3, seed=seed, family="identical", skip_prob=0.6), 3e7)
+    assert not pl._is_chain(inst)
+    st_ = pl._stages(inst)
+
+    def own_cost(place):
+        segs = pl._segments(place)
+        bounds = [s[0] for s in segs] + [len(place)]
+        nodes = [s[2] for s in segs]
+        if any(st_.fit_end[k, bounds[s]] < bounds[s + 1] for s, k in enumerate(nodes)):
+            return None  # memory
+        return st_.value(bounds, nodes)
+
+    best = contiguous_optimum(inst, own_cost)
+    plan = pl.pipedream(inst)
+    found = pl._best_linear(inst)
+    assert close(st_.value(*found), best)
+    assert plan.objective <= st_.value(*found) * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_edgeshard_latency_dp(seed):
+    inst = random_instance(
+        5, 3, seed=seed, objective="latency", memory_fraction=[None, 0.5][seed % 2]
+    )
+    plan = pl.edgeshard_latency(inst)
+    full = brute_force(inst)
+    if not any(tables(inst).memory_may_bind(k) for k in range(3)):
+        assert close(plan.objective, full[0])  # = the exact chain DP
+    elif plan.status != "infeasible":
+        assert plan.evaluation.feasible and plan.objective >= full[0] * (1 - 1e-9)
+
+
+def test_not_applicable_says_why():
+    lat = random_instance(4, 3, seed=1)
+    with pytest.raises(B.NotApplicable, match="throughput"):
+        pl.pipeedge(lat)
+    dag = pipeline_instance(8, 3, seed=0, skip_prob=0.8)
+    with pytest.raises(B.NotApplicable, match="chains"):
+        pl.edgeshard(dag)
+    with pytest.raises(B.NotApplicable, match="identical"):
+        pl.stages_dp(pipeline_instance(8, 3, seed=0))
+    with pytest.raises(B.NotApplicable, match="cells"):
+        pl.edgeshard(pipeline_instance(3000, 16, seed=0))
+
+
+def memory_tight(seed: int) -> Instance:
+    """Tiny chains where memory binds on every node, some without any feasible plan."""
+    return random_instance(
+        5,
+        3,
+        seed=seed,
+        topology="complete",
+        objective=["throughput", "latency"][seed % 2],
+        memory_fraction=[0.2, 0.35][seed % 2],
+    )
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_best_start_returns_a_plan_when_a_contiguous_one_exists(seed):
+    inst = memory_tight(seed)
+    simple = contiguous_optimum(inst)
+    start = pl.best_start(inst, 1.0)
+    if simple is not None:
+        assert start is not None
+    if start is not None:
+        ev = splitplan.evaluate(inst, start)
+        assert ev.feasible
+        full = brute_force(inst)
+        assert ev.objective(inst) >= full[0] * (1 - 1e-9)
+    else:
+        assert simple is None
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_first_fit_plans_are_feasible(seed):
+    inst = random_instance(30, 4, seed=seed, skip_prob=0.3, memory_fraction=0.3)
+    plan = pl.first_fit(inst)
+    if plan is not None:
+        assert splitplan.evaluate(inst, plan).feasible
+    assert pl.best_start(inst, 0.5) is not None or plan is None
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_local_search_never_worsens_its_start(seed):
+    inst = pipeline_instance(40, 5, seed=seed, skip_prob=0.2)
+    tb = tables(inst)
+    rng = np.random.default_rng(seed)
+    start = {name: tb.nodes[int(rng.integers(len(tb.nodes)))] for name in tb.layers}
+    better = pl.local_search(inst, start, deadline=math.inf)
+    assert pl._key(inst, better) <= pl._key(inst, start)
+    assert splitplan.evaluate(inst, better).period_s < splitplan.evaluate(inst, start).period_s
+
+
+def test_solve_is_never_worse_than_a_dp_given_as_its_start():
+    inst = pipeline_instance(60, 6, seed=3)
+    dp = pl.pipeedge(inst)
+    plan = splitplan.solve(inst, time_limit_s=2, initial=dp.assignment)
+    assert plan.solved and plan.objective <= dp.objective * (1 + 1e-9)
+    default = splitplan.solve(inst, time_limit_s=2)  # with best_start as its MIP start
+    assert default.solved and default.objective <= dp.objective * (1 + 1e-9)
+
+
+def test_solve_returns_the_start_when_the_solver_finds_nothing(monkeypatch):
+    from splitplan import solvers
+
+    def nothing(milp, solver, **kw):
+        return solvers.SolverResult("time_limit", None, 0.25, None, 0.01, solver), None
+
+    monkeypatch.setattr(solvers, "solve_milp", nothing)
+    inst = pipeline_instance(20, 4, seed=1, memory_fraction=0.4)
+    plan = splitplan.solve(inst, time_limit_s=5)
+    assert plan.status == "feasible" and plan.evaluation.feasible
+    assert plan.bound == 0.25 and plan.objective == plan.evaluation.period_s
+    # no start for a latency objective whose memory cannot bind: exit 4 remains honest
+    lat = random_instance(4, 2, seed=0)
+    assert splitplan.solve(lat, time_limit_s=5).status == "time_limit"
+
+
+def with_copy(inst: Instance, node: str) -> Instance:
+    """The instance plus a copy of `node` (same compute, memory, links to the same nodes)."""
+    net = inst.network
+    orig = next(n for n in net.nodes if n.name == node)
+    name = f"{node}-copy"
+    nodes = (
+        *net.nodes,
+        Node(
+            name,
+            orig.flops_per_s,
+            orig.device_class,
+            orig.memory_bytes,
+            orig.compute_power_w,
+            orig.tx_power_w,
+        ),
+    )
+    links = list(net.links)
+    for ln in net.links:
+        if ln.source == node:
+            links.append(
+                Link(name, ln.target, ln.bandwidth_bytes_per_s, ln.latency_s, ln.bidirectional)
+            )
+        if ln.target == node:
+            links.append(
+                Link(ln.source, name, ln.bandwidth_bytes_per_s, ln.latency_s, ln.bidirectional)
+            )
+    return Instance(
+        inst.dnn,
+        Network(nodes, tuple(links), net.source, net.sink),
+        inst.objective,
+        Constraints(dict(inst.constraints.pin), inst.constraints.max_latency_s),
+        inst.name,
+    )
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_more_nodes_never_give_a_worse_optimum(seed):
+    objective = ["throughput", "latency", "energy"][seed % 3]
+    inst = random_instance(
+        4,
+        3,
+        seed=seed,
+        topology=["star", "complete", "mesh"][seed % 3],
+        objective=objective,
+        memory_fraction=[None, 0.3][seed % 2],
+    )
+    more = with_copy(inst, "n2")
+    fewer_bf, more_bf = brute_force(inst), brute_force(more)
+    if fewer_bf is None:
+        return
+    assert more_bf[0] <= fewer_bf[0] * (1 + 1e-9)
+    a, b = splitplan.solve(inst), splitplan.solve(more)
+    assert a.status == b.status == "optimal"
+    assert b.objective <= a.objective * (1 + 1e-6)
+
+
+def test_more_identical_workers_never_give_a_worse_plan_at_medium_size():
+    fewer = pipeline_instance(120, 4, seed=2, family="identical", memory_fraction=0.3)
+    more = with_copy(with_copy(fewer, "n3"), "n2")
+    # the class DP is exact over stage plans: four more hosts of a class can only help
+    assert pl.pipeedge(more).objective <= pl.pipeedge(fewer).objective * (1 + 1e-9)
+    a = splitplan.solve(fewer, time_limit_s=2)
+    b = splitplan.solve(more, time_limit_s=2, initial=a.assignment)
+    assert b.objective <= a.objective * (1 + 1e-9)
+
+
+dp_instances = st.builds(
+    pipeline_instance,
+    n_layers=st.integers(2, 7),
+    n_nodes=st.integers(2, 4),
+    seed=st.integers(0, 10_000),
+    family=st.sampled_from(["hetero", "identical"]),
+    topology=st.sampled_from(["complete", "star"]),
+    n_classes=st.integers(1, 3),
+    memory_fraction=st.sampled_from([None, 0.3, 0.6]),
+    skip_prob=st.sampled_from([0.0, 0.0, 0.4]),
+)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(inst=dp_instances)
+def test_milp_is_never_worse_than_any_dp(inst):
+    plan = splitplan.solve(inst, solver="highs")
+    for method in ("pipeedge", "edgeshard", "stages-dp", "pipedream"):
+        try:
+            dp = B.run_method(inst, method)
+        except B.NotApplicable:
+            continue
+        if dp.status == "infeasible":
+            continue
+        assert plan.status == "optimal", (method, plan.status)
+        assert plan.objective <= dp.objective * (1 + 1e-6) + 1e-12, (method, plan.objective)
+
+
+def test_pipeline_benchmark_quick_mode_runs():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "pipeline.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--quick", "--short", "1", "--long", "1"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "| chain 30x4 hetero | " in proc.stdout
+    assert "| DAG 20x3 identical | n/a | n/a | n/a | " in proc.stdout
+
+
+def test_best_start_when_the_output_is_not_the_last_layer():
+    # regression: the stage tables need the output last; best_start must fall back, not raise
+    inst = pipeline_instance(6, 3, seed=0, memory_fraction=0.5)
+    dnn = inst.dnn.__class__(inst.dnn.name, inst.dnn.input_bytes, inst.dnn.layers, output="l3")
+    inst = Instance(dnn, inst.network, inst.objective, inst.constraints, inst.name)
+    with pytest.raises(B.NotApplicable, match="output"):
+        pl.class_dp(inst, [[0], [1], [2]])
+    start = pl.best_start(inst, 1.0)
+    assert start is not None and splitplan.evaluate(inst, start).feasible
+    assert splitplan.solve(inst).status == "optimal"
