@@ -135,7 +135,18 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", action="store_true", help="print one JSON object")
     prof = sub.add_parser("profile", help="profile a zoo model into an instance file (needs torch)")
     prof.add_argument(
-        "--model", required=True, help="resnet18, resnet50, mobilenetv2, vgg16, vit-tiny or mlp"
+        "--model",
+        required=True,
+        help="resnet18, resnet50, mobilenetv2, vgg16, vit-tiny, mlp, or your own model: "
+        "path/to/file.py:ClassOrFactory or package.module:factory",
+    )
+    prof.add_argument(
+        "--input-shape",
+        metavar="SHAPE",
+        help="input shape with the batch, e.g. 1,3,224,224 (required for your own model)",
+    )
+    prof.add_argument(
+        "--input-dtype", default="float32", help="input dtype (default float32; int64 for ids)"
     )
     prof.add_argument("--granularity", choices=("op", "module", "block"), default="module")
     prof.add_argument(
@@ -196,6 +207,9 @@ def _parser() -> argparse.ArgumentParser:
     from .nas.command import add_parsers as add_nas_parsers
 
     add_nas_parsers(sub)
+    from .runtime import add_parsers as add_runtime_parsers
+
+    add_runtime_parsers(sub)
     return parser
 
 
@@ -307,6 +321,29 @@ def _cmd_compare(args: argparse.Namespace, inst: Instance) -> int:
     return EXIT_OK
 
 
+def _load_network_from(path: str) -> Instance:
+    """An instance file, or a JSON file with just a `network` object (and optionally `objective`
+    and `constraints`) in the instance format; errors name the file and the field."""
+    from pathlib import Path
+
+    from .instance import FORMAT, instance_from_dict
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return load_instance(path)  # its messages say what is wrong with the file
+    if isinstance(data, dict) and "network" in data and "dnn" not in data:
+        # a placeholder DNN so that the instance reader validates the network with field paths
+        data = {"format": FORMAT, **data, "dnn": {"input_bytes": 0, "layers": []}}
+        data["dnn"]["layers"] = [{"name": "placeholder", "inputs": ["input"]}]
+        data.get("constraints", {}).pop("pin", None)
+        try:
+            return instance_from_dict(data)
+        except InstanceError as exc:
+            raise exc.in_file(path) from None
+    return load_instance(path)
+
+
 def _cmd_profile(args: argparse.Namespace) -> int:
     from .errors import TORCH_INSTALL, require
 
@@ -321,13 +358,14 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         return _bad_input(exc, False)
     from .instance import Constraints, Network, Node, Objective, save_instance
     from .profile import ProfileError, profile
-    from .zoo import build
+    from .zoo import load_model, parse_shape
 
     base = None
     try:
         if args.network_from:
-            base = load_instance(args.network_from)
-        model, x = build(args.model)
+            base = _load_network_from(args.network_from)
+        shape = parse_shape(args.input_shape) if args.input_shape else None
+        model, x = load_model(args.model, shape, args.input_dtype)
         print(
             f"profiling {args.model} at {args.granularity} granularity on {args.device} "
             f"({args.warmup} warm-up + {args.repeats} timed runs) ...",
@@ -342,7 +380,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
             warmup=args.warmup,
             device=args.device,
             device_class=args.device_class,
-            name=args.model,
+            name=args.model.rpartition(":")[2] or args.model,
             tracer=args.tracer,
             threads=args.threads or None,
         )
@@ -379,7 +417,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
             Constraints(),
         )
     try:
-        inst = Instance(dnn, network, objective, constraints, f"{args.model}-profiled")
+        inst = Instance(dnn, network, objective, constraints, f"{dnn.name}-profiled")
     except InstanceError as exc:  # e.g. a negative --bandwidth
         return _bad_input(exc, False)
     try:
@@ -434,6 +472,14 @@ def _main(argv: Sequence[str], started_s: float) -> int:
     args.started_s = started_s
     if args.command == "profile":
         return _cmd_profile(args)
+    if args.command in ("export", "run"):
+        from .runtime import cmd_export, cmd_run
+
+        try:
+            return (cmd_export if args.command == "export" else cmd_run)(args)
+        except KeyboardInterrupt:
+            print("splitplan: interrupted", file=sys.stderr)
+            return 130
     if args.command == "adapt":
         from .online.adapt_cli import run as run_adapt
 

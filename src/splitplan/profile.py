@@ -301,6 +301,136 @@ def _attr_bytes(gm: torch.fx.GraphModule, target: str) -> int:
     return obj.numel() * obj.element_size() if isinstance(obj, torch.Tensor) else 0
 
 
+@dataclass
+class LayerMap:
+    """How the traced graph's operations make up the profile's layers (what export splits).
+
+    `groups[g]` are the fx nodes of layer `names[g]` (a contiguous run of the graph's order, its
+    last node produces the layer's output), `inputs[g]` the tensors it reads (``input`` or layer
+    names), `values` every node's output on the example input and `flops` its FLOPs.
+    """
+
+    gm: torch.fx.GraphModule
+    tracer: str
+    groups: list[list[torch.fx.Node]]
+    names: list[str]
+    inputs: list[tuple[str, ...]]
+    output: str
+    values: dict[str, object]
+    flops: dict[str, int]
+
+    @property
+    def group_of(self) -> dict[str, int]:
+        """fx node name -> index of its layer (only nodes that belong to a layer)."""
+        return {n.name: g for g, group in enumerate(self.groups) for n in group}
+
+
+def trace_layers(
+    model: nn.Module, x: torch.Tensor, *, granularity: str = "module", tracer: str = "auto"
+) -> LayerMap:
+    """Trace `model` on `x` and group its operations into layers exactly as `profile` names them
+    (no timing). `model` must be in eval mode on `x`'s device."""
+    if granularity not in GRANULARITIES:
+        raise ProfileError(
+            f"unknown granularity {granularity!r}; expected one of {', '.join(GRANULARITIES)}"
+        )
+    gm, traced_by = _trace(model, x, tracer)
+    with torch.no_grad():
+        flops_pass = _Recorder(gm, lambda: None, "flops")
+        flops_pass.run(x)
+    values = flops_pass.values
+    nodes = list(gm.graph.nodes)
+    real = [n for n in nodes if n.op.startswith("call") and _is_tensor(values.get(n.name))]
+    is_real = {n.name for n in real}
+    placeholders = [n for n in nodes if n.op == "placeholder"]
+    if len(placeholders) != 1:
+        raise ProfileError("the model must take exactly one input tensor")
+
+    # Keys: consecutive nodes with the same key form one layer.
+    keys: dict[str, str] = {}
+    previous = None
+    for n in real:
+        if granularity == "op":
+            key = n.name
+        elif granularity == "module":
+            fold = previous is not None and _foldable(gm, n) and previous in n.all_input_nodes
+            # torch.export inlines modules: their ATen ops share the module's path
+            same_module = (
+                traced_by == "export"
+                and previous is not None
+                and _module_path(n) != ""
+                and _module_path(n) == _module_path(previous)
+            )
+            key = keys[previous.name] if fold or same_module else n.name
+        else:
+            key = _block_path(model, n) or n.name
+        keys[n.name] = key
+        previous = n
+    groups: list[list[torch.fx.Node]] = []
+    for n in real:
+        if groups and keys[groups[-1][-1].name] == keys[n.name]:
+            groups[-1].append(n)
+        else:
+            groups.append([n])
+    # Cut a group after any inner node whose result is used outside it (one output per layer).
+    cut: list[list[torch.fx.Node]] = []
+    for group in groups:
+        current: list[torch.fx.Node] = []
+        members = {n.name for n in group}
+        for n in group:
+            current.append(n)
+            escapes = any(
+                u.name not in members or u.op == "output"
+                for u in n.users
+                if u.name in is_real or u.op == "output"
+            )
+            if escapes and n is not group[-1]:
+                cut.append(current)
+                current = []
+        if current:
+            cut.append(current)
+
+    group_of: dict[str, int] = {}
+    names: list[str] = []
+    all_inputs: list[tuple[str, ...]] = []
+    for g, group in enumerate(cut):
+        for n in group:
+            group_of[n.name] = g
+        inputs: list[str] = []
+        for n in group:
+            for src in n.all_input_nodes:
+                if src.op == "placeholder" and INPUT not in inputs:
+                    inputs.append(INPUT)
+                elif src.name in is_real and group_of.get(src.name) != g:
+                    producer = names[group_of[src.name]]
+                    if producer not in inputs:
+                        inputs.append(producer)
+        head = group[0]
+        label = str(head.target) if head.op == "call_module" else head.name
+        if granularity == "block":
+            label = keys[head.name]
+        while label in names:
+            label += "'"
+        names.append(label)
+        if not inputs:  # e.g. a constant generator: it still needs the input to exist
+            inputs.append(INPUT)
+        all_inputs.append(tuple(inputs))
+    output_node = next(n for n in nodes if n.op == "output")
+    produced = [a for a in output_node.all_input_nodes if a.name in is_real]
+    if len(produced) != 1:
+        raise ProfileError("the model must return exactly one tensor")
+    return LayerMap(
+        gm,
+        traced_by,
+        cut,
+        names,
+        all_inputs,
+        names[group_of[produced[0].name]],
+        values,
+        flops_pass.flops,
+    )
+
+
 def _measure(gm, model, x, sync, warmup: int, repeats: int):
     """FLOPs of every node, then `repeats` timed runs per node and of the whole model, in s."""
     with torch.no_grad():
@@ -409,121 +539,48 @@ def profile(
         raise ProfileError(
             f"the model does not run on an input of shape {tuple(x.shape)}: {exc}"
         ) from None
-    gm, traced_by = _trace(model, x, tracer)
+    lmap = trace_layers(model, x, granularity=granularity, tracer=tracer)
+    gm, traced_by, values = lmap.gm, lmap.tracer, lmap.values
 
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        flops_pass, runs, whole = _measure(gm, model, x, sync, warmup, repeats)
+        _, runs, whole = _measure(gm, model, x, sync, warmup, repeats)
     finally:
         torch.set_num_threads(previous_threads)
 
-    values = flops_pass.values
-    nodes = list(gm.graph.nodes)
-    real = [n for n in nodes if n.op.startswith("call") and _is_tensor(values.get(n.name))]
-    is_real = {n.name for n in real}
-    placeholders = [n for n in nodes if n.op == "placeholder"]
-    if len(placeholders) != 1:
-        raise ProfileError("the model must take exactly one input tensor")
-
-    # Keys: consecutive nodes with the same key form one layer.
-    keys: dict[str, str] = {}
-    previous = None
-    for n in real:
-        if granularity == "op":
-            key = n.name
-        elif granularity == "module":
-            fold = previous is not None and _foldable(gm, n) and previous in n.all_input_nodes
-            # torch.export inlines modules: their ATen ops share the module's path
-            same_module = (
-                traced_by == "export"
-                and previous is not None
-                and _module_path(n) != ""
-                and _module_path(n) == _module_path(previous)
-            )
-            key = keys[previous.name] if fold or same_module else n.name
-        else:
-            key = _block_path(model, n) or n.name
-        keys[n.name] = key
-        previous = n
-    groups: list[list[torch.fx.Node]] = []
-    for n in real:
-        if groups and keys[groups[-1][-1].name] == keys[n.name]:
-            groups[-1].append(n)
-        else:
-            groups.append([n])
-    # Cut a group after any inner node whose result is used outside it (one output per layer).
-    cut: list[list[torch.fx.Node]] = []
-    for group in groups:
-        current: list[torch.fx.Node] = []
-        members = {n.name for n in group}
-        for n in group:
-            current.append(n)
-            escapes = any(
-                u.name not in members or u.op == "output"
-                for u in n.users
-                if u.name in is_real or u.op == "output"
-            )
-            if escapes and n is not group[-1]:
-                cut.append(current)
-                current = []
-        if current:
-            cut.append(current)
-
+    cut, names = lmap.groups, lmap.names
     per_element = ACTIVATION_BYTES[activation_dtype]
-    group_of: dict[str, int] = {}
-    names: list[str] = []
     layers: list[Layer] = []
     for g, group in enumerate(cut):
-        for n in group:
-            group_of[n.name] = g
-        inputs: list[str] = []
         params = 0
         modules_seen: set[str] = set()
         for n in group:
             for src in n.all_input_nodes:
-                if src.op == "placeholder" and INPUT not in inputs:
-                    inputs.append(INPUT)
-                elif src.name in is_real and group_of.get(src.name) != g:
-                    producer = names[group_of[src.name]]
-                    if producer not in inputs:
-                        inputs.append(producer)
-                elif src.op == "get_attr":
+                if src.op == "get_attr":
                     params += _attr_bytes(gm, str(src.target))
             if n.op == "call_module" and n.target not in modules_seen:
                 modules_seen.add(n.target)
                 module = gm.get_submodule(n.target)
                 params += sum(p.numel() * p.element_size() for p in module.parameters())
                 params += sum(b.numel() * b.element_size() for b in module.buffers())
-        last, head = group[-1], group[0]
-        label = str(head.target) if head.op == "call_module" else head.name
-        if granularity == "block":
-            label = keys[head.name]
-        while label in names:
-            label += "'"
-        names.append(label)
-        if not inputs:  # e.g. a constant generator: it still needs the input to exist
-            inputs.append(INPUT)
+        last = group[-1]
         layers.append(
             Layer(
-                name=label,
-                inputs=tuple(inputs),
-                flops=float(sum(flops_pass.flops.get(n.name, 0) for n in group)),
+                name=names[g],
+                inputs=lmap.inputs[g],
+                flops=float(sum(lmap.flops.get(n.name, 0) for n in group)),
                 param_bytes=float(params),
                 out_bytes=float(_nbytes(values[last.name], per_element)),
                 time_s={device_class: float(sum(statistics.median(runs[n.name]) for n in group))},
             )
         )
-    output_node = next(n for n in nodes if n.op == "output")
-    produced = [a for a in output_node.all_input_nodes if a.name in is_real]
-    if len(produced) != 1:
-        raise ProfileError("the model must return exactly one tensor")
     dnn = DNN(
         name=name or type(model).__name__.lower(),
         input_bytes=float(x.numel() * per_element),
         layers=tuple(layers),
-        output=names[group_of[produced[0].name]],
+        output=lmap.output,
     )
     # Spread per layer: its time in each repeat (the sum over its operations) around the median.
     total = sum(next(iter(la.time_s.values())) for la in layers)

@@ -6,11 +6,17 @@ stated; weights are random (profiling needs shapes and timings, not accuracy).
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import itertools
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
+
+from .errors import SplitplanError
 
 
 def _shortcut(cin: int, cout: int, stride: int) -> nn.Module | None:
@@ -145,8 +151,8 @@ class MobileNetV2(nn.Module):
         return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
 
 
-def vgg16(num_classes: int = 1000) -> nn.Module:
-    """VGG-16 (Simonyan and Zisserman, 2015), configuration D."""
+def vgg16(num_classes: int = 1000, image: int = 224) -> nn.Module:
+    """VGG-16 (Simonyan and Zisserman, 2015), configuration D, for `image` x `image` inputs."""
     cfg = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
     layers: list[nn.Module] = []
     cin = 3
@@ -159,7 +165,7 @@ def vgg16(num_classes: int = 1000) -> nn.Module:
     return nn.Sequential(
         *layers,
         nn.Flatten(),
-        nn.Linear(512 * 7 * 7, 4096),
+        nn.Linear(512 * (image // 32) ** 2, 4096),
         nn.ReLU(inplace=True),
         nn.Linear(4096, 4096),
         nn.ReLU(inplace=True),
@@ -251,3 +257,117 @@ def build(name: str) -> tuple[nn.Module, torch.Tensor]:
     make, shape = ZOO[name]
     torch.manual_seed(0)
     return make().eval(), torch.randn(*shape)
+
+
+# --------------------------------------------------------------------------- your own model
+
+INPUT_DTYPES = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float64": torch.float64,
+    "int64": torch.int64,
+    "int32": torch.int32,
+}
+
+
+class ModelError(SplitplanError, ValueError):
+    """A model reference that cannot be built (the message names the reference and the reason)."""
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``1,3,224,224`` (or ``1x3x224x224``) -> (1, 3, 224, 224); ModelError if malformed."""
+    parts = text.replace("x", ",").split(",")
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ModelError(f"--input-shape {text!r}: expected integers like 1,3,224,224") from None
+    if not shape or any(d < 1 for d in shape):
+        raise ModelError(f"--input-shape {text!r}: every dimension must be >= 1")
+    return shape
+
+
+def _import_attr(ref: str) -> object:
+    """The object named by ``path/to/file.py:Name`` or ``package.module:name``."""
+    where, _, attr = ref.rpartition(":")
+    if not where or not attr:
+        raise ModelError(
+            f"unknown model {ref!r}; expected a zoo name ({', '.join(ZOO)}), "
+            "path/to/file.py:Name or package.module:name"
+        )
+    if where.endswith(".py"):
+        path = Path(where)
+        if not path.is_file():
+            raise ModelError(f"--model {ref!r}: no such file {where}")
+        module_name = f"_splitplan_user_{abs(hash(str(path.resolve())))}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise ModelError(f"--model {ref!r}: cannot import {where}")
+        module = importlib.util.module_from_spec(spec)
+        sys.path.insert(0, str(path.resolve().parent))  # its own sibling imports
+        try:
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise ModelError(f"--model {ref!r}: importing {where} failed: {exc}") from None
+        finally:
+            sys.path.remove(str(path.resolve().parent))
+    else:
+        try:
+            module = importlib.import_module(where)
+        except Exception as exc:
+            raise ModelError(f"--model {ref!r}: cannot import module {where}: {exc}") from None
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ModelError(f"--model {ref!r}: {where} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def load_model(
+    ref: str, input_shape: tuple[int, ...] | None = None, input_dtype: str = "float32"
+) -> tuple[nn.Module, torch.Tensor]:
+    """The model that `ref` names, in eval mode, and a random example input.
+
+    `ref` is a zoo name, ``path/to/file.py:ClassOrFactory`` or ``package.module:factory``; a class
+    or factory is called without arguments and must return an `nn.Module`. Weights are whatever
+    the constructor makes, after ``torch.manual_seed(0)`` (so a randomly initialised model is the
+    same every time it is built). `input_shape` (batch included) is required for your own model;
+    the input is ``torch.randn`` for float dtypes and ``torch.randint(0, 2)`` for integer ones.
+    """
+    if input_dtype not in INPUT_DTYPES:
+        raise ModelError(
+            f"--input-dtype {input_dtype!r}: expected one of {', '.join(INPUT_DTYPES)}"
+        )
+    if ref in ZOO:
+        model, x = build(ref)
+        shape = input_shape or tuple(x.shape)
+    else:
+        obj = _import_attr(ref)
+        if not callable(obj):
+            raise ModelError(f"--model {ref!r}: {type(obj).__name__} is not a class or factory")
+        if input_shape is None:
+            raise ModelError(
+                f"--model {ref!r}: your own model needs --input-shape (e.g. 1,3,32,32)"
+            )
+        torch.manual_seed(0)
+        try:
+            model = obj()
+        except Exception as exc:
+            raise ModelError(
+                f"--model {ref!r}: calling it without arguments failed: {exc}"
+            ) from None
+        if not isinstance(model, nn.Module):
+            raise ModelError(
+                f"--model {ref!r}: returned a {type(model).__name__}, not a torch.nn.Module"
+            )
+        model = model.eval()
+        shape = input_shape
+    dtype = INPUT_DTYPES[input_dtype]
+    gen = torch.Generator().manual_seed(0)
+    if dtype.is_floating_point:
+        x = torch.randn(*shape, generator=gen).to(dtype)
+    else:
+        x = torch.randint(0, 2, shape, generator=gen, dtype=dtype)
+    return model, x

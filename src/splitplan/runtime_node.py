@@ -1,0 +1,410 @@
+"""One node of a deployment: the process that `splitplan run` starts per network node.
+
+    python -m splitplan.runtime_node --dir DIR --rank R --world-size W --master-addr A \\
+        --master-port P --requests N [--pipelined] [--no-link-emulation] --result FILE
+
+The node joins a torch.distributed gloo group (TCP rendezvous at A:P) and loads its segments.
+Per request it runs its segments in topological order; across requests it runs, of the requests
+in flight, the earliest one's next segment whose inputs are all here (so a revisited node works
+on request r + 1 while request r is elsewhere). One receiver thread per peer receives (`dist.recv`,
+tagged by tensor) and one sender thread per destination sends each output to every distinct node
+that consumes it (the transfers of `cost.evaluate`, listed in the manifest); both go in the order
+the destination needs the tensors, so no pair of nodes waits on each other. One request at a
+time (latency): a barrier of all nodes starts each request. Pipelined: up to IN_FLIGHT requests
+per node.
+
+Link emulation (on by default; off for real links): a tensor of B bytes produced at time t is
+delivered at t + the route's time, the sum over its hops of latency_s + B / bandwidth_bytes_per_s
+(§2, store and forward), where each arc carries one tensor at a time for B / bandwidth (the arc
+load of §7) and latency does not occupy it: latency overlaps with the next send, as the period
+assumes. The arcs' clocks are shared by the sends of one node; sends of different nodes whose
+routes share an arc (a relayed route) are not queued behind each other (a limit of emulating at
+the senders).
+
+Clock: every timestamp is `time.time()`, comparable between processes of one machine (and
+between machines only as far as their clocks are synchronised). The result (timings, bytes,
+the output's difference from the unsplit model) is written as JSON to --result; an error is
+written there too, as one line naming the node, and the process exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import itertools
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+IN_FLIGHT = 4  # pipelined mode: requests a sender may run ahead of its slowest receiver
+
+
+class _Links:
+    """The emulated arcs of this node's sends: when each is free to carry the next tensor."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.free: dict[tuple[str, str], float] = {}
+
+    def schedule(self, produced: float, hops: list[tuple[str, str, float, float]]) -> float:
+        """When a tensor produced at `produced` arrives over `hops` (tail, head, latency_s,
+        bytes / bandwidth): store and forward (§2), each arc carrying one tensor at a time for
+        its bytes / bandwidth (§7's load); latency does not occupy the arc."""
+        at = produced
+        with self.lock:
+            for tail, head, latency, load in hops:
+                start = max(at, self.free.get((tail, head), 0.0))
+                self.free[(tail, head)] = start + load
+                at = start + load + latency
+        return at
+
+
+class _Sender(threading.Thread):
+    """Sends one destination's tensors in the order it receives them, after the emulated delay."""
+
+    def __init__(
+        self, dist, dst_rank: int, order: list[dict], links: _Links | None, total: int
+    ) -> None:
+        super().__init__(daemon=True)
+        self.dist, self.dst, self.order, self.links = dist, dst_rank, order, links
+        self.emulate = links is not None
+        self.total = total
+        self.ready: dict[tuple[int, str], tuple[Any, float]] = {}
+        self.cond = threading.Condition()
+        self.done = 0  # requests fully sent
+        self.records: list[dict] = []
+        self.error: BaseException | None = None
+
+    def put(self, request: int, tensor: str, value, at: float) -> None:
+        with self.cond:
+            self.ready[(request, tensor)] = (value, at)
+            self.cond.notify_all()
+
+    def wait_done(self, requests: int, check) -> None:
+        """Block until `requests` requests are sent (calling `check` to surface errors)."""
+        with self.cond:
+            while self.done < requests and self.error is None:
+                self.cond.wait(0.1)
+                check()
+
+    def run(self) -> None:
+        delivered = 0.0  # deliveries to one destination keep their order
+        try:
+            for request in range(self.total):
+                for tr in self.order:
+                    with self.cond:
+                        while (request, tr["tensor"]) not in self.ready:
+                            self.cond.wait()
+                        value, produced = self.ready.pop((request, tr["tensor"]))
+                    start = time.time()
+                    if self.emulate:
+                        deliver = max(self.links.schedule(produced, tr["hops"]), delivered)
+                        delivered = deliver
+                        time.sleep(max(0.0, deliver - time.time()))
+                    self.dist.send(value.contiguous(), dst=self.dst, tag=tr["tag"])
+                    self.records.append(
+                        {
+                            "request": request,
+                            "tensor": tr["tensor"],
+                            "to": tr["to"],
+                            "bytes": value.numel() * value.element_size(),
+                            "produced": produced,
+                            "start": start,
+                            "sent": time.time(),
+                        }
+                    )
+                with self.cond:
+                    self.done = request + 1
+                    self.cond.notify_all()
+        except BaseException as exc:  # reported by the main thread
+            self.error = exc
+
+
+class _Receiver(threading.Thread):
+    """Receives one peer's tensors for every request, in the order the peer sends them."""
+
+    def __init__(
+        self, dist, src_rank: int, order: list[dict], total: int, buffer, inbox: dict, cond
+    ) -> None:
+        super().__init__(daemon=True)
+        self.dist, self.src, self.order, self.total = dist, src_rank, order, total
+        self.buffer, self.inbox, self.cond = buffer, inbox, cond
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            for request in range(self.total):
+                for tr in self.order:
+                    value = self.buffer(tr["tensor"])
+                    self.dist.recv(value, src=self.src, tag=tr["tag"])
+                    with self.cond:
+                        self.inbox[(request, tr["tensor"])] = (value, time.time())
+                        self.cond.notify_all()
+        except BaseException as exc:  # reported by the main thread
+            self.error = exc
+            with self.cond:
+                self.cond.notify_all()
+
+
+def _hops(inst, route: Sequence[str], size_bytes: float) -> list[tuple[str, str, float, float]]:
+    """(tail, head, latency_s, bytes / bandwidth_bytes_per_s) of each hop of a route."""
+    from .cost import tables
+
+    tb = tables(inst)
+    out = []
+    for a, b in itertools.pairwise(route):
+        arc = tb.arcs[tb.arc_index[(tb.node_index[a], tb.node_index[b])]]
+        out.append((a, b, arc.latency_s, size_bytes / arc.bandwidth_bytes_per_s))
+    return out
+
+
+def run_node(args: argparse.Namespace) -> dict[str, Any]:
+    """Run this rank's node for warmup + requests inferences; returns its measurements."""
+    import torch
+    import torch.distributed as dist
+
+    from .export import DeploymentError, load_segment, read_manifest
+    from .instance import INPUT, load_instance
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    directory = Path(args.dir)
+    manifest = read_manifest(directory)
+    nodes = manifest["nodes"]
+    if len(nodes) != args.world_size:
+        raise DeploymentError(
+            f"the manifest has {len(nodes)} nodes but the world size is {args.world_size}"
+        )
+    me = nodes[args.rank]
+    name = me["name"]
+    rank_of = {n["name"]: n["rank"] for n in nodes}
+    inst = load_instance(directory / manifest.get("instance", "instance.json"))
+    tensors = manifest["tensors"]
+    tag = {t: i + 1 for i, t in enumerate(tensors)}
+    modules = [load_segment(directory, manifest, me, seg) for seg in me["segments"]]
+    io = torch.load(directory / manifest["io"])
+    dtypes = {t: getattr(torch, info["dtype"]) for t, info in tensors.items()}
+
+    # What this node needs from others, in the order it needs them: segment inputs, then the
+    # rest (the result, at the sink). Senders send in this same order (see `_need_key`).
+    incoming = [tr for tr in manifest["transfers"] if tr["to"] == name]
+    outgoing = [tr for tr in manifest["transfers"] if tr["from"] == name]
+    output = manifest["output"]["tensor"]
+    sink = manifest["sink"] or manifest["output"]["node"]
+    reference = io["output"]
+    total = args.warmup + args.requests
+
+    timeout = datetime.timedelta(seconds=args.timeout)
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://{args.master_addr}:{args.master_port}",
+        rank=args.rank,
+        world_size=args.world_size,
+        timeout=timeout,
+    )
+    senders: dict[str, _Sender] = {}
+    links = None if args.no_link_emulation else _Links()  # shared by this node's senders
+    for dst in sorted({tr["to"] for tr in outgoing}, key=rank_of.get):
+        key = _need_key(nodes[rank_of[dst]], tag)
+        order = [
+            {
+                "tensor": tr["tensor"],
+                "to": dst,
+                "tag": tag[tr["tensor"]],
+                "hops": _hops(inst, tr["route"], tensors[tr["tensor"]]["bytes"]),
+            }
+            for tr in sorted((tr for tr in outgoing if tr["to"] == dst), key=key)
+        ]
+        senders[dst] = _Sender(dist, rank_of[dst], order, links, total)
+        senders[dst].start()
+    sends_of: dict[str, list[_Sender]] = {}
+    for tr in outgoing:
+        sends_of.setdefault(tr["tensor"], []).append(senders[tr["to"]])
+
+    cond = threading.Condition()
+    inbox: dict[tuple[int, str], tuple[Any, float]] = {}  # (request, tensor) -> (value, arrived)
+    receivers = []
+    key = _need_key(me, tag)
+    for src in sorted({tr["from"] for tr in incoming}, key=rank_of.get):
+        order = [
+            {"tensor": tr["tensor"], "from": src, "tag": tag[tr["tensor"]]}
+            for tr in sorted((tr for tr in incoming if tr["from"] == src), key=key)
+        ]
+
+        def buffer(t: str) -> Any:
+            return torch.empty(tensors[t]["shape"], dtype=dtypes[t])
+
+        receivers.append(_Receiver(dist, rank_of[src], order, total, buffer, inbox, cond))
+        receivers[-1].start()
+
+    def check_peers() -> None:
+        for s in senders.values():
+            if s.error is not None:
+                raise RuntimeError(f"sending to {s.order[0]['to']} failed: {s.error}")
+        for rv in receivers:
+            if rv.error is not None:
+                raise RuntimeError(f"receiving from {rv.order[0]['from']} failed: {rv.error}")
+
+    progress = Path(args.result).with_suffix(".progress")
+    log: dict[str, Any] = {"node": name, "rank": args.rank, "requests": []}
+    max_diff = 0.0
+    segments = list(zip(me["segments"], modules, strict=True))
+    window = IN_FLIGHT if args.pipelined else 1
+    active: dict[int, dict[str, Any]] = {}  # request -> its record, store and next segment
+    admitted = finished = 0
+
+    def available(r: int, t: str) -> bool:
+        return t in active[r]["store"] or (r, t) in inbox
+
+    with torch.no_grad():
+        while finished < total:
+            # admit new requests while the window allows (one at a time: after a barrier)
+            while admitted < total and admitted < min([*active, admitted]) + window:
+                if not args.pipelined:
+                    dist.barrier()  # every node is done with the previous request
+                rec = {"request": admitted, "start": time.time(), "segments": [], "recv": []}
+                state = {"rec": rec, "store": {}, "next": 0}
+                active[admitted] = state
+                if name == manifest["source"]:
+                    state["store"][INPUT] = io["input"]
+                    for s in sends_of.get(INPUT, []):
+                        s.put(admitted, INPUT, io["input"], rec["start"])
+                admitted += 1
+            # run the earliest request's next segment whose inputs are all here
+            job = None
+            with cond:
+                for r in sorted(active):
+                    state = active[r]
+                    if state["next"] < len(segments):
+                        seg = segments[state["next"]][0]
+                        if all(available(r, t) for t in seg["inputs"]):
+                            for t in seg["inputs"]:
+                                if t not in state["store"]:
+                                    value, arrived = inbox.pop((r, t))
+                                    state["store"][t] = value
+                                    state["rec"]["recv"].append({"tensor": t, "arrived": arrived})
+                            job = r
+                            break
+            if job is not None:
+                state = active[job]
+                seg, module = segments[state["next"]]
+                begin = time.time()
+                results = module(*(state["store"][t] for t in seg["inputs"]))
+                end = time.time()
+                if isinstance(results, torch.Tensor):
+                    results = (results,)
+                state["rec"]["segments"].append({"index": seg["index"], "start": begin, "end": end})
+                for t, value in zip(seg["outputs"], results, strict=True):
+                    state["store"][t] = value
+                    state.setdefault("made", {})[t] = end
+                    for s in sends_of.get(t, []):
+                        s.put(job, t, value, end)
+                state["next"] += 1
+            # finish requests: all segments run and everything sent to this node arrived
+            done_any = False
+            with cond:
+                for r in sorted(active):
+                    state = active[r]
+                    if state["next"] < len(segments) or not all(
+                        available(r, tr["tensor"]) for tr in incoming
+                    ):
+                        continue
+                    rec = state["rec"]
+                    for tr in incoming:  # e.g. the result at the sink
+                        if tr["tensor"] not in state["store"]:
+                            value, arrived = inbox.pop((r, tr["tensor"]))
+                            state["store"][tr["tensor"]] = value
+                            rec["recv"].append({"tensor": tr["tensor"], "arrived": arrived})
+                    if name == sink:
+                        got = {x["tensor"]: x["arrived"] for x in rec["recv"]}
+                        rec["done"] = got.get(output) or state.get("made", {}).get(output)
+                        value = state["store"][output]
+                        diff = (value.float() - reference.float()).abs().max().item()
+                        max_diff = max(max_diff, diff)
+                    log["requests"].append(rec)
+                    del active[r]
+                    finished += 1
+                    done_any = True
+                full = admitted >= total or admitted >= min([*active, admitted]) + window
+                if job is None and not done_any and full:
+                    cond.wait(0.2)  # a receiver notifies when a tensor arrives
+            if done_any:
+                progress.write_text(str(finished))  # read by the launcher (fault injection)
+            check_peers()
+    for s in senders.values():
+        s.wait_done(total, check_peers)
+    for rv in receivers:
+        while rv.is_alive():
+            rv.join(0.2)
+            check_peers()
+    check_peers()
+    dist.barrier()  # nobody leaves while a peer still receives
+    dist.destroy_process_group()
+    log["sends"] = [rec for s in senders.values() for rec in s.records]
+    log["warmup"] = args.warmup
+    if name == sink:
+        log["max_abs_diff"] = max_diff
+    return log
+
+
+def _need_key(node: dict, tag: dict[str, int]):
+    """Sort key of transfers to `node`: the order its segments need them, then the rest."""
+    need = [t for seg in node["segments"] for t in seg["inputs"]]
+    first = {t: i for i, t in reversed(list(enumerate(need)))}
+    return lambda tr: (first.get(tr["tensor"], len(need)), tag[tr["tensor"]])
+
+
+def _orphan_watch(parent: int) -> None:
+    """End this node when its launcher is gone (killed without the chance to end its nodes)."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(3)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="splitplan-node")
+    parser.add_argument("--dir", required=True)
+    parser.add_argument("--rank", type=int, required=True)
+    parser.add_argument("--world-size", type=int, required=True)
+    parser.add_argument("--master-addr", default="127.0.0.1")
+    parser.add_argument("--master-port", type=int, required=True)
+    parser.add_argument("--requests", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--pipelined", action="store_true")
+    parser.add_argument("--no-link-emulation", action="store_true")
+    parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--result", required=True)
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default torch's)")
+    parser.add_argument("--parent-pid", type=int, help="exit when this process (the launcher) ends")
+    args = parser.parse_args(argv)
+    result = Path(args.result)
+    if args.parent_pid:
+        threading.Thread(target=_orphan_watch, args=(args.parent_pid,), daemon=True).start()
+    try:
+        log = run_node(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        node = f"rank {args.rank}"
+        try:
+            manifest = json.loads((Path(args.dir) / "manifest.json").read_text())
+            node = f"node {manifest['nodes'][args.rank]['name']}"
+        except Exception:
+            pass
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if not message.startswith("node "):
+            message = f"{node}: {message}"
+        result.write_text(json.dumps({"error": message, "at": time.time()}), encoding="utf-8")
+        print(f"splitplan: {message}", file=sys.stderr)
+        return 1
+    result.write_text(json.dumps(log), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

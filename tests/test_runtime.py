@@ -1,0 +1,145 @@
+"""`splitplan run`: three node processes on localhost reproduce the model and send exactly the
+plan's bytes; faults end every process with one message naming the node. Few, small runs (each
+starts three Python processes that import torch)."""
+
+import json
+import shutil
+import signal
+import socket
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from splitplan import Instance, Link, Network, Node, evaluate  # noqa: E402
+from splitplan.cli import main  # noqa: E402
+from splitplan.export import DeploymentError, export  # noqa: E402
+from splitplan.profile import profile  # noqa: E402
+from splitplan.runtime import RunError, run_deployment  # noqa: E402
+from splitplan.zoo import load_model  # noqa: E402
+
+TOY = """
+import torch
+from torch import nn
+
+
+class Branchy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Linear(8, 16)
+        self.left = nn.Linear(16, 16)
+        self.right = nn.Linear(16, 16)
+        self.head = nn.Linear(32, 4)
+
+    def forward(self, x):
+        a = torch.relu(self.stem(x))
+        return self.head(torch.cat([self.left(a), torch.tanh(self.right(a))], dim=1))
+"""
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    """The toy on a -- b -- c (a is source and sink), its branches on b and c: the stem's output
+    goes to two nodes, c's branch reaches a through b (a two-hop route)."""
+    tmp = tmp_path_factory.mktemp("run")
+    (tmp / "toy.py").write_text(TOY)
+    model, x = load_model(f"{tmp / 'toy.py'}:Branchy", (2, 8))
+    dnn, _ = profile(model, x, repeats=1, warmup=0)
+    nodes = tuple(Node(n, 1e9, "host-cpu") for n in "abc")
+    links = (Link("a", "b", 1e8, 0.0005), Link("b", "c", 1e8, 0.0005))
+    inst = Instance(dnn, Network(nodes, links, "a", "a"), name="toy")
+    names = inst.layer_names  # stem, left, right (+tanh), head (cat folds into it or right)
+    assignment = dict.fromkeys(names, "a") | {names[1]: "b", names[2]: "c"}
+    export(model, x, inst, {"assignment": assignment}, tmp / "dep", model_ref="toy")
+    return tmp / "dep", inst, assignment
+
+
+def link_bytes(inst, assignment):
+    """Bytes per directed link of one inference, from the evaluator's transfers and routes."""
+    out = {}
+    for t in evaluate(inst, assignment).transfers:
+        for a, b in zip(t.route, t.route[1:], strict=False):
+            out[(a, b)] = out.get((a, b), 0.0) + t.size_bytes
+    return out
+
+
+def no_process_uses(path: Path) -> bool:
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(path).encode() in cmdline.read_bytes():
+                return False
+        except OSError:
+            pass
+    return True
+
+
+def test_three_processes_reproduce_the_model_and_send_the_plans_bytes(deployment, capsys):
+    directory, inst, assignment = deployment
+    code = main(["run", str(directory), "--requests", "3", "--pipelined", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["status"] == "ok"
+    assert out["max_abs_diff"] <= 1e-5
+    expected = link_bytes(inst, assignment)
+    assert len(expected) >= 3 and ("b", "a") in expected  # fan-out and a two-hop route
+    got = {(link["from"], link["to"]): link for link in out["links"]}
+    assert set(got) == set(expected)
+    for key, size in expected.items():
+        assert got[key]["bytes_predicted"] == size
+        assert got[key]["bytes_measured"] == size
+    for key in ("predicted_latency_s", "measured_latency_s", "predicted_period_s"):
+        assert out[key] > 0
+    assert out["measured_period_s"] is not None and out["requests"] == 3
+    ev = evaluate(inst, assignment)
+    assert out["predicted_latency_s"] == pytest.approx(ev.latency_s)
+    assert {n["node"] for n in out["nodes"]} == {"a", "b", "c"}
+    assert no_process_uses(directory)
+
+
+def test_a_node_killed_mid_run_ends_the_run_naming_it(deployment):
+    directory, _, _ = deployment
+    with pytest.raises(RunError, match=r"node b \(rank 1\) was killed by signal 9"):
+        # b is killed after its third request of many: a, c are blocked on it at that point
+        run_deployment(directory, requests=100000, fault=(1, 3, signal.SIGKILL), timeout_s=120)
+    assert no_process_uses(directory)
+
+
+def test_faults_found_before_any_process_starts(deployment, tmp_path, capsys):
+    directory, _, _ = deployment
+    copy = tmp_path / "dep"
+    shutil.copytree(directory, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    b_file = copy / manifest["nodes"][1]["segments"][0]["file"]
+
+    b_file.write_bytes(b_file.read_bytes() + b"x")
+    assert main(["run", str(copy)]) == 2
+    assert "node b:" in capsys.readouterr().err
+    with pytest.raises(DeploymentError, match=r"node b: .* changed since the export"):
+        run_deployment(copy)
+
+    b_file.unlink()
+    assert main(["run", str(copy), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert "node b: missing file" in captured.err and "Traceback" not in captured.err
+    assert json.loads(captured.out)["status"] == "bad_input"
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["run", str(directory), "--master-port", str(port)]) == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+    assert no_process_uses(copy) and no_process_uses(directory)
+
+
+def test_a_manifest_that_does_not_match_its_files(deployment, tmp_path):
+    directory, _, _ = deployment
+    copy = tmp_path / "dep"
+    shutil.copytree(directory, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    wrong = manifest["nodes"][2]["segments"][0]["inputs"][0]
+    manifest["tensors"][wrong]["shape"] = [3, 16]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    # both b and c read the stem's output: whichever loads first reports it
+    with pytest.raises(RunError, match=rf"node [bc]: .*input '{wrong}' has shape \[2, 16\]"):
+        run_deployment(copy, timeout_s=120)
+    assert no_process_uses(copy)
