@@ -68,7 +68,7 @@ def run(families, seeds: int, time_limit_s: float) -> list[dict]:
                         "solve_s": plan.solve_time_s,
                         "status": plan.status,
                         "gap": plan.gap,
-                        "bb_nodes": plan.nodes,
+                        "bb_nodes": plan.bb_nodes,
                         "objective": plan.objective,
                         "columns": len(sf.c),
                         "rows": len(sf.row_lb),

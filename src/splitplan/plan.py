@@ -36,7 +36,7 @@ class Plan:
     milp_objective: float | None = None
     solve_time_s: float = 0.0
     build_time_s: float = 0.0
-    nodes: int | None = None
+    bb_nodes: int | None = None  # branch-and-bound nodes the solver explored
     evaluation: Evaluation | None = None
     reasons: list[str] = field(default_factory=list)
     encodings: dict[str, str] = field(default_factory=dict)  # tensors sent encoded (§10)
@@ -111,7 +111,7 @@ class Plan:
             ],
             "solve_time_s": self.solve_time_s,
             "build_time_s": self.build_time_s,
-            "bb_nodes": self.nodes,
+            "bb_nodes": self.bb_nodes,
             "reasons": self.reasons,
         }
 
@@ -287,7 +287,7 @@ def _verdict(
         solver,
         milp_objective=result.objective,
         solve_time_s=result.solve_time_s,
-        nodes=result.nodes,
+        bb_nodes=result.nodes,
         termination=result.termination,
     )
     abs_gap, rel_gap = result.abs_gap, result.rel_gap
