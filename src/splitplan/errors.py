@@ -23,6 +23,7 @@ class ExitCode(IntEnum):
     BAD_INPUT = 2  # a file, field or argument is wrong; one line on stderr says which
     INFEASIBLE = 3  # valid input, but no plan satisfies the constraints
     NO_SOLUTION = 4  # the time limit passed before any plan was found
+    RUN_FAILED = 5  # `splitplan run`: a node process failed (the message names it)
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 
 

@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_RUN_FAILED = 0, 2, 5
+from .errors import ExitCode
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_RUN_FAILED = ExitCode.OK, ExitCode.BAD_INPUT, ExitCode.RUN_FAILED
 GRACE_S = 3.0  # after a node fails, how long the others get to exit on their own
 
 
