@@ -29,6 +29,20 @@ TOPOLOGIES = ("chain", "star", "mesh", "complete")
 
 def random_dnn(n_layers: int, rng: np.random.Generator, skip_prob: float = 0.0) -> DNN:
     """A chain of layers, plus (with probability `skip_prob` per layer) a skip connection."""
+    layers = _random_layers(n_layers, rng, skip_prob, (6, 9), (3, 6.5), (3, 6))
+    return DNN("random", float(round(10 ** rng.uniform(4, 6))), tuple(layers))
+
+
+def _random_layers(
+    n_layers: int,
+    rng: np.random.Generator,
+    skip_prob: float,
+    flops_exp: tuple[float, float],
+    param_exp: tuple[float, float],
+    out_exp: tuple[float, float],
+) -> list[Layer]:
+    """A chain l0 .. l{n-1} (plus skips with probability `skip_prob`), each size drawn
+    log-uniformly: 10 ** U(*exp) FLOPs, parameter bytes and output bytes."""
     layers = []
     for i in range(n_layers):
         inputs = [INPUT if i == 0 else f"l{i - 1}"]
@@ -38,12 +52,12 @@ def random_dnn(n_layers: int, rng: np.random.Generator, skip_prob: float = 0.0) 
             Layer(
                 name=f"l{i}",
                 inputs=tuple(inputs),
-                flops=float(10 ** rng.uniform(6, 9)),
-                param_bytes=float(round(10 ** rng.uniform(3, 6.5))),
-                out_bytes=float(round(10 ** rng.uniform(3, 6))),
+                flops=float(10 ** rng.uniform(*flops_exp)),
+                param_bytes=float(round(10 ** rng.uniform(*param_exp))),
+                out_bytes=float(round(10 ** rng.uniform(*out_exp))),
             )
         )
-    return DNN("random", float(round(10 ** rng.uniform(4, 6))), tuple(layers))
+    return layers
 
 
 def random_network(
@@ -214,20 +228,7 @@ def pipeline_instance(
     if topology not in ("complete", "star"):
         raise ValueError(f"unknown topology {topology!r}; expected complete or star")
     rng = np.random.default_rng([seed, 13])
-    layers = []
-    for i in range(n_layers):
-        inputs = [INPUT if i == 0 else f"l{i - 1}"]
-        if i >= 2 and rng.random() < skip_prob:
-            inputs.append(f"l{int(rng.integers(0, i - 1))}")
-        layers.append(
-            Layer(
-                name=f"l{i}",
-                inputs=tuple(inputs),
-                flops=float(10 ** rng.uniform(8, 9.5)),
-                param_bytes=float(round(10 ** rng.uniform(5, 7.5))),
-                out_bytes=float(round(10 ** rng.uniform(4.5, 6.5))),
-            )
-        )
+    layers = _random_layers(n_layers, rng, skip_prob, (8, 9.5), (5, 7.5), (4.5, 6.5))
     dnn = DNN("pipeline", float(round(10 ** rng.uniform(5, 6.5))), tuple(layers))
     mem = None
     if memory_fraction is not None:
