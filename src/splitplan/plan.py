@@ -250,7 +250,7 @@ def solve(
     found = None
     if result.values is not None:
         found = milp.read_assignment(result.values), milp.read_encodings(result.values)
-    plan = _verdict(instance, solver, result, found, initial, time_limit_s, deadline)
+    plan = _verdict(instance, solver, result, found, fallback, time_limit_s, deadline)
     plan.build_time_s = build
     return plan
 
@@ -260,7 +260,7 @@ def _verdict(
     solver: str,
     result: SolverResult,
     found: tuple[dict[str, str], dict[str, str]] | None,
-    initial: Mapping[str, str] | None,
+    start: Evaluation | None,
     time_limit_s: float | None,
     deadline: float | None,
 ) -> Plan:
@@ -273,7 +273,7 @@ def _verdict(
       `time_limit` when the solver stopped at the limit, with the honest gap.
     - The MILP's objective of the returned point must equal the evaluator's cost (rel 1e-6 +
       abs gap): if not, that is a bug, said in `reasons`, and no bound is claimed.
-    - A feasible MIP start (`initial`, evaluated here) is kept when the solver returns nothing
+    - A feasible MIP start (`start`, its evaluation) is kept when the solver returns nothing
       better, and refutes a claim of infeasibility.
     - "infeasible" from HiGHS is reported as such; from SCIP or CP-SAT it is confirmed with
       HiGHS first (both have claimed it wrongly: SCIP's presolve, CP-SAT's presolve on large
@@ -302,13 +302,12 @@ def _verdict(
                 f"{solver} returned a plan the evaluator rejects ({'; '.join(ev.violations)}): "
                 "a solver tolerance or a model bug, please report it"
             )
-    if initial is not None and set(initial) >= set(instance.layer_names):
-        start = {name: initial[name] for name in instance.layer_names}
-        ev = evaluate(instance, start)
-        if ev.feasible and (best is None or ev.objective(instance) < best[0]):
+    if start is not None and start.feasible:
+        cost = start.objective(instance)
+        if best is None or cost < best[0]:
             if best is not None:
                 reasons.append("the MIP start is better than the solver's plan; it is kept")
-            best = (ev.objective(instance), start, ev, False)
+            best = (cost, dict(start.assignment), start, False)
     if best is None:
         if reasons:
             plan.reasons = reasons
