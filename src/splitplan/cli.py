@@ -13,7 +13,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .baselines import METHODS
 from .errors import ExitCode, SplitplanError, UsageError, check_writable, error_json
@@ -52,14 +52,21 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
-    return value
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= `minimum`, else a usage error naming the value."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number >= {minimum}, got {text!r}"
+            )
+        return value
+
+    return parse
 
 
 def _solver(text: str) -> str:
@@ -166,7 +173,7 @@ def _parser() -> argparse.ArgumentParser:
     prof.add_argument("--device", default="cpu", help="torch device to time on (cpu, cuda)")
     prof.add_argument(
         "--threads",
-        type=_positive_int,
+        type=whole_number(0),
         default=1,
         metavar="N",
         help="torch CPU threads while timing (default 1: per-layer times do not depend on the "

@@ -476,6 +476,7 @@ def _timeline(
 
 def add_parsers(sub) -> None:
     """Register `export` and `run` on the command line's subparsers."""
+    from .cli import whole_number  # the command line is loaded: it calls this
     exp = sub.add_parser(
         "export", help="split a model by a plan into one module per node (needs torch)"
     )
@@ -503,7 +504,7 @@ def add_parsers(sub) -> None:
         "run", help="run an export directory, one process per node, measured against the plan"
     )
     run.add_argument("dir", metavar="DIR", help="written by `splitplan export`")
-    run.add_argument("--requests", type=_positive_int, default=10, help="timed inferences")
+    run.add_argument("--requests", type=whole_number(1), default=10, help="timed inferences")
     run.add_argument("--warmup", type=int, default=1, help="untimed inferences first (default 1)")
     run.add_argument(
         "--pipelined", action="store_true", help="keep several requests in flight (throughput)"
@@ -518,7 +519,7 @@ def add_parsers(sub) -> None:
     run.add_argument("--timeout", type=float, default=300.0, metavar="S", help="default 300")
     run.add_argument(
         "--threads",
-        type=_positive_int,
+        type=whole_number(1),
         metavar="N",
         help="torch threads per node process (default: cores // local processes, at least 1)",
     )
@@ -529,15 +530,6 @@ def add_parsers(sub) -> None:
     run.add_argument("--master-addr", default="127.0.0.1", help="rendezvous host")
     run.add_argument("--master-port", type=int, help="rendezvous port (default: a free one)")
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def _error(message: str, as_json: bool = False, status: str = "bad_input") -> None:
