@@ -358,8 +358,8 @@ def _highs(sf, time_limit_s, relax, gaps, threads, verbose, start) -> _Raw:
     a wrong optimum (5.72 J against 3.34 J, its bound cut off the
     optimum) on tests/data/highs-energy-chain-6x3.json; without presolve it is right. Switching
     only the faulty rule off (dominated columns, presolve_rule_off = 64) crashed HiGHS 1.12. The
-    second run starts from the first run's plan, so it costs about as much as the first
-    (benchmarks/run.py), and it gets the time the first left.
+    second run starts from the first run's plan and gets the time the first left; its cost is in
+    the times of benchmarks/run.py.
     """
     first = _highs_run(sf, time_limit_s, relax, gaps, threads, verbose, start, presolve=True)
     if relax or not sf.integer.any():
