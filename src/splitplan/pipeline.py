@@ -271,20 +271,24 @@ def class_dp(
     `upper` (a known period, s) only speeds it up; `first_only` stops at the first plan found
     (at an unbounded period: a feasibility test).
 
-    Long chains are first solved on blocks of layers (cuts only every ceil(V / 100) layers): a
-    plan the full DP then starts from, which only makes it faster (the full DP still decides).
+    Long chains are first solved on blocks of layers (cuts only every ceil(V / 100) layers, to a
+    relative 1e-3): a plan the full DP then starts from, which only makes it faster (the full DP
+    still decides). The bisection starts from the least period of the first-fit plans when it
+    is lower than `upper`.
     """
     st = _stages(inst)
-    if st.V > 200 and not first_only:
+    if first_only:
+        return _class_dp(st, classes, deadline, math.inf, True)
+    upper = min(upper, _fill_upper(inst))
+    plan = None
+    if st.V > 200:
         block = math.ceil(st.V / 100)
-        coarse = st.coarse(np.r_[np.arange(0, st.V, block), st.V])
-        try:
-            found = _class_dp(coarse, classes, deadline, upper, False)
-        except _OutOfTime:
-            found = None
+        positions = np.r_[np.arange(0, st.V, block), st.V]
+        coarse = st.coarse(positions)
+        found = _class_dp(coarse, classes, deadline, upper, False, rtol=1e-3)
         if found is not None:
-            upper = min(upper, coarse.value(*found))
-    return _class_dp(st, classes, deadline, upper, first_only)
+            plan = [int(positions[b]) for b in found[0]], found[1]
+    return _class_dp(st, classes, deadline, upper, False, plan=plan)
 
 
 def _class_dp(
@@ -293,8 +297,12 @@ def _class_dp(
     deadline: float,
     upper: float,
     first_only: bool,
+    plan: tuple[list[int], list[int]] | None = None,
+    rtol: float = _RTOL,
 ) -> tuple[list[int], list[int]] | None:
-    V = st.V
+    """`class_dp` on the tables `st`; `plan` is a known stage plan (hosts of a class in order)
+    to start the bisection from, `rtol` its stopping tolerance."""
+    V, K = st.V, st.K
     T = len(classes)
     sizes = [len(c) for c in classes]
     N = int(np.prod([n + 1 for n in sizes]))
@@ -311,20 +319,31 @@ def _class_dp(
     for t, c in enumerate(classes):
         hosts[t, : len(c)] = c
     START = T
+    source = st.tb.source
+    # last[a, state]: the host of the last stage when it is of class a (-1: class a unused)
+    last = np.where(counts.T >= 1, hosts[np.arange(T)[:, None], counts.T - 1], -1)
+    last = np.vstack([last, np.full((1, N), source)])  # START: the input is at the source
+    cut_pq = np.ascontiguousarray(st.cut.transpose(1, 2, 0))  # [p, q, i]: rows by node pair
+    used = [k for c in classes for k in c]
 
     def run(period: float) -> tuple[list[int], list[int]] | None:
-        ends = np.full((len(st.tb.nodes), V + 1), -1, dtype=np.int32)
-        for c in classes:
-            for k in c:
-                ends[k] = st.stage_ends(k, period)
+        ends = np.full((K, V + 1), -1, dtype=np.int64)
+        for k in used:
+            ends[k] = st.stage_ends(k, period)
+        ok = cut_pq <= period  # hand-over i from p to q within the period
+        # reach[a, state, i]: layers < i can be placed with the hosts counted in `state`, the
+        # last stage on a host of class a, within the period
         reach = np.zeros((T + 1, N, V + 1), dtype=bool)
-        # pred[b, state, j] = a * (V + 1) + i: the stage i..j-1 came after last class a; one
-        # array so that one write sets both (when several transitions reach a cell, any will do)
-        pred = np.zeros((T + 1, N, V + 1), dtype=np.int64)
         reach[START, 0, 0] = True
         for n, rows_n in enumerate(by_level):
             if time.perf_counter() > deadline:
                 raise _OutOfTime
+            if n:  # a plan ends here: stop at the first (any plan within the period will do)
+                for a in range(T):
+                    done = rows_n[reach[a, rows_n, V]]
+                    done = done[st.out[last[a, done]] <= period]
+                    if len(done):
+                        return backtrack(reach, ends, ok, a, int(done[0]))
             # every transition out of this level at once: (last class a, state, next class b)
             parts = []
             for a in range(T + 1):
@@ -332,76 +351,98 @@ def _class_dp(
                     if n:
                         continue
                     rows = rows_n
-                    p = np.full(len(rows), st.tb.source)
                 else:
-                    rows = rows_n[counts[rows_n, a] >= 1]
-                    rows = rows[reach[a, rows].any(axis=1)]
-                    p = hosts[a][counts[rows, a] - 1]
+                    rows = rows_n[last[a, rows_n] >= 0]
+                    rows = rows[reach[a, rows, :V].any(axis=1)]
                 for b in range(T):
-                    sel = counts[rows, b] < sizes[b]
-                    if sel.any():
-                        parts.append(
-                            (np.full(sel.sum(), a), rows[sel], p[sel], np.full(sel.sum(), b))
-                        )
+                    sel = rows[counts[rows, b] < sizes[b]]
+                    if len(sel):
+                        parts.append((np.full(len(sel), a), sel, np.full(len(sel), b)))
             if not parts:
-                continue
-            a_s, sub, ps, b_s = (np.concatenate(x) for x in zip(*parts, strict=True))
-            qs = hosts[b_s, counts[sub, b_s]]
+                break  # no state of this level is reached: nothing further is
+            a_s, sub, b_s = (np.concatenate(x) for x in zip(*parts, strict=True))
+            ps, qs = last[a_s, sub], hosts[b_s, counts[sub, b_s]]
             # only the reached prefixes can start a stage: starts in [i0, i1], ends up to j_hi
-            src = reach[a_s, sub]
-            any_col = src[:, :V].any(axis=0)
-            if not any_col.any():
-                continue
+            src = reach[a_s, sub, :V]
+            any_col = src.any(axis=0)
             i0 = int(np.argmax(any_col))
             i1 = V - 1 - int(np.argmax(any_col[::-1]))
-            valid = src[:, i0 : i1 + 1] & (st.cut[i0 : i1 + 1, ps, qs].T <= period)
-            keep = valid.any(axis=1)
-            if not keep.any():
-                continue
-            valid, a_s, sub, qs, b_s = valid[keep], a_s[keep], sub[keep], qs[keep], b_s[keep]
+            valid = src[:, i0 : i1 + 1] & ok[ps, qs, i0 : i1 + 1]
             e = np.where(valid, ends[qs, i0 : i1 + 1], -1)
+            # layers i..j-1 fit q for every j <= e[i] (stage time and memory grow with j), and
+            # e is not decreasing in i: j is reached iff the last valid start before j reaches it
             best = np.maximum.accumulate(e, axis=1)
-            starts = np.arange(i0, i1 + 1, dtype=np.int32)[None, :]
-            arg = np.maximum.accumulate(np.where(e == best, starts, 0), axis=1)
-            j_hi = int(e.max())
+            j_hi = int(best[:, -1].max())
             if j_hi <= i0:
                 continue
             jcols = np.arange(i0 + 1, j_hi + 1)
-            at = np.minimum(jcols - 1, i1) - i0  # the last start before j
-            new = best[:, at] >= jcols[None, :]
-            r, jj = np.nonzero(new)
-            j = jcols[jj]
-            tgt = sub[r] + stride[b_s[r]]
-            reach[b_s[r], tgt, j] = True
-            pred[b_s[r], tgt, j] = a_s[r] * (V + 1) + arg[r, at[jj]]
-        for a in range(T):
-            done = np.flatnonzero(reach[a, :, V])
-            if not len(done):
-                continue
-            hs = hosts[a][counts[done, a] - 1]
-            ok = np.flatnonzero(st.out[hs] <= period)
-            if not len(ok):
-                continue
-            state: int = int(done[ok[0]])
-            end, bounds, nodes = V, [V], []
-            while a != START:
-                nodes.append(int(hosts[a][counts[state, a] - 1]))
-                prev, i = divmod(int(pred[a, state, end]), V + 1)
-                bounds.append(i)
-                state, end, a = state - int(stride[a]), i, prev
-            return bounds[::-1], nodes[::-1]
+            new = best[:, np.minimum(jcols - 1, i1) - i0] >= jcols[None, :]
+            # the transitions into one state (from different last classes) merged
+            key = b_s * N + sub + stride[b_s]
+            order = np.argsort(key, kind="stable")
+            key = key[order]
+            first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+            merged = np.logical_or.reduceat(new[order], first, axis=0)
+            key = key[first]
+            reach[key // N, key % N, i0 + 1 : j_hi + 1] = merged
         return None
+
+    def backtrack(
+        reach: np.ndarray, ends: np.ndarray, ok: np.ndarray, a: int, state: int
+    ) -> tuple[list[int], list[int]]:
+        """The stages of a reached final state, last to first: a predecessor (a', i) of
+        (a, state, j) is any reached (a', state minus a's host, i) whose hand-over to q is
+        within the period and whose stage i..j-1 fits q."""
+        j, bounds, nodes = V, [V], []
+        while a != START:
+            q = int(last[a, state])
+            nodes.append(q)
+            state -= int(stride[a])
+            for prev in range(T + 1):
+                p = last[prev, state]
+                if p < 0 or (prev == START and state):
+                    continue
+                cand = reach[prev, state, :j] & ok[p, q, :j] & (ends[q, :j] >= j)
+                if cand.any():
+                    break
+            else:  # pragma: no cover - reach was set by such a transition
+                raise AssertionError("class DP: no predecessor")
+            a, j = prev, int(np.argmax(cand))
+            bounds.append(j)
+        return bounds[::-1], nodes[::-1]
 
     if first_only:
         try:
             return run(math.inf)
         except _OutOfTime:
             return None
-    return _bisect(st, run, deadline, upper)
+    return _bisect(st, run, deadline, upper, plan, rtol)
 
 
 class _OutOfTime(Exception):
     """A DP pass reached its deadline."""
+
+
+def period_lower_bound(tb: Tables) -> float:
+    """A lower bound on the period of every plan (stage plans included), s: the largest of the
+    layers' fastest allowed times, and the total work over the nodes' capacity. Node k is at
+    least rho_k times slower than the fastest node on each layer it may run (rho_k >= 1), so the
+    layers on k take at least rho_k times their fastest times; with every load at most P,
+    sum_v min_k c[v, k] <= P sum_k 1 / rho_k (exact when compute times are work / speed)."""
+    V, K = len(tb.layers), len(tb.nodes)
+    allowed = np.zeros((V, K), dtype=bool)
+    for v, ks in enumerate(tb.allowed):
+        allowed[v, ks] = True
+    times = np.where(allowed, tb.compute_s, np.inf)
+    fastest = times.min(axis=1, initial=np.inf)
+    fastest = np.where(np.isfinite(fastest), fastest, 0.0)  # a layer with no node: no bound
+    pos = fastest > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.min(np.where(allowed[pos], times[pos] / fastest[pos, None], np.inf), axis=0)
+    # 1 / inf = 0: a node that may run only layers of no time adds no capacity (nor needs any)
+    capacity = float(np.sum(1.0 / rho))
+    work = float(fastest.sum()) / capacity if capacity > 0 else 0.0
+    return max(float(fastest.max(initial=0.0)), work)
 
 
 def _bisect(
@@ -409,30 +450,32 @@ def _bisect(
     run: Callable[[float], tuple[list[int], list[int]] | None],
     deadline: float,
     upper: float = math.inf,
+    plan: tuple[list[int], list[int]] | None = None,
+    rtol: float = _RTOL,
 ) -> tuple[list[int], list[int]] | None:
-    """min period such that run(period) finds a plan, by geometric bisection; anytime."""
+    """min period such that run(period) finds a plan, by geometric bisection to a relative
+    `rtol`, from `plan` (a known plan) or else a first pass at `upper`; anytime."""
+    best = plan
     try:
-        best = run(upper) if math.isfinite(upper) else None
+        if best is None and math.isfinite(upper):
+            best = run(upper)
         if best is None:
             best = run(math.inf)
     except _OutOfTime:
-        return None
+        return best
     if best is None:
         return None
     hi = st.value(*best)
-    tb = st.tb
-    # every layer runs somewhere: the period is at least its fastest allowed time
-    lo = max(float(min(tb.compute_s[v, ks])) for v, ks in enumerate(tb.allowed))
-    lo = min(lo, hi) * (1 - 1e-12)
+    lo = min(period_lower_bound(st.tb), hi) * (1 - 1e-12)
     if lo <= 0:
         lo = hi * 1e-9
     # first look just below the best plan (often near the optimum), doubling the step
     step: float | None = 0.005
-    while hi > lo * (1 + 2 * _RTOL) and time.perf_counter() < deadline:
+    while hi > lo * (1 + 2 * rtol) and time.perf_counter() < deadline:
         # bisect to 0.1 %, then ask for anything strictly better than the best plan: its period
         # is one of finitely many loads, so that proves it optimal in one or a few passes
         if hi <= lo * 1.001:
-            mid = hi * (1 - _RTOL)
+            mid = hi * (1 - rtol)
         else:
             mid = math.sqrt(lo * hi) if step is None else max(math.sqrt(lo * hi), hi * (1 - step))
         try:
@@ -869,11 +912,7 @@ def best_start(inst: Instance, time_budget_s: float = 1.0) -> dict[str, str] | N
     kind = inst.objective.kind
     if kind == "throughput" and inst.constraints.max_latency_s is None:
         # the class DP first: exact over stage plans and anytime; the rest only where it fails
-        try:
-            upper = _fill_upper(inst)
-        except NotApplicable:  # no stage tables (the output is not the last layer)
-            upper = math.inf
-        attempt(lambda: class_dp(inst, node_classes(tb), start + 0.85 * time_budget_s, upper))
+        attempt(lambda: class_dp(inst, node_classes(tb), start + 0.85 * time_budget_s))
         if not feasible():
             attempt(lambda: _best_linear_any_order(inst, start + 0.9 * time_budget_s))
             attempt(lambda: first_fit(inst))
@@ -898,6 +937,28 @@ def best_start(inst: Instance, time_budget_s: float = 1.0) -> dict[str, str] | N
         return None
     best = min(feasible(), key=lambda c: c[0])[1]
     return local_search(inst, best, deadline)
+
+
+# Seconds per unit of model size (tensors x (arcs + nodes), about a third of the matrix's
+# nonzeros) that building the MILP took on the 2-core VM of the benchmarks, unloaded (300x16:
+# 77,000 units, 2.4 s; 6e-5 to 7e-5 under a load average of 5).
+_BUILD_S_PER_UNIT = 3e-5
+
+
+def start_budget_s(inst: Instance, time_limit_s: float | None) -> float:
+    """The seconds `splitplan.solve` gives `best_start` out of its time limit (None: no limit,
+    taken as 50 s). For the period (without a latency limit): half the limit, or 90 % when
+    building the model alone is predicted to take over 40 % of it (then the solver would have
+    no time and the start is the answer). The class DP stops when it has converged and the local
+    search at a local optimum, so where they are fast the rest goes to the MILP; the share
+    matters where they are slow, on long chains over many nodes, whose models are large too.
+    Otherwise (binding memory) 10 % of the limit, at most 5 s."""
+    limit = 50.0 if time_limit_s is None else time_limit_s
+    if inst.objective.kind != "throughput" or inst.constraints.max_latency_s is not None:
+        return min(5.0, 0.1 * limit)
+    tb = tables(inst)
+    build_s = _BUILD_S_PER_UNIT * len(tb.tensors) * (len(tb.arcs) + len(tb.nodes))
+    return (0.9 if build_s > 0.4 * limit else 0.5) * limit
 
 
 def _best_linear_any_order(

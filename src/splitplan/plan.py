@@ -209,11 +209,11 @@ def solve(
         instance.objective.kind == "throughput"
         or any(tb.memory_may_bind(k) for k in range(len(tb.nodes)))
     ):
-        from .pipeline import best_start
+        from .pipeline import best_start, start_budget_s
 
-        # a fast construction as the MIP start, within 10 % of the user's limit (at most 5 s;
-        # the limit covers it): the period and binding memory are where the search is hard
-        initial = best_start(instance, min(5.0, 0.1 * (time_limit_s or 50.0)))
+        # a fast construction as the MIP start, within a share of the user's limit (the limit
+        # covers it): the period and binding memory are where the search is hard
+        initial = best_start(instance, start_budget_s(instance, time_limit_s))
     fallback = None
     if initial is not None and set(initial) >= set(instance.layer_names):
         fallback = evaluate(instance, {name: initial[name] for name in instance.layer_names})
