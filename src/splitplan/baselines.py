@@ -23,7 +23,7 @@ class NotApplicable(ValueError):
     """The method does not apply to this instance (the message says why)."""
 
 
-def _plan(
+def method_plan(
     inst: Instance,
     method: str,
     assignment: dict[str, str] | None,
@@ -31,6 +31,9 @@ def _plan(
     exact: bool = False,
     encodings: dict[str, str] | None = None,
 ) -> Plan:
+    """The `Plan` of a method's `assignment` (None: it found none), costed by the evaluator:
+    `feasible` (`optimal` with its own bound when the method is `exact`) or `infeasible` with
+    the evaluator's violations; `start` is the method's perf_counter start (s)."""
     plan = Plan(inst, "infeasible", method, solve_time_s=time.perf_counter() - start)
     if assignment is None:
         plan.reasons = ["no feasible plan found"]
@@ -49,7 +52,7 @@ def _plan(
     return plan
 
 
-def _additive_weights(inst: Instance) -> tuple[float, float]:
+def additive_weights(inst: Instance) -> tuple[float, float]:
     """(latency weight, energy weight) of an objective that is a sum over layers and transfers."""
     if not inst.objective.additive:
         raise NotApplicable("the throughput objective (a maximum) is not a sum over layers")
@@ -57,7 +60,7 @@ def _additive_weights(inst: Instance) -> tuple[float, float]:
     return w.latency, w.energy
 
 
-def _pair_costs(tb: Tables, wl: float, we: float) -> Callable[[float], np.ndarray]:
+def pair_costs(tb: Tables, wl: float, we: float) -> Callable[[float], np.ndarray]:
     """A function: tensor size -> K x K cost of sending it from p to q under the weights
     (latency, energy), inf if unreachable; each size's matrix is computed once."""
     cache: dict[float, np.ndarray] = {}
@@ -93,7 +96,7 @@ def _transfer_costs(
     return np.take_along_axis(stack, choice[None], axis=0)[0], choice
 
 
-def _compute_costs(tb: Tables, wl: float, we: float) -> np.ndarray:
+def compute_costs(tb: Tables, wl: float, we: float) -> np.ndarray:
     """V x K cost of running each layer on each node; inf where not allowed."""
     return tb.compute_cost(wl, we)
 
@@ -127,7 +130,7 @@ def chain_dp(inst: Instance) -> Plan:
     start = time.perf_counter()
     if not _is_chain(inst):
         raise NotApplicable("the DNN is not a chain (some layer has a skip or branch input)")
-    wl, we = _additive_weights(inst)
+    wl, we = additive_weights(inst)
     tb = tables(inst)
     if _memory_binds(tb):
         raise NotApplicable("memory limits can bind, which the DP does not model")
@@ -136,10 +139,10 @@ def chain_dp(inst: Instance) -> Plan:
     if inst.constraints.max_accuracy_loss is not None and tb.has_encodings:
         raise NotApplicable("an accuracy limit couples the encodings of the tensors")
     if tb.reasons:
-        return _plan(inst, "dp", None, start)
+        return method_plan(inst, "dp", None, start)
     wa = inst.objective.weights().accuracy
-    compute = _compute_costs(tb, wl, we)
-    pair = _pair_costs(tb, wl, we)
+    compute = compute_costs(tb, wl, we)
+    pair = pair_costs(tb, wl, we)
     send = [_transfer_costs(tb, t, pair, wl, we, wa) for t in tb.tensors]  # (cost, form)
     V = len(tb.layers)
     # best[k]: cost of layers 0..v with v on node k; choice[v][k]: node of v-1
@@ -153,7 +156,7 @@ def chain_dp(inst: Instance) -> Plan:
         best = best + send[V][0][:, tb.sink]
     k = int(np.argmin(best))
     if not np.isfinite(best[k]):
-        return _plan(inst, "dp", None, start)
+        return method_plan(inst, "dp", None, start)
     nodes = [k]
     for v in range(V - 1, 0, -1):
         nodes.append(int(choice[v][nodes[-1]]))
@@ -167,7 +170,7 @@ def chain_dp(inst: Instance) -> Plan:
         if (j := int(send[ti][1][p, q])) > 0
     }
     assignment = {tb.layers[v]: tb.nodes[nodes[v]] for v in range(V)}
-    return _plan(inst, "dp", assignment, start, exact=True, encodings=forms)
+    return method_plan(inst, "dp", assignment, start, exact=True, encodings=forms)
 
 
 # --------------------------------------------------------------------------- single split
@@ -194,7 +197,7 @@ def neurosurgeon(inst: Instance) -> Plan:
     if best is None and len(tb.nodes) == 1:
         a = {name: tb.nodes[0] for name in tb.layers}
         best = (0.0, a) if evaluate(inst, a).feasible else None
-    return _plan(inst, "neurosurgeon", best[1] if best else None, start)
+    return method_plan(inst, "neurosurgeon", best[1] if best else None, start)
 
 
 def single_node(inst: Instance, which: str = "source") -> Plan:
@@ -212,7 +215,7 @@ def single_node(inst: Instance, which: str = "source") -> Plan:
         ev = evaluate(inst, a)
         if ev.feasible and (best is None or ev.objective(inst) < best[0]):
             best = (ev.objective(inst), a)
-    return _plan(inst, f"{which}-only", best[1] if best else None, start)
+    return method_plan(inst, f"{which}-only", best[1] if best else None, start)
 
 
 # --------------------------------------------------------------------------- DADS min cut
@@ -229,13 +232,13 @@ def min_cut(inst: Instance) -> Plan:
     import networkx as nx
 
     start = time.perf_counter()
-    wl, we = _additive_weights(inst)
+    wl, we = additive_weights(inst)
     tb = tables(inst)
     s = tb.source
     if tb.sink is not None and tb.sink != s:
         raise NotApplicable("the sink is not the source node")
-    compute = _compute_costs(tb, wl, we)
-    pair = _pair_costs(tb, wl, we)
+    compute = compute_costs(tb, wl, we)
+    pair = pair_costs(tb, wl, we)
     best = None
     for k in range(len(tb.nodes)):
         if k == s:
@@ -272,7 +275,7 @@ def min_cut(inst: Instance) -> Plan:
         if ev.feasible and (best is None or ev.objective(inst) < best[0]):
             best = (ev.objective(inst), a)
     exact = len(tb.nodes) == 2 and inst.constraints.max_latency_s is None and not _memory_binds(tb)
-    return _plan(inst, "min-cut", best[1] if best else None, start, exact=exact)
+    return method_plan(inst, "min-cut", best[1] if best else None, start, exact=exact)
 
 
 # --------------------------------------------------------------------------- greedy
@@ -285,11 +288,11 @@ def greedy(inst: Instance) -> Plan:
     start = time.perf_counter()
     tb = tables(inst)
     try:
-        wl, we = _additive_weights(inst)
+        wl, we = additive_weights(inst)
     except NotApplicable:
         wl, we = 1.0, 0.0
-    compute = _compute_costs(tb, wl, we)
-    pair = _pair_costs(tb, wl, we)
+    compute = compute_costs(tb, wl, we)
+    pair = pair_costs(tb, wl, we)
     where: dict[int, int] = {-1: tb.source}
     params = np.zeros(len(tb.nodes))
     work = np.zeros(len(tb.nodes))
@@ -306,12 +309,12 @@ def greedy(inst: Instance) -> Plan:
                 cost += pair(tb.tensors[u + 1].size_bytes)[where[u], k]
             choices.append((cost, k))
         if not choices:
-            return _plan(inst, "greedy", None, start)
+            return method_plan(inst, "greedy", None, start)
         _, k = min(choices)
         where[v] = k
         params[k] += tb.param_bytes[v]
         work[k] = max(work[k], tb.work_bytes[v])
-    return _plan(
+    return method_plan(
         inst, "greedy", {name: tb.nodes[where[v]] for v, name in enumerate(tb.layers)}, start
     )
 
@@ -338,8 +341,8 @@ def _random_genome(tb: Tables, rng: np.random.Generator) -> np.ndarray:
 def _to_plan(inst: Instance, method: str, genome: np.ndarray | None, start: float) -> Plan:
     tb = tables(inst)
     if genome is None:
-        return _plan(inst, method, None, start)
-    return _plan(
+        return method_plan(inst, method, None, start)
+    return method_plan(
         inst, method, {n: tb.nodes[k] for n, k in zip(tb.layers, genome, strict=True)}, start
     )
 

@@ -598,10 +598,10 @@ def _throughput_only(inst: Instance, method: str) -> None:
 def _result(
     inst: Instance, method: str, found: tuple[list[int], list[int]] | None, start: float
 ) -> Plan:
-    from .baselines import _plan
+    from .baselines import method_plan
 
     st = _stages(inst)
-    return _plan(inst, method, st.assignment(*found) if found else None, start)
+    return method_plan(inst, method, st.assignment(*found) if found else None, start)
 
 
 def pipeedge(inst: Instance, deadline: float = math.inf) -> Plan:
@@ -649,18 +649,18 @@ def edgeshard_latency(inst: Instance) -> Plan:
     layers 0..v with v on k, from the best state of v-1 on any node whose path still leaves
     room on k; each state carries the memory its path uses on every node (EdgeShard's check),
     so with binding memory it is a heuristic, and exact (= `dp`) when memory cannot bind."""
-    from .baselines import _additive_weights, _compute_costs, _pair_costs, _plan
+    from .baselines import additive_weights, compute_costs, method_plan, pair_costs
 
     start = time.perf_counter()
     if not _is_chain(inst):
         raise _not_applicable("EdgeShard's latency DP is for chains")
     if inst.constraints.max_latency_s is not None and inst.objective.kind != "latency":
         raise _not_applicable("a latency limit with another objective couples the layers")
-    wl, we = _additive_weights(inst)
+    wl, we = additive_weights(inst)
     tb = tables(inst)
     V, K = len(tb.layers), len(tb.nodes)
-    compute = _compute_costs(tb, wl, we)
-    pair = _pair_costs(tb, wl, we)
+    compute = compute_costs(tb, wl, we)
+    pair = pair_costs(tb, wl, we)
     cap = np.array([math.inf if m is None else m for m in tb.memory_bytes])
     send0 = pair(tb.tensors[0].size_bytes)[tb.source]
     best = send0 + compute[0]
@@ -695,9 +695,9 @@ def edgeshard_latency(inst: Instance) -> Plan:
         best = best + pair(tb.tensors[V].size_bytes)[:, tb.sink]
     k = int(np.argmin(best))
     if not np.isfinite(best[k]):
-        return _plan(inst, "edgeshard-latency", None, start)
+        return method_plan(inst, "edgeshard-latency", None, start)
     assignment = {tb.layers[v]: tb.nodes[paths[k][v]] for v in range(V)}
-    return _plan(inst, "edgeshard-latency", assignment, start)
+    return method_plan(inst, "edgeshard-latency", assignment, start)
 
 
 # --------------------------------------------------------------------------- first fit
