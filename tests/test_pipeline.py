@@ -362,3 +362,181 @@ def test_best_start_when_the_output_is_not_the_last_layer():
     start = pl.best_start(inst, 1.0)
     assert start is not None and splitplan.evaluate(inst, start).feasible
     assert splitplan.solve(inst).status == "optimal"
+
+
+# --------------------------------------------------------------------------- class DP internals
+
+
+def same(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 * max(abs(a), abs(b)) + 1e-15
+
+
+def stage_plans(st_, classes=None):
+    """Every stage plan (bounds, nodes) whose stages fit (memory, pins), by brute force over
+    assignments; with `classes`, only those using each class's hosts in order."""
+    K = st_.K
+    for combo in itertools.product(range(K), repeat=st_.V):
+        segs = pl._segments(list(combo))
+        nodes = [k for _, _, k in segs]
+        bounds = [s[0] for s in segs] + [st_.V]
+        if len(set(nodes)) != len(nodes):
+            continue
+        if any(st_.fit_end[k, bounds[s]] < bounds[s + 1] for s, k in enumerate(nodes)):
+            continue
+        if classes is not None and any(
+            [k for k in nodes if k in c] != c[: sum(k in c for k in nodes)] for c in classes
+        ):
+            continue
+        yield bounds, nodes
+
+
+dp_own_instances = st.builds(
+    pipeline_instance,
+    n_layers=st.integers(1, 6),
+    n_nodes=st.integers(2, 4),
+    seed=st.integers(0, 10_000),
+    family=st.sampled_from(["hetero", "identical"]),
+    topology=st.sampled_from(["complete", "star"]),
+    n_classes=st.integers(1, 3),
+    memory_fraction=st.sampled_from([None, 0.2, 0.4]),
+    skip_prob=st.sampled_from([0.0, 0.5]),
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(inst=dp_own_instances, singles=st.booleans())
+def test_class_dp_is_exact_for_its_own_cost_on_any_instance(inst, singles):
+    # on its own cost (`_Stages.value`: cut sums, route loads) the class DP is the least period
+    # over every stage plan (EdgeShard: each node its own class) or over those taking each
+    # class's hosts in order (PipeEdge), on chains and DAGs, stars, with memory: the reach sets,
+    # the early stop of a pass and the backtracking are checked by brute force
+    st_ = pl._stages(inst)
+    classes = [[k] for k in range(st_.K)] if singles else pl.node_classes(st_.tb)
+    plans = list(stage_plans(st_, None if singles else classes))
+    found = pl.class_dp(inst, classes)
+    if not plans:
+        assert found is None
+        return
+    best = min(st_.value(*p) for p in plans)
+    assert found is not None and same(st_.value(*found), best), (found, best)
+    bounds, nodes = found
+    assert bounds[0] == 0 and bounds[-1] == st_.V and len(set(nodes)) == len(nodes)
+    assert all(st_.fit_end[k, bounds[s]] >= bounds[s + 1] for s, k in enumerate(nodes))
+    # the first pass at an unbounded period: a plan iff one exists
+    assert pl.class_dp(inst, classes, first_only=True) is not None
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_class_dp_over_blocks_first_is_still_exact(seed):
+    # past 200 layers the DP first runs on blocks of layers (a start for the full DP): the
+    # result must be the full DP's optimum, which the direct full DP (no start) also finds
+    inst = pipeline_instance(230, 4, seed=seed, memory_fraction=[None, 0.3, 0.6][seed])
+    st_ = pl._stages(inst)
+    classes = pl.node_classes(st_.tb)
+    found = pl.class_dp(inst, classes)
+    direct = pl._class_dp(st_, classes, math.inf, math.inf, False)
+    singles = pl._class_dp(st_, [[k] for k in range(4)], math.inf, math.inf, False)
+    assert same(st_.value(*found), st_.value(*direct))
+    assert same(st_.value(*found), st_.value(*singles))  # interchangeable hosts: no loss
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_period_lower_bound_is_below_every_plan(seed):
+    inst = random_instance(
+        5,
+        3,
+        seed=seed,
+        topology=["star", "complete", "mesh"][seed % 3],
+        objective="throughput",
+        memory_fraction=[None, 0.5][seed % 2],
+        pin_first=seed % 4 == 1,
+    )
+    full = brute_force(inst)
+    bound = pl.period_lower_bound(tables(inst))
+    assert bound > 0
+    if full is not None:
+        assert bound <= full[0] * (1 + 1e-12)
+
+
+def test_period_lower_bound_is_work_over_speed_when_times_are_flops_over_speed():
+    inst = pipeline_instance(50, 6, seed=1)  # no pins, compute time = FLOPs / speed
+    tb = tables(inst)
+    speeds = [n.flops_per_s for n in inst.network.nodes]
+    flops = sum(la.flops for la in inst.dnn.layers)
+    assert same(pl.period_lower_bound(tb), max(flops / sum(speeds), tb.compute_s.min(1).max()))
+
+
+def test_interchangeable_hosts():
+    inst = pipeline_instance(10, 7, seed=0)
+    tb = tables(inst)
+    classes = pl.node_classes(tb)
+    assert max(len(c) for c in classes) == 2 and pl.interchangeable(tb, classes)
+    assert not pl.interchangeable(tb, [[1, 2, 3]])  # hosts of different classes: other links
+    assert not pl.interchangeable(tables(slower_link(inst)), classes)
+
+
+def slower_link(inst: Instance) -> Instance:
+    """The instance with n1's links 1000 times slower: n1 is no longer interchangeable with the
+    other hosts of its class (PipeEdge's DP must use it first; EdgeShard's may skip it)."""
+    net = inst.network
+    links = tuple(
+        Link(ln.source, ln.target, ln.bandwidth_bytes_per_s / 1000, ln.latency_s, ln.bidirectional)
+        if "n1" in (ln.source, ln.target)
+        else ln
+        for ln in net.links
+    )
+    return Instance(
+        inst.dnn,
+        Network(net.nodes, links, net.source, net.sink),
+        inst.objective,
+        inst.constraints,
+        inst.name,
+    )
+
+
+# --------------------------------------------------------------------------- the default solve
+
+
+def test_start_budget():
+    thr = pipeline_instance(30, 4, seed=0)
+    assert pl.start_budget_s(thr, 10) == 5.0  # half the limit: the DP stops when converged
+    assert pl.start_budget_s(thr, None) == 25.0  # no limit: as for 50 s
+    big = pipeline_instance(1000, 16, seed=0)  # the model alone would take most of 10 s
+    assert pl.start_budget_s(big, 10) == 9.0 and pl.start_budget_s(big, 60) == 30.0
+    lat = random_instance(30, 4, seed=0, memory_fraction=0.3)
+    assert pl.start_budget_s(lat, 10) == 1.0 and pl.start_budget_s(lat, 100) == 5.0
+
+
+def test_no_start_for_other_objectives_when_memory_cannot_bind(monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("best_start ran")
+
+    monkeypatch.setattr(pl, "best_start", never)
+    inst = random_instance(8, 3, seed=2)  # latency, no memory limits
+    assert not any(tables(inst).memory_may_bind(k) for k in range(3))
+    assert splitplan.solve(inst, time_limit_s=5).status == "optimal"
+
+
+@pytest.mark.parametrize(
+    "inst",
+    [
+        pipeline_instance(80, 6, seed=4),
+        pipeline_instance(80, 6, seed=5, topology="star"),
+        pipeline_instance(60, 4, seed=6, memory_fraction=0.3),
+        pipeline_instance(60, 5, seed=7, family="identical", skip_prob=0.3),
+        slower_link(pipeline_instance(80, 6, seed=8)),
+    ],
+    ids=["chain", "star", "memory", "dag", "not-interchangeable"],
+)
+def test_default_solve_with_a_short_limit_is_never_worse_than_any_dp(inst):
+    # too short a limit for the MILP to prove anything on some of these: the start must hold
+    # every peer's plan (its DPs converge within their share of the limit)
+    plan = splitplan.solve(inst, time_limit_s=2)
+    assert plan.solved
+    for method in ("pipeedge", "edgeshard", "stages-dp", "pipedream"):
+        try:
+            dp = B.run_method(inst, method)
+        except B.NotApplicable:
+            continue
+        if dp.status != "infeasible":
+            assert plan.objective <= dp.objective * (1 + 1e-9), (method, plan.objective, dp)

@@ -255,6 +255,22 @@ def node_classes(tb: Tables) -> list[list[int]]:
     return list(groups.values())
 
 
+def interchangeable(tb: Tables, classes: list[list[int]]) -> bool:
+    """Whether swapping any two hosts of a class maps the network onto itself (same arcs, with
+    the same bandwidth and latency): then every stage plan has a twin with the same cost, the
+    evaluator's too, that takes each class's hosts in order, so the class DP loses nothing
+    against EdgeShard's DP over subsets (the hosts' compute, memory and pins are equal by
+    `node_classes`)."""
+    arcs = {(a.tail, a.head, a.bandwidth_bytes_per_s, a.latency_s) for a in tb.arcs}
+    for c in classes:
+        for b in c[1:]:
+            swap = {c[0]: b, b: c[0]}
+            moved = {(swap.get(t, t), swap.get(h, h), bw, lat) for t, h, bw, lat in arcs}
+            if moved != arcs:
+                return False
+    return True
+
+
 def class_dp(
     inst: Instance,
     classes: list[list[int]],
@@ -573,13 +589,17 @@ def _stage_orders(tb: Tables) -> list[tuple[list[int], int | None]]:
     return [([tb.source, *others], None), (others, tb.source), (others, None)]
 
 
-def _best_linear(inst: Instance) -> tuple[list[int], list[int]] | None:
+def _best_linear(inst: Instance, deadline: float = math.inf) -> tuple[list[int], list[int]] | None:
+    """The best of the linear DP over `_stage_orders` done by `deadline` (perf_counter s)."""
     st = _stages(inst)
     best = None
     for order, last in _stage_orders(st.tb):
         if not order and last is None:
             continue
-        found = linear_dp(inst, order, last)
+        try:
+            found = linear_dp(inst, order, last, deadline)
+        except _OutOfTime:
+            break
         if found is not None and (best is None or st.value(*found) < st.value(*best)):
             best = found
     return best
@@ -911,8 +931,17 @@ def best_start(inst: Instance, time_budget_s: float = 1.0) -> dict[str, str] | N
 
     kind = inst.objective.kind
     if kind == "throughput" and inst.constraints.max_latency_s is None:
-        # the class DP first: exact over stage plans and anytime; the rest only where it fails
-        attempt(lambda: class_dp(inst, node_classes(tb), start + 0.85 * time_budget_s))
+        # the class DP first: exact over stage plans and anytime; then what the peers' DPs can
+        # find beyond it, so that the start is never worse than theirs: EdgeShard's DP where
+        # hosts of a class are not interchangeable, and PipeDream's linear DP on a DAG of
+        # identical workers (its plan is costed there by cut sums, not the evaluator's period)
+        classes = node_classes(tb)
+        attempt(lambda: class_dp(inst, classes, start + 0.7 * time_budget_s))
+        if not interchangeable(tb, classes) and len(classes) < len(tb.nodes):
+            singles = [[k] for k in range(len(tb.nodes))]
+            attempt(lambda: class_dp(inst, singles, start + 0.8 * time_budget_s))
+        if not _is_chain(inst) and _identical_workers(tb):
+            attempt(lambda: _best_linear(inst, start + 0.85 * time_budget_s))
         if not feasible():
             attempt(lambda: _best_linear_any_order(inst, start + 0.9 * time_budget_s))
             attempt(lambda: first_fit(inst))
