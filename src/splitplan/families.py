@@ -90,21 +90,11 @@ class Context:
         for a, arc in enumerate(tb.arcs):
             self.into[arc.head].append(a)
             self.out_of[arc.tail].append(a)
-        self._routes: dict[tuple[float, int, int], tuple[float, list[int]]] = {}
 
     def tick(self, i: int) -> None:
         """Raise `BuildTimeout` past the deadline (looked at every 256th call)."""
         if self.deadline is not None and not i & 255 and time.perf_counter() > self.deadline:
             raise BuildTimeout("building the model took longer than the time limit")
-
-    def route_cost(self, size: float, p: int, q: int) -> tuple[float, list[int]]:
-        """(energy in J, arc indices) of the fixed route p -> q of a tensor of `size` bytes."""
-        key = (size, p, q)
-        hit = self._routes.get(key)
-        if hit is None:
-            hit = (self.tb.route_energy_j(size, p, q), self.tb.route_arcs(size, p, q))
-            self._routes[key] = hit
-        return hit
 
     def targets(self, t: Tensor, sink: bool = True) -> list[int]:
         """Nodes that may need tensor t: where its consumers may run, and the sink."""
@@ -153,10 +143,11 @@ class Context:
                 raise ValueError(f"a transfer every plan makes has no route ({p} -> {q})")
             costs.no_route.append(var)
             return
-        energy, arcs = (
-            self.route_cost(size, p, q) if self.need_energy or self.need_loads else (0, [])
-        )
-        loads = [(a, size / self.tb.arcs[a].bandwidth_bytes_per_s) for a in arcs]
+        if self.need_energy or self.need_loads:
+            energy, arcs, arc_loads = self.tb.route_terms(size, p, q)
+            loads = list(zip(arcs, arc_loads, strict=True))
+        else:
+            energy, loads = 0.0, []
         if var is None:
             costs.const_latency += lat
             costs.const_energy += energy
