@@ -380,7 +380,7 @@ def _class_dp(
             ps, qs = last[a_s, sub], hosts[b_s, counts[sub, b_s]]
             # only the reached prefixes can start a stage: starts in [i0, i1], ends up to j_hi
             src = reach[a_s, sub, :V]
-            any_col = src.any(axis=0)
+            any_col = np.asarray(src.any(axis=0))
             i0 = int(np.argmax(any_col))
             i1 = V - 1 - int(np.argmax(any_col[::-1]))
             valid = src[:, i0 : i1 + 1] & ok[ps, qs, i0 : i1 + 1]
