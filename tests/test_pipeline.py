@@ -1,6 +1,7 @@
 """The pipeline planners' DPs against brute force on their domains, the constructions used as MIP
 starts, and the MILP against them (issue 13, primal side)."""
 
+import dataclasses
 import itertools
 import math
 
@@ -540,3 +541,18 @@ def test_default_solve_with_a_short_limit_is_never_worse_than_any_dp(inst):
             continue
         if dp.status != "infeasible":
             assert plan.objective <= dp.objective * (1 + 1e-9), (method, plan.objective, dp)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_class_dp_counts_the_output_transfer(seed):
+    # a large output: the last stage's node is decided by its route to the sink
+    inst = pipeline_instance(5, 4, seed=seed, n_classes=3)
+    layers = list(inst.dnn.layers)
+    layers[-1] = dataclasses.replace(layers[-1], out_bytes=layers[-1].out_bytes * 300)
+    dnn = dataclasses.replace(inst.dnn, layers=tuple(layers))
+    inst = Instance(dnn, inst.network, inst.objective, inst.constraints, inst.name)
+    st_ = pl._stages(inst)
+    for classes in ([[k] for k in range(st_.K)], pl.node_classes(st_.tb)):
+        plans = list(stage_plans(st_, classes))
+        found = pl.class_dp(inst, classes)
+        assert same(st_.value(*found), min(st_.value(*p) for p in plans))

@@ -501,6 +501,8 @@ def _bisect(
         if found is None:
             lo, step = mid, None
         else:
+            if st.value(*found) > mid * (1 + 1e-9):  # the bisection would never end
+                raise AssertionError(f"stage DP: a plan above the period {mid!r} it was run at")
             best, hi = found, min(st.value(*found), mid)
             step = None if step is None else 2 * step
     return best
