@@ -58,6 +58,8 @@ class RunReport:
     latencies_s: list[float] = field(default_factory=list)
     timeline: list[tuple[str, str, float, float]] = field(default_factory=list)
     layers: list[dict[str, Any]] = field(default_factory=list)  # with --per-layer
+    # --rank mode: each node's clock minus rank 0's, estimated and taken out of its timestamps
+    clock_offsets_s: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -804,14 +806,11 @@ def _run_one_rank(args: argparse.Namespace) -> int:
     if code != 0:
         _error(str(log.get("error")), args.json, "run_failed")
         return EXIT_RUN_FAILED
-    if "all_nodes" in log:  # rank 0: the whole run
-        report = _report(
-            directory,
-            manifest,
-            log["all_nodes"],
-            args.pipelined,
-            not args.no_link_emulation,
-        )
+    if "all_nodes" in log:  # rank 0: the whole run, on rank 0's clock
+        offsets = log["clock_offsets_s"]
+        logs = [_shift(x, -off) for x, off in zip(log["all_nodes"], offsets, strict=True)]
+        report = _report(directory, manifest, logs, args.pipelined, not args.no_link_emulation)
+        report.clock_offsets_s = {x["node"]: off for x, off in zip(logs, offsets, strict=True)}
         return _print_report(args, report)
     if args.json:
         print(json.dumps({"status": "ok", **log}))
@@ -823,6 +822,27 @@ def _run_one_rank(args: argparse.Namespace) -> int:
             f"{1e3 * (_median(busy) or 0.0):.3f} ms (rank 0 prints the whole run)"
         )
     return EXIT_OK
+
+
+def _shift(log: dict[str, Any], by_s: float) -> dict[str, Any]:
+    """A node's log with every timestamp moved by `by_s` seconds (onto another node's clock)."""
+    out = dict(log)
+    out["requests"] = [
+        {
+            **rec,
+            "start": rec["start"] + by_s,
+            "segments": [
+                {**s, "start": s["start"] + by_s, "end": s["end"] + by_s} for s in rec["segments"]
+            ],
+            "recv": [{**r, "arrived": r["arrived"] + by_s} for r in rec["recv"]],
+            **({"done": rec["done"] + by_s} if rec.get("done") is not None else {}),
+        }
+        for rec in log["requests"]
+    ]
+    out["sends"] = [
+        {**s, **{k: s[k] + by_s for k in ("produced", "start", "sent")}} for s in log["sends"]
+    ]
+    return out
 
 
 def plot_run(report: RunReport, directory: Path, path: str | Path) -> Path:

@@ -323,6 +323,9 @@ def run_node(args: argparse.Namespace) -> dict[str, Any]:
         world_size=args.world_size,
         timeout=timeout,
     )
+    # several machines: each node's clock against rank 0's, before any tensor is sent (tag 0 is
+    # no tensor's)
+    offsets = _clock_offsets(dist, args.rank, args.world_size) if args.gather else None
     senders: dict[str, _Sender] = {}
     links = None if args.no_link_emulation else _Links()  # shared by this node's senders
     for dst in sorted({tr["to"] for tr in outgoing}, key=rank_of.__getitem__):
@@ -489,9 +492,35 @@ def run_node(args: argparse.Namespace) -> dict[str, Any]:
             log = {
                 **log,
                 "all_nodes": [{k: v for k, v in x.items() if k != "all_nodes"} for x in logs],
+                "clock_offsets_s": offsets,
             }
     dist.destroy_process_group()
     return log
+
+
+def _clock_offsets(dist: Any, rank: int, world: int, rounds: int = 8) -> list[float]:
+    """At rank 0: each rank's clock minus rank 0's, in s (Cristian's method: rank 0 sends its
+    time, the peer answers with its own; of `rounds` exchanges, the one with the shortest round
+    trip, whose error is at most half of it). Other ranks answer and get zeros."""
+    import torch
+
+    offsets = [0.0] * world
+    buf = torch.zeros(1, dtype=torch.float64)
+    for r in range(1, world):
+        if rank == 0:
+            best = (float("inf"), 0.0)
+            for _ in range(rounds):
+                t0 = time.time()
+                dist.send(torch.tensor([t0], dtype=torch.float64), dst=r, tag=0)
+                dist.recv(buf, src=r, tag=0)
+                t2 = time.time()
+                best = min(best, (t2 - t0, float(buf.item()) - (t0 + t2) / 2))
+            offsets[r] = best[1]
+        elif rank == r:
+            for _ in range(rounds):
+                dist.recv(buf, src=0, tag=0)
+                dist.send(torch.tensor([time.time()], dtype=torch.float64), dst=0, tag=0)
+    return offsets
 
 
 def _need_key(node: dict, tag: dict[str, int]):
