@@ -768,7 +768,7 @@ def _run_one_rank(args: argparse.Namespace) -> int:
         me = names[args.rank]
         if me in devices:
             check_device(me, devices[me])
-    except (DeploymentError, ValueError) as exc:
+    except (DeploymentError, ValueError, OSError) as exc:
         _error(str(exc), args.json)
         return EXIT_BAD_INPUT
     with tempfile.TemporaryDirectory(prefix="splitplan-node-") as tmp:
