@@ -211,6 +211,62 @@ def test_one_process_per_rank_as_on_separate_machines(deployment):
     assert no_process_uses(directory)
 
 
+def test_a_nodes_log_moved_onto_rank_0s_clock():
+    """--rank mode: every timestamp of a node's log (the records runtime_node writes) moves by
+    the clock offset, nothing else does."""
+    from splitplan.runtime import _shift
+
+    log = {
+        "node": "b",
+        "rank": 1,
+        "warmup": 1,
+        "requests": [
+            {
+                "request": 0,
+                "start": 10.0,
+                "segments": [{"index": 1, "start": 11.0, "end": 12.0}],
+                "recv": [{"tensor": "stem", "arrived": 10.5}],
+                "done": 12.5,
+            },
+            {"request": 1, "start": 20.0, "segments": [], "recv": []},
+        ],
+        "sends": [
+            {
+                "request": 0,
+                "tensor": "left",
+                "to": "a",
+                "bytes": 128,
+                "produced": 12.0,
+                "start": 12.1,
+                "sent": 12.2,
+            }
+        ],
+    }
+    moved = _shift(log, -7.0)
+    assert moved["requests"][0] == {
+        "request": 0,
+        "start": 3.0,
+        "segments": [{"index": 1, "start": 4.0, "end": 5.0}],
+        "recv": [{"tensor": "stem", "arrived": 3.5}],
+        "done": 5.5,
+    }
+    assert moved["requests"][1] == {"request": 1, "start": 13.0, "segments": [], "recv": []}
+    (send,) = moved["sends"]
+    assert [send[k] for k in ("produced", "start", "sent")] == pytest.approx([5.0, 5.1, 5.2])
+    assert {k: send[k] for k in ("request", "tensor", "to", "bytes")} == {
+        "request": 0,
+        "tensor": "left",
+        "to": "a",
+        "bytes": 128,
+    }
+    assert {k: moved[k] for k in ("node", "rank", "warmup")} == {
+        "node": "b",
+        "rank": 1,
+        "warmup": 1,
+    }
+    assert log["requests"][0]["start"] == 10.0  # the original is left alone
+
+
 def test_a_node_killed_mid_run_ends_the_run_naming_it(deployment):
     directory, _, _ = deployment
     with pytest.raises(RunError, match=r"node b \(rank 1\) was killed by signal 9"):
