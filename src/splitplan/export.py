@@ -12,6 +12,8 @@ node (`Plan.segments`); a node that is revisited has several. Each segment becom
 `torch.fx.GraphModule` whose positional inputs and outputs are instance tensors (``input`` or a
 layer's name; the manifest lists them in order). Shape queries and other non-tensor values are
 baked in as the constants they had on the example input: an export is for one input shape.
+Every operation carries its instance layer in `node.meta["custom"][LAYER_KEY]`, which
+torch.export keeps in the files: `splitplan run --per-layer` times the layers by it.
 
 Files: ``NODE.I.pt2`` (torch.export) or ``NODE.I.onnx`` (torch.onnx, checked with onnx.checker)
 per segment I of NODE, ``io.pt`` (the example input and the unsplit model's output on it),

@@ -5,7 +5,9 @@ machine, joined by a torch.distributed gloo group with a TCP rendezvous on a fre
 watches them, and when one dies or the time is up it ends every other one and says which node
 failed. The measurements of the nodes are reduced to a `RunReport`: end-to-end latency (request
 start at the source to the result at the sink), per-node and per-segment compute, per-link bytes
-and time, and the period in pipelined mode, beside the planner's prediction from the manifest.
+and time, and the period in pipelined mode, beside the planner's prediction from the manifest;
+with `per_layer`, each layer's time on its node beside §1's. `run --rank R` runs one node of a
+run across machines; its rank 0 gathers the others' measurements and reports the whole run.
 
 This module does not import torch at import time (the command line imports it to register its
 commands); the node processes do.

@@ -1,7 +1,8 @@
 """One node of a deployment: the process that `splitplan run` starts per network node.
 
     python -m splitplan.runtime_node --dir DIR --rank R --world-size W --master-addr A \\
-        --master-port P --requests N [--pipelined] [--no-link-emulation] --result FILE
+        --master-port P --requests N [--pipelined] [--no-link-emulation] [--device DEV] \\
+        [--per-layer] [--gather] --result FILE
 
 The node joins a torch.distributed gloo group (TCP rendezvous at A:P) and loads its segments.
 Per request it runs its segments in topological order; across requests it runs, of the requests
@@ -21,10 +22,16 @@ assumes. The arcs' clocks are shared by the sends of one node; sends of differen
 routes share an arc (a relayed route) are not queued behind each other (a limit of emulating at
 the senders).
 
-Clock: every timestamp is `time.time()`, comparable between processes of one machine (and
-between machines only as far as their clocks are synchronised). The result (timings, bytes,
-the output's difference from the unsplit model) is written as JSON to --result; an error is
-written there too, as one line naming the node, and the process exits 1.
+Device (--device, default cpu): the segments run there; received tensors are copied to it on
+arrival, sent ones back to the CPU (gloo sends CPU tensors), and each segment's end waits for
+its kernels. --per-layer: after the requests, the nodes in turn time each layer of their
+segments on the last request's inputs (`time_layers`).
+
+Clock: every timestamp is `time.time()`, comparable between processes of one machine. Across
+machines (--gather, the `run --rank` mode) rank 0 estimates each node's clock offset at the
+start and gathers every node's log at the end, to report the whole run. The result (timings,
+bytes, the output's difference from the unsplit model) is written as JSON to --result; an error
+is written there too, as one line naming the node, and the process exits 1.
 """
 
 from __future__ import annotations
