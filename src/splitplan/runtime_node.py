@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 IN_FLIGHT = 4  # pipelined mode: requests a sender may run ahead of its slowest receiver
+LAYER_REPEATS = 10  # --per-layer: timed runs at most (the median settles; big models take long)
 
 
 class _Links:
@@ -483,7 +484,7 @@ def run_node(args: argparse.Namespace) -> dict[str, Any]:
                 log["layers"] = time_layers(
                     [m for _, m in segments],
                     [last_inputs[seg["index"]] for seg, _ in segments],
-                    max(1, args.requests),
+                    max(1, min(args.requests, LAYER_REPEATS)),
                     sync,
                 )
             dist.barrier()
