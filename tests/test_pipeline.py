@@ -502,8 +502,8 @@ def test_start_budget():
     thr = pipeline_instance(30, 4, seed=0)
     assert pl.start_budget_s(thr, 10) == 5.0  # half the limit: the DP stops when converged
     assert pl.start_budget_s(thr, None) == 25.0  # no limit: as for 50 s
-    big = pipeline_instance(1000, 16, seed=0)  # the model alone would take most of 10 s
-    assert pl.start_budget_s(big, 10) == 9.0 and pl.start_budget_s(big, 60) == 30.0
+    big = pipeline_instance(1000, 16, seed=0)  # the model alone would take most of 5 s
+    assert pl.start_budget_s(big, 5) == 4.5 and pl.start_budget_s(big, 60) == 30.0
     lat = random_instance(30, 4, seed=0, memory_fraction=0.3)
     assert pl.start_budget_s(lat, 10) == 1.0 and pl.start_budget_s(lat, 100) == 5.0
 

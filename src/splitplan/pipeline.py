@@ -971,10 +971,10 @@ def best_start(inst: Instance, time_budget_s: float = 1.0) -> dict[str, str] | N
 
 
 # Seconds per unit of model size (tensors x (arcs + nodes), about a third of the matrix's
-# nonzeros) that building the MILP takes on the 2-core VM of the benchmarks: 3.6e-5 to 4.4e-5
-# under a load average of 8 (300x16: 77,000 units, 3.4 s; 1000x16: 256,000 units, 9.2 s), about
-# half that unloaded. Too high a rate only gives the start time it does not use.
-_BUILD_S_PER_UNIT = 3e-5
+# nonzeros) that building the MILP takes on the 2-core VM of the benchmarks under a load average
+# of 5 (300x16: 77,000 units, 1.2 s; 1000x16: 256,000 units, 4.1 s). Too high a rate only gives
+# the start time it does not use; too low one leaves a slow DP less time.
+_BUILD_S_PER_UNIT = 1.5e-5
 
 
 def start_budget_s(inst: Instance, time_limit_s: float | None) -> float:
