@@ -51,16 +51,14 @@ def _positive(kind: type, what: str):
     return parse
 
 
-def add_parsers(sub: Any) -> None:
-    """Add `nas` and `retrain` to the top-level subparsers."""
+def add_nas_arguments(nas: argparse.ArgumentParser) -> None:
+    """Declare the arguments of `nas` on its subparser (the registry is `splitplan.cli`)."""
     from ..devices import PRESETS
     from .search import DEFAULT_STORAGE, SAMPLERS, SPACES
 
-    nas = sub.add_parser(
-        "nas",
-        help="joint architecture and split search (Optuna outer loop, exact MILP inner loop)",
-        description="Search architectures and their optimal splits together. `splitplan nas "
-        "worker --study NAME` joins an existing study (several workers may share one storage).",
+    nas.description = (
+        "Search architectures and their optimal splits together. `splitplan nas "
+        "worker --study NAME` joins an existing study (several workers may share one storage)."
     )
     nas.add_argument(
         "mode", nargs="?", choices=("run", "worker"), default="run", help="default: run"
@@ -124,9 +122,9 @@ def add_parsers(sub: Any) -> None:
     nas.add_argument("--device", default="cpu", help="mbv2-digits: torch device (cpu, cuda)")
     nas.add_argument("--quiet", action="store_true", help="no progress lines")
 
-    retrain = sub.add_parser(
-        "retrain", help="retrain the front's architectures of a NAS report from scratch"
-    )
+
+def add_retrain_arguments(retrain: argparse.ArgumentParser) -> None:
+    """Declare the arguments of `retrain` on its subparser (the registry is `splitplan.cli`)."""
     retrain.add_argument("result", metavar="RESULT", help="trials.json written by `splitplan nas`")
     retrain.add_argument(
         "--top",
