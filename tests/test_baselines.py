@@ -55,8 +55,10 @@ def test_heuristics_are_feasible_costed_by_the_evaluator_and_never_beat_the_milp
         pin_first=True,
         objective="weighted",
     )
-    rows, optimum, proven = B.compare(inst, B.METHODS, time_limit_s=0.1, seed=seed)
-    assert optimum is not None and proven
+    result = B.compare(inst, B.METHODS, time_limit_s=0.1, seed=seed)
+    rows, optimum = result.rows, result.optimum
+    assert optimum is not None and result.proven and result.reference == optimum
+    assert result.milp is not None and result.milp.objective == optimum
     for r in rows:
         if r.plan is None:
             assert r.note.startswith("not applicable")
