@@ -270,7 +270,7 @@ def _block_path(model: nn.Module, n: torch.fx.Node) -> str:
 
 def _foldable(gm: torch.fx.GraphModule, n: torch.fx.Node) -> bool:
     if n.op == "call_module":
-        return isinstance(gm.get_submodule(n.target), _FOLD_MODULES)
+        return isinstance(gm.get_submodule(str(n.target)), _FOLD_MODULES)
     if n.op == "call_function":
         if isinstance(n.target, torch._ops.OpOverload | torch._ops.OpOverloadPacket):
             return n.target.__name__.split(".")[0] in _FOLD_ATEN
@@ -363,7 +363,7 @@ def trace_layers(
                 and _module_path(n) != ""
                 and _module_path(n) == _module_path(previous)
             )
-            key = keys[previous.name] if fold or same_module else n.name
+            key = keys[previous.name] if previous is not None and (fold or same_module) else n.name
         else:
             key = _block_path(model, n) or n.name
         keys[n.name] = key
@@ -525,8 +525,12 @@ def profile(
     device = _device(device, example_input)
     model = model.eval().to(device)
     x = example_input.to(device)
+    sync: Callable[[], None]
     if device.type == "cuda":
-        sync = torch.cuda.synchronize
+
+        def sync() -> None:
+            torch.cuda.synchronize()
+
         device_class = device_class or torch.cuda.get_device_name(device).lower().replace(" ", "-")
     else:
 
@@ -562,9 +566,9 @@ def profile(
             for src in n.all_input_nodes:
                 if src.op == "get_attr":
                     params += _attr_bytes(gm, str(src.target))
-            if n.op == "call_module" and n.target not in modules_seen:
-                modules_seen.add(n.target)
-                module = gm.get_submodule(n.target)
+            if n.op == "call_module" and str(n.target) not in modules_seen:
+                modules_seen.add(str(n.target))
+                module = gm.get_submodule(str(n.target))
                 params += sum(p.numel() * p.element_size() for p in module.parameters())
                 params += sum(b.numel() * b.element_size() for b in module.buffers())
         last = group[-1]

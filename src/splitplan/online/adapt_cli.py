@@ -13,6 +13,7 @@ import argparse
 import json
 import math
 import sys
+from typing import Any
 
 from ..errors import ExitCode, UsageError, error_json
 
@@ -139,7 +140,7 @@ def _run(args: argparse.Namespace) -> int:
         adaptive.append(rows[0])
         fixed = rows[1:]  # the fixed widths do not depend on the predictor
     results = adaptive + fixed
-    verdicts = []
+    verdicts: list[dict[str, Any]] = []
     for row in adaptive:
         wins, as_accurate = misses_fewer_than_as_accurate(row, fixed)
         verdicts.append(
