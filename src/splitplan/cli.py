@@ -74,9 +74,7 @@ def whole_number(minimum: int) -> Callable[[str], int]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
         if value < minimum:
-            raise argparse.ArgumentTypeError(
-                f"must be a whole number >= {minimum}, got {text!r}"
-            )
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got {text!r}")
         return value
 
     return parse
@@ -221,9 +219,7 @@ class _Compare(Command):
             metavar="S",
             help="time limit of each MILP solve, s (default 60)",
         )
-        parser.add_argument(
-            "--seed", type=int, default=0, help="seed of the randomised heuristics"
-        )
+        parser.add_argument("--seed", type=int, default=0, help="seed of the randomised heuristics")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def take_action(self, args: argparse.Namespace, inst: Instance | None) -> int:
@@ -269,9 +265,7 @@ class _Profile(Command):
             default="fp32",
             help="activation dtype of out_bytes (default fp32)",
         )
-        parser.add_argument(
-            "--repeats", type=int, default=5, help="timed runs; the median is kept"
-        )
+        parser.add_argument("--repeats", type=int, default=5, help="timed runs; the median is kept")
         parser.add_argument("--warmup", type=int, default=2)
         parser.add_argument(
             "--tracer",
@@ -369,9 +363,7 @@ class _Profile(Command):
         try:
             save_instance(profiled, args.output)
         except OSError as exc:  # checked before profiling; it can still vanish meanwhile
-            print(
-                f"splitplan: error: --output: cannot write {args.output}: {exc}", file=sys.stderr
-            )
+            print(f"splitplan: error: --output: cannot write {args.output}: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
         print(f"wrote {args.output}: {len(profiled.dnn.layers)} layers", file=sys.stderr)
         return EXIT_OK

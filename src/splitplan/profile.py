@@ -1,6 +1,7 @@
 """Profile a torch model into the `dnn` part of an instance: layer DAG, FLOPs, bytes, times.
 
     dnn, report = profile(model, example_input, granularity="module")
+    inst = profiled_instance("resnet18", network="3tier-wifi")  # what `splitplan profile` writes
 
 The model is traced with torch.fx; each traced operation is a node of the DAG (residual adds,
 concatenations and branches are kept). Nodes are grouped into splittable layers:

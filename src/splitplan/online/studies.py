@@ -86,8 +86,6 @@ def _check(
     inferences: int,
     updates_every: float,
     downlink_bytes_per_s: float | None,
-    snr_sweep_db: Sequence[float],
-    plot: str | Path | None,
 ) -> None:
     for what, value in (("weight_time", weight_time), ("lam", lam)):
         if value is not None and not (math.isfinite(value) and value >= 0):
@@ -102,8 +100,6 @@ def _check(
         math.isfinite(downlink_bytes_per_s) and downlink_bytes_per_s > 0
     ):
         raise OnlineError(f"downlink_bytes_per_s must be > 0, got {downlink_bytes_per_s}")
-    if plot is not None and not snr_sweep_db:
-        raise OnlineError("plot draws the SNR sweep: give snr_sweep_db")
 
 
 def study(
@@ -142,10 +138,9 @@ def study(
     Raises `OnlineError` (a `SplitplanError`) for anything the instance or the arguments make
     impossible, naming it.
     """
-    _check(
-        weight_time, lam, horizon, inferences, updates_every, downlink_bytes_per_s, snr_sweep_db,
-        plot,
-    )  # fmt: skip
+    _check(weight_time, lam, horizon, inferences, updates_every, downlink_bytes_per_s)
+    if plot is not None and not snr_sweep_db:
+        raise OnlineError("plot draws the SNR sweep: give snr_sweep_db")
     stages = stages_from_instance(inst, server)
     w0, lam0 = objective_weights(inst)
     w = w0 if weight_time is None else weight_time
