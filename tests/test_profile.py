@@ -290,3 +290,10 @@ def test_profiled_instance_checks_its_arguments_before_profiling(monkeypatch, tm
         prof.profiled_instance("mlp", network_from=tmp_path / "no-such.json")
     with pytest.raises(ProfileError, match="example_input"):
         prof.profiled_instance(nn.Linear(2, 2))
+    # a network-only file whose constraints are not an object: was a TypeError (exit 1)
+    bad = tmp_path / "net.json"
+    chain_file = Path(__file__).resolve().parents[1] / "instances" / "three-tier-chain.json"
+    network = json.loads(chain_file.read_text())["network"]
+    bad.write_text(json.dumps({"network": network, "constraints": []}))
+    with pytest.raises(InstanceError, match="constraints: must be an object"):
+        prof.profiled_instance("mlp", network_from=bad)
