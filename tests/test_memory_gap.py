@@ -130,3 +130,20 @@ def test_bounds_families_rerun_keeps_other_rows(tmp_path):
     assert "stale" not in rows[1] and len(rows[1]["runs"]) == 2
     assert len(rows[1]["load_average"]) == 6
     assert json.loads(out.read_text())["shipped"] == shipped
+
+
+def test_memory_gap_quick_mode_runs(tmp_path):
+    """benchmarks/memory_gap.py --quick runs and writes every measure (timings never asserted)."""
+    out = tmp_path / "memory_gap.json"
+    args = ["--quick", "--time-limit", "1", "-o", str(out)]
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "memory_gap.py"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(out.read_text())["rows"]
+    assert {"root_lp", "compute_only", "no_skips", "runs", "load_average"} <= set(row)
+    assert row["runs"]["n_runs"] > 0
