@@ -259,6 +259,9 @@ def best_plan(inst: Instance, milp: Milp, time_limit_s: float) -> dict[str, str]
 
 
 def measure(label: str, inst: Instance, time_limit_s: float) -> dict:
+    """Every measure of the module docstring on one instance (objectives in the instance's own
+    unit: s for latency, the weighted cost for weighted), each MIP and LP limited to
+    `time_limit_s` seconds; None where a limit stopped it first."""
     load_before = os.getloadavg()
     milp = build_milp(inst)
     row: dict = {"family": label, "instance": inst.name}
