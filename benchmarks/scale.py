@@ -59,7 +59,7 @@ def build_worker(n_layers: int, path: str, build: bool = True) -> dict[str, Any]
     """In this (fresh) process: generate the instance, write it to `path`, build its MILP
     (unless `build` is False: a size that is only solved)."""
     from splitplan.generate import random_instance
-    from splitplan.instance import save_instance
+    from splitplan.instance import load_instance, save_instance
     from splitplan.milp import build_milp
 
     start = time.perf_counter()
@@ -77,19 +77,21 @@ def build_worker(n_layers: int, path: str, build: bool = True) -> dict[str, Any]
         "write_s": write_s,
         "file_bytes": os.path.getsize(path),
     }
-    if not build:
-        return row
-    rss_before = _rss_bytes()
+    if build:
+        rss_before = _rss_bytes()
+        start = time.perf_counter()
+        milp = build_milp(inst)
+        row["build_s"] = time.perf_counter() - start
+        row["rss_before_build_bytes"] = rss_before
+        row["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * _KIB
+        row["columns"], row["rows"] = len(milp.matrix.c), len(milp.matrix.row_lb)
+        del milp
+    # reading the file back (JSON and validation), what `solve` does inside its time limit
+    del inst
     start = time.perf_counter()
-    milp = build_milp(inst)
-    build_s = time.perf_counter() - start
-    return row | {
-        "build_s": build_s,
-        "rss_before_build_bytes": rss_before,
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * _KIB,
-        "columns": len(milp.matrix.c),
-        "rows": len(milp.matrix.row_lb),
-    }
+    load_instance(path)
+    row["load_s"] = time.perf_counter() - start
+    return row
 
 
 def _run_worker(n_layers: int, path: Path, build: bool) -> dict[str, Any]:
@@ -105,9 +107,19 @@ def _run_worker(n_layers: int, path: Path, build: bool) -> dict[str, Any]:
     return json.loads(proc.stdout)
 
 
+def startup_s() -> float:
+    """Wall time of `python -m splitplan.cli --help` in a fresh process, s: the interpreter and
+    the imports, which run before the command's clock (and its time limit) starts."""
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "splitplan.cli", "--help"], capture_output=True, check=True
+    )
+    return time.perf_counter() - start
+
+
 def solve_case(n_layers: int, path: Path, time_limit_s: float) -> dict[str, Any]:
     """`splitplan solve path --time-limit T --json` in a child process: wall time, exit code,
-    the child's peak RSS and the status it printed."""
+    the child's peak RSS, and the status, build and solve times and reasons it printed."""
     cmd = [sys.executable, "-m", "splitplan.cli", "solve", str(path)]
     cmd += ["--time-limit", str(time_limit_s), "--json"]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -123,9 +135,8 @@ def solve_case(n_layers: int, path: Path, time_limit_s: float) -> dict[str, Any]
         stderr = err.read().decode(errors="replace")
     try:
         result = json.loads(stdout)
-        plan_status = result.get("status")
     except json.JSONDecodeError:
-        plan_status = None
+        result = {}
     return {
         "case": "solve",
         "layers": n_layers,
@@ -135,7 +146,11 @@ def solve_case(n_layers: int, path: Path, time_limit_s: float) -> dict[str, Any]
         "wall_s": wall,
         "overshoot_s": wall - time_limit_s,
         "exit_code": proc.returncode,
-        "status": plan_status,
+        "status": result.get("status"),
+        # Plan.build_time_s: from `solve`'s start to the built model (or to the deadline)
+        "plan_build_s": result.get("build_time_s"),
+        "plan_solve_s": result.get("solve_time_s"),
+        "reasons": result.get("reasons"),
         "peak_rss_bytes": usage.ru_maxrss * _KIB,
         "stderr_tail": stderr[-300:],
     }
@@ -144,27 +159,34 @@ def solve_case(n_layers: int, path: Path, time_limit_s: float) -> dict[str, Any]
 def run(config: dict[str, Any]) -> dict[str, Any]:
     builds, solves = [], []
     with tempfile.TemporaryDirectory(prefix="splitplan-scale-") as tmp:
-        files: dict[int, Path] = {}
+        files: dict[int, tuple[Path, dict[str, Any]]] = {}
 
-        def file_for(n: int) -> Path:
+        def file_for(n: int) -> tuple[Path, dict[str, Any]]:
             # the build worker writes the file; a size only solved gets a worker too
             if n not in files:
-                files[n] = Path(tmp) / f"chain-{n}x{N_NODES}.json"
+                path = Path(tmp) / f"chain-{n}x{N_NODES}.json"
                 build = n in config["build_layers"]
-                row = _run_worker(n, files[n], build)
+                row = _run_worker(n, path, build)
                 if build:
                     builds.append(row)
+                files[n] = path, row
             return files[n]
 
         for n in config["build_layers"]:
             file_for(n)
         for n, limit in config["solve"]:
-            solves.append(solve_case(n, file_for(n), limit))
-    return {"machine": machine(), "build": builds, "solve": solves}
+            path, row = file_for(n)
+            file_info = {k: row[k] for k in ("file_bytes", "generate_s", "load_s")}
+            solves.append(solve_case(n, path, limit) | file_info)
+    return {"machine": machine(), "startup_s": startup_s(), "build": builds, "solve": solves}
 
 
 def _mb(x: float | None) -> str:
     return "-" if x is None else f"{x / 1e6:,.0f}"
+
+
+def _s(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}"
 
 
 def table(results: dict[str, Any]) -> str:
@@ -182,8 +204,13 @@ def table(results: dict[str, Any]) -> str:
         lines.append(
             f"| `solve --time-limit {r['time_limit_s']:g}` | {r['layers']:,} x {r['nodes']} | "
             f"{r['wall_s']:.1f} | {_mb(r['peak_rss_bytes'])} | exit {r['exit_code']}, "
-            f"status {r['status']}, overshoot {r['overshoot_s']:+.1f} s |"
+            f"status {r['status']}, overshoot {r['overshoot_s']:+.1f} s; in `solve` build "
+            f"{_s(r['plan_build_s'])} s, solver {_s(r['plan_solve_s'])} s; reading the file "
+            f"alone {r['load_s']:.1f} s |"
         )
+    lines.append(
+        f"\nStart-up (interpreter and imports, before the clock): {results['startup_s']:.1f} s"
+    )
     return "\n".join(lines)
 
 

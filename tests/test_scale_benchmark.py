@@ -23,12 +23,13 @@ def test_scale_quick_mode_writes_build_and_solve_rows(tmp_path):
     assert "| `build_milp` | 2,000 x 4 |" in proc.stdout
     results = json.loads(out.read_text())
     assert {"loadavg_1min", "cpus", "python", "platform"} <= set(results["machine"])
+    assert results["startup_s"] > 0
 
     (build,) = results["build"]
     assert (build["layers"], build["nodes"], build["instance"]) == (2000, 4, "random-2000x4-0")
     for key in ("generate_s", "write_s", "build_s"):
         assert build[key] > 0
-    assert build["file_bytes"] > 0
+    assert build["file_bytes"] > 0 and build["load_s"] > 0
     # the peak covers the state before the build
     assert build["peak_rss_bytes"] >= build["rss_before_build_bytes"] > 0
     # a chain of n layers on 4 nodes has at least one assignment column per (layer, node)
@@ -38,6 +39,9 @@ def test_scale_quick_mode_writes_build_and_solve_rows(tmp_path):
     assert (solve["layers"], solve["time_limit_s"]) == (2000, 10.0)
     assert solve["wall_s"] > 0 and solve["peak_rss_bytes"] > 0
     assert solve["overshoot_s"] == solve["wall_s"] - solve["time_limit_s"]
+    # the file's figures are the build worker's, and the child printed its plan's times
+    assert solve["file_bytes"] == build["file_bytes"] and solve["load_s"] == build["load_s"]
+    assert solve["plan_build_s"] > 0 and isinstance(solve["reasons"], list)
     # exit codes of `splitplan solve`: 0 a plan (proven or not), 4 no plan within the limit
     assert solve["exit_code"] in (0, 4), solve["stderr_tail"]
     if solve["exit_code"] == 0:
