@@ -8,9 +8,13 @@ chain of 4 nodes (the generator's default topology, no skips, latency objective)
 runs in a fresh process, so that one case's memory does not count in the next one's peak:
 
 - **build**: a worker process generates the instance, writes it to a temporary JSON file and
-  times `splitplan.milp.build_milp` on it (no deadline). *peak RSS* is the worker's
-  `ru_maxrss` after the build (the instance and the imports included); *RSS before* is its
-  resident memory just before the build, so the build's own share is about the difference.
+  times `splitplan.milp.build_milp` on it (no deadline; the cost tables it starts from
+  included). *peak RSS* is the worker's `ru_maxrss` after the build (the instance and the
+  imports included); *RSS before* is its resident memory just before the build, so the build's
+  own share is about the difference. Then it times reading the file back
+  (`splitplan.load_instance`: JSON and validation) and the cost tables of that copy
+  (`splitplan.cost.tables`): the two steps `solve` runs inside the time limit before the build
+  and its deadline checks start. A size that is only solved gets a worker that does not build.
 - **solve**: `splitplan solve FILE --time-limit T` (as `python -m splitplan.cli`) on the file
   the build worker wrote: wall time, exit code and the peak RSS of that child process
   (`os.wait4`'s resource usage, the same figure as `RUSAGE_CHILDREN` for a single child). The
@@ -58,6 +62,7 @@ def _rss_bytes() -> int | None:
 def build_worker(n_layers: int, path: str, build: bool = True) -> dict[str, Any]:
     """In this (fresh) process: generate the instance, write it to `path`, build its MILP
     (unless `build` is False: a size that is only solved)."""
+    from splitplan.cost import tables
     from splitplan.generate import random_instance
     from splitplan.instance import load_instance, save_instance
     from splitplan.milp import build_milp
@@ -89,8 +94,12 @@ def build_worker(n_layers: int, path: str, build: bool = True) -> dict[str, Any]
     # reading the file back (JSON and validation), what `solve` does inside its time limit
     del inst
     start = time.perf_counter()
-    load_instance(path)
+    loaded = load_instance(path)
     row["load_s"] = time.perf_counter() - start
+    # the cost tables `solve` computes before the build starts (build_s above includes them)
+    start = time.perf_counter()
+    tables(loaded)
+    row["tables_s"] = time.perf_counter() - start
     return row
 
 
@@ -176,7 +185,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
             file_for(n)
         for n, limit in config["solve"]:
             path, row = file_for(n)
-            file_info = {k: row[k] for k in ("file_bytes", "generate_s", "load_s")}
+            file_info = {k: row[k] for k in ("file_bytes", "generate_s", "load_s", "tables_s")}
             solves.append(solve_case(n, path, limit) | file_info)
     return {"machine": machine(), "startup_s": startup_s(), "build": builds, "solve": solves}
 
@@ -206,7 +215,7 @@ def table(results: dict[str, Any]) -> str:
             f"{r['wall_s']:.1f} | {_mb(r['peak_rss_bytes'])} | exit {r['exit_code']}, "
             f"status {r['status']}, overshoot {r['overshoot_s']:+.1f} s; in `solve` build "
             f"{_s(r['plan_build_s'])} s, solver {_s(r['plan_solve_s'])} s; reading the file "
-            f"alone {r['load_s']:.1f} s |"
+            f"alone {r['load_s']:.1f} s, its cost tables {r['tables_s']:.1f} s |"
         )
     lines.append(
         f"\nStart-up (interpreter and imports, before the clock): {results['startup_s']:.1f} s"
