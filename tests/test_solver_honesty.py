@@ -20,7 +20,7 @@ SOLVERS = ("highs", "ortools", "ortools-cpsat")
 # Found by brute force over random instances (energy objective, memory limits, max_latency_s):
 # SCIP 10 (OR-Tools 9.15) said "optimal" for plans 2.5x (scip-*4x2), 2.3x (6x3) and 5.3x (4x3)
 # the optimum, HiGHS 1.12's presolve for a plan 1.7x the optimum (highs-*6x3; solvers._highs
-# checks every HiGHS answer without presolve since).
+# runs HiGHS on MIPs without presolve since).
 CASES = sorted(DATA.glob("*.json"))
 REL = 1e-6  # the default stated relative gap (plan.solve's mip_rel_gap)
 
@@ -223,8 +223,9 @@ instances = st.builds(
 )
 
 
-# Derandomized: HiGHS' presolve defect (KNOWN) hits ~1 in 600 energy instances with limits, and
-# a random draw of it would make the suite flaky; the sweep behind the report drew thousands.
+# Derandomized: the solver defects above hit ~1 in 400-600 energy instances with limits (now
+# avoided), and a random draw of a rarer one would make the suite flaky; the sweeps behind the
+# reports drew thousands.
 @settings(
     max_examples=40,
     deadline=None,
