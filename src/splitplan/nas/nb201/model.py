@@ -89,7 +89,7 @@ def _torch_classes() -> dict[str, Any]:
                     if dst == node:
                         y = self.edges[e](nodes[src])
                         total = y if total is None else total + y
-                assert total is not None  # EDGES reach every node from each node before it
+                assert total is not None  # every node 1..3 has an incoming edge in EDGES
                 nodes.append(total)
             return nodes[3]
 
