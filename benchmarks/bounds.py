@@ -134,6 +134,7 @@ def measure(inst: Instance, cuts: bool, time_limit_s: float) -> dict:
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", float(time_limit_s))
     h.setOptionValue("mip_rel_gap", 1e-6)
+    h.setOptionValue("presolve", "off")  # as splitplan.solve runs HiGHS on a MIP
     lp = _highs_model(sf)
     lp.integrality_ = [
         highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous

@@ -106,3 +106,27 @@ def test_the_objective_is_interpreted_in_one_place():
     assert Objective("energy").value(Ev) == 7.0
     assert Objective("throughput").value(Ev) == 0.125
     assert Objective("weighted", 2.0, 3.0, 100.0).value(Ev) == pytest.approx(1 + 21 + 1)
+
+
+@pytest.mark.parametrize("topology", ["chain", "star", "mesh"])
+def test_route_terms_equal_the_path_cost(topology):
+    """The MILP's cached route terms (linear in the size on a fixed route) are the evaluator's
+    route, energy and loads, for every size and pair, also where the route changes with the
+    size (multi-hop chains and meshes)."""
+    from splitplan.generate import random_instance
+
+    inst = random_instance(6, 5, seed=3, topology=topology)
+    tb = tables(inst)
+    K = len(tb.nodes)
+    for size in (0.0, 16.0, 1e3, 3.7e5, 1e8):
+        for a in range(K):
+            for b in range(K):
+                cost = tb.path_cost(size, a, b)
+                if cost is None:
+                    with pytest.raises(ValueError):
+                        tb.route_terms(size, a, b)
+                    continue
+                energy, arcs, loads = tb.route_terms(size, a, b)
+                assert arcs == cost.arcs
+                assert energy == pytest.approx(cost.energy_j, rel=1e-12, abs=1e-300)
+                assert loads == pytest.approx(list(cost.loads_s), rel=1e-12)

@@ -98,6 +98,33 @@ class PathCost:
     energy_j: float
 
 
+class Routing:
+    """The routes of one tensor size (`Tables.routing`): `terms(a, b)` is (transmit energy in J,
+    arc indices, load in s per arc) of the route a -> b, as `Tables.path_cost` gives them."""
+
+    def __init__(self, tb: Tables, size_bytes: float, nxt: np.ndarray, routes: dict) -> None:
+        self.tb, self.size, self.nxt, self.routes = tb, size_bytes, nxt, routes
+
+    def terms(self, a: int, b: int) -> tuple[float, tuple[int, ...], list[float]]:
+        hit = self.routes.get((a, b))
+        if hit is None:
+            tb, nxt = self.tb, self.nxt
+            if nxt[a, b] < 0:
+                raise ValueError(f"{tb.nodes[b]} cannot be reached from {tb.nodes[a]}")
+            path = [a]
+            while path[-1] != b:
+                path.append(int(nxt[path[-1], b]))
+            arcs = tuple(tb.arc_index[hop] for hop in itertools.pairwise(path))
+            tx = [float(tb.tx_power_w[tb.arcs[i].tail]) for i in arcs]
+            inv_bw = [1.0 / tb.arcs[i].bandwidth_bytes_per_s for i in arcs]
+            e0 = sum(tb.arcs[i].latency_s * w for i, w in zip(arcs, tx, strict=True))
+            e1 = sum(w * inv for w, inv in zip(tx, inv_bw, strict=True))
+            hit = self.routes[a, b] = (arcs, e0, e1, inv_bw)
+        arcs, e0, e1, inv_bw = hit
+        size = self.size
+        return e0 + size * e1, arcs, [size * inv for inv in inv_bw]
+
+
 class Tables:
     """Dense arrays of an instance that both the evaluator and the MILP read.
 
@@ -164,6 +191,12 @@ class Tables:
         )
         self._paths: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         self._path_costs: dict[tuple[float, int, int], PathCost | None] = {}
+        # Routes per routing (a next-hop matrix, shared by every size that routes alike), for
+        # `routing`: {routing: {(a, b): (arcs, Σ latency·tx power, Σ tx power / bandwidth,
+        # 1 / bandwidth per arc)}}.
+        self._routing_of: dict[float, int] = {}
+        self._routing_ids: dict[bytes, int] = {}
+        self._route_terms: dict[int, dict[tuple[int, int], tuple]] = {}
         self.reasons: list[str] = []  # why the instance is infeasible, when it can be told upfront
         self.allowed = self._allowed_nodes()
 
@@ -193,6 +226,7 @@ class Tables:
                 dist = np.where(better, alt, dist)
                 nxt = np.where(better, nxt[:, k : k + 1], nxt)
         self._paths[key] = (dist, nxt)
+        self._routing_of[key] = self._routing_ids.setdefault(nxt.tobytes(), len(self._routing_ids))
         return dist, nxt
 
     def route(self, size_bytes: float, a: int, b: int) -> list[int] | None:
@@ -231,6 +265,25 @@ class Tables:
             )
         self._path_costs[key] = cost
         return cost
+
+    def route_terms(
+        self, size_bytes: float, a: int, b: int
+    ) -> tuple[float, tuple[int, ...], list[float]]:
+        """(transmit energy in J, arc indices, load in s per arc) of the route a -> b of a tensor
+        of `size_bytes` (§2, §5, §7), as `path_cost` gives them; b must be reachable."""
+        return self.routing(size_bytes).terms(a, b)
+
+    def routing(self, size_bytes: float) -> Routing:
+        """The routes of a tensor of `size_bytes`, for the MILP: it asks for the route terms of
+        every (tensor, producer node, consumer node), and tensors rarely share a size, so routes
+        are cached per routing (the next-hop matrix, which every size that routes alike shares)
+        and on a fixed route the energy Σ (λ_a + B / bw_a) P^tx_a and the loads B / bw_a are
+        linear in the size B."""
+        size = float(size_bytes)
+        _, nxt = self.shortest_paths(size)
+        rid = self._routing_of[size]
+        routes = self._route_terms.setdefault(rid, {})
+        return Routing(self, size, nxt, routes)
 
     def route_arcs(self, size_bytes: float, a: int, b: int) -> list[int]:
         """Arc indices of the route a -> b (empty when a == b); b must be reachable."""

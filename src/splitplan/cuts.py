@@ -247,14 +247,16 @@ def period_lower_bound(tb: Tables) -> float:
     return bound * (1.0 - _MARGIN)
 
 
-def add_cuts(ctx) -> None:
+def add_cuts(ctx) -> float:
     """Add P >= `period_lower_bound` to the model of `ctx` (a `families.Context` whose objective
-    is built) when the objective is the period: the hook of `milp.build_milp`."""
+    is built) when the objective is the period: the hook of `milp.build_milp`. Returns the bound
+    (0 when none is added)."""
     if ctx.weights is not None:
-        return
+        return 0.0
     ((_, P),) = ctx.rec.objective  # the throughput objective is P alone (families.define_period)
     tb, rec = ctx.tb, ctx.rec
     b = rec.block("period_cuts", "§9: valid inequalities for the period")
     lb = period_lower_bound(tb)
     if lb > 0:
         rec.constraints(b, "period_bound", {0: (lb, [(1.0, P)], None)}, "P >= crossing bound")
+    return max(lb, 0.0)

@@ -90,21 +90,11 @@ class Context:
         for a, arc in enumerate(tb.arcs):
             self.into[arc.head].append(a)
             self.out_of[arc.tail].append(a)
-        self._routes: dict[tuple[float, int, int], tuple[float, list[int]]] = {}
 
     def tick(self, i: int) -> None:
         """Raise `BuildTimeout` past the deadline (looked at every 256th call)."""
         if self.deadline is not None and not i & 255 and time.perf_counter() > self.deadline:
             raise BuildTimeout("building the model took longer than the time limit")
-
-    def route_cost(self, size: float, p: int, q: int) -> tuple[float, list[int]]:
-        """(energy in J, arc indices) of the fixed route p -> q of a tensor of `size` bytes."""
-        key = (size, p, q)
-        hit = self._routes.get(key)
-        if hit is None:
-            hit = (self.tb.route_energy_j(size, p, q), self.tb.route_arcs(size, p, q))
-            self._routes[key] = hit
-        return hit
 
     def targets(self, t: Tensor, sink: bool = True) -> list[int]:
         """Nodes that may need tensor t: where its consumers may run, and the sink."""
@@ -153,10 +143,11 @@ class Context:
                 raise ValueError(f"a transfer every plan makes has no route ({p} -> {q})")
             costs.no_route.append(var)
             return
-        energy, arcs = (
-            self.route_cost(size, p, q) if self.need_energy or self.need_loads else (0, [])
-        )
-        loads = [(a, size / self.tb.arcs[a].bandwidth_bytes_per_s) for a in arcs]
+        if self.need_energy or self.need_loads:
+            energy, arcs, arc_loads = self.tb.route_terms(size, p, q)
+            loads = list(zip(arcs, arc_loads, strict=True))
+        else:
+            energy, loads = 0.0, []
         if var is None:
             costs.const_latency += lat
             costs.const_energy += energy
@@ -253,18 +244,30 @@ def define_single_transfers(ctx: Context, block: str, tensors: list[int]) -> Cos
     for ti, p, q in z:
         z_of[ti].append((p, q))
     rows_out, rows_in = {}, {}
+    # ctx.send, inlined: this loop runs |K|² times per tensor (a 1000 x 16 chain: 256,000)
+    latency, energy, arc_load = costs.latency, costs.energy, costs.arc_load
+    need_energy = ctx.need_energy
     for ti in tensors:
         ctx.tick(ti)
         t = tb.tensors[ti]
         (c,) = t.consumers
-        v = t.producer
-        dist, _ = tb.shortest_paths(t.size_bytes)
+        v, size = t.producer, t.size_bytes
+        dist = tb.shortest_paths(size)[0].tolist()
+        route = tb.routing(size).terms
         out: dict[int, Terms] = defaultdict(list)
         inn: dict[int, Terms] = defaultdict(list)
         for p, q in z_of[ti]:
-            out[p].append((1.0, z[ti, p, q]))
-            inn[q].append((1.0, z[ti, p, q]))
-            ctx.send(costs, t.size_bytes, p, q, z[ti, p, q], dist)
+            col = z[ti, p, q]
+            out[p].append((1.0, col))
+            inn[q].append((1.0, col))
+            if p == q:
+                continue
+            latency.append((dist[p][q], col))  # finite: z exists only where q is reachable
+            route_energy, on_arcs, loads = route(p, q)
+            if need_energy:
+                energy.append((route_energy, col))
+            for a, load in zip(on_arcs, loads, strict=True):
+                arc_load[a].append((load, col))
         for p in tb.allowed[v]:
             rows_out[ti, p] = (0.0, [*out[p], (-1.0, x[v, p])], 0.0)
         for q in tb.allowed[c]:

@@ -49,6 +49,10 @@ class StandardForm:
     col_ub: np.ndarray
     integer: np.ndarray  # bool per column
     columns: list[str] | None = None  # column names, when read from a Pyomo model
+    # A lower bound > 0 on c.x + offset over every feasible point where one is known, else 0:
+    # `solvers.scale` makes it the objective's unit at most, so that the optimum is >= ~1 in
+    # the solvers' units (their absolute tolerances, 1e-6, stay relative).
+    objective_floor: float = 0.0
 
 
 def merge_duplicates(
@@ -328,15 +332,36 @@ def build_milp(inst: Instance, deadline: float | None = None, cuts: bool = True)
     families.define_latency_limit(ctx, costs)
     families.define_accuracy_limit(ctx, costs)
     families.define_objective(ctx, costs)
-    if cuts:
-        add_cuts(ctx)
+    period_bound = add_cuts(ctx) if cuts else 0.0
+    sf = rec.standard_form()
+    sf.objective_floor = _objective_floor(ctx, sf, period_bound)
     return Milp(
         inst,
         ctx.tb,
         ctx.x,
         ctx.transfer_model,
-        rec.standard_form(),
+        sf,
         rec.families,
         rec.blocks,
         form,
     )
+
+
+def _objective_floor(ctx: families.Context, sf: StandardForm, period_bound: float) -> float:
+    """A lower bound on the objective of every plan, from the tables (`StandardForm.
+    objective_floor`): for the period, the busiest layer's best time and the period cut's bound
+    (`cuts`); for a weighted sum of latency, energy and accuracy, whose terms are all >= 0, the
+    constants plus each layer's cheapest placement term (every layer runs on one node)."""
+    tb = ctx.tb
+    if ctx.weights is None:
+        busiest = max(
+            (float(tb.compute_s[v, ks].min()) for v, ks in enumerate(tb.allowed) if ks),
+            default=0.0,
+        )
+        return max(busiest, period_bound)
+    if (sf.c < 0).any():
+        return 0.0
+    cheapest = np.full(len(tb.layers), np.inf)
+    for (v, _), j in ctx.x.items():
+        cheapest[v] = min(cheapest[v], sf.c[j])
+    return float(sf.offset + cheapest[np.isfinite(cheapest)].sum())

@@ -142,18 +142,27 @@ class Scaling:
     col_unit: np.ndarray
 
 
-def scale(sf: StandardForm, columns: bool = False) -> tuple[StandardForm, Scaling]:
+def scale(
+    sf: StandardForm, columns: bool = False, floor: bool = True
+) -> tuple[StandardForm, Scaling]:
     """Rescale a model so that its objective and row coefficients are near 1.
 
     Objectives in seconds or joules put 1e-9 s transfers beside 1 s layers and 1e-3 s objectives
     beside the solvers' 1e-6 absolute tolerances. Three steps, all by powers of two:
-    1. with `columns` (CP-SAT's grid), a continuous column without an upper bound (the period P)
-       gets as unit the geometric mean, over its rows, of the largest other coefficient of the
-       row divided by its own (P is then counted in units of a typical load); HiGHS was 5x
-       slower on the throughput benchmark with it, so HiGHS and SCIP keep P in seconds;
+    1. with `columns`, a continuous column without an upper bound (the period P, the working
+       sets M) gets as unit the geometric mean, over its rows, of the largest other coefficient
+       of the row divided by its own (P is then counted in units of a typical load). In seconds,
+       P's coefficient 1 dwarfs loads of microseconds in the rows P >= load, whose violation by
+       a feasibility tolerance (1e-7) is then 10 % of a period of 1e-6 s: HiGHS returned such
+       points as optimal (tests/test_solver_honesty.py, fast clusters);
     2. each row is divided by its largest coefficient;
-    3. the objective is divided by its largest coefficient, which becomes its unit: an absolute
-       gap or tolerance of 1e-9 means 1e-9 of the largest single cost term.
+    3. the objective is divided by its largest coefficient, or by `sf.objective_floor` (a lower
+       bound on the optimum) where that is smaller, which becomes its unit: an absolute gap or
+       tolerance of 1e-9 means 1e-9 of that. Solvers prune a node whose bound is within an
+       absolute tolerance of the incumbent (HiGHS 1.12: its feasibility tolerance, 1e-6), so an
+       optimum below ~1 in the solver's units is not proven to 1e-6: HiGHS called a 1.2e-4 s
+       period "optimal" 0.5 % above its own bound. With the floor as the unit the optimum is at
+       least ~1.
     Integer columns keep their unit (x stays 0/1).
     """
     n, m = len(sf.c), len(sf.row_lb)
@@ -180,10 +189,13 @@ def scale(sf: StandardForm, columns: bool = False) -> tuple[StandardForm, Scalin
     c = sf.c * col_unit
     c_max = float(np.abs(c).max()) if len(c) else 0.0
     unit = float(_pow2(c_max)) if c_max > 0 else 1.0
+    if floor and sf.objective_floor > 0:
+        unit = min(unit, float(_pow2(sf.objective_floor)))
     scaled = replace(
         sf,
         c=c / unit,
         offset=sf.offset / unit,
+        objective_floor=sf.objective_floor / unit,
         A_value=value * row_scale[rows],
         row_lb=sf.row_lb * row_scale,
         row_ub=sf.row_ub * row_scale,
@@ -271,7 +283,8 @@ def solve_standard_form(
     """
     if solver not in SOLVERS:
         raise ValueError(f"unknown solver {solver!r}; expected one of {', '.join(SOLVERS)}")
-    scaled, units = scale(sf, columns=solver == "ortools-cpsat")
+    # CP-SAT's integer grid keeps the objective's largest coefficient as its unit
+    scaled, units = scale(sf, columns=True, floor=solver != "ortools-cpsat")
     abs_gap = ABS_GAP * units.objective_unit if mip_abs_gap is None else float(mip_abs_gap)
     gaps = (abs_gap / units.objective_unit, mip_rel_gap)
     start_scaled = {j: v / units.col_unit[j] for j, v in (start or {}).items()}
@@ -733,7 +746,7 @@ def solve_pyomo(
         TC.infeasibleOrUnbounded: "infeasible",
         TC.maxTimeLimit: "time_limit",
     }.get(tc, "other")
-    unit = scale(milp.matrix)[1].objective_unit
+    unit = scale(milp.matrix, columns=True)[1].objective_unit
     return SolverResult(
         termination,
         values,
