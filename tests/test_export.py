@@ -23,6 +23,7 @@ from splitplan import (  # noqa: E402
 )
 from splitplan.cli import main  # noqa: E402
 from splitplan.export import (  # noqa: E402
+    LAYER_KEY,
     ExportError,
     export,
     load_segment,
@@ -114,6 +115,19 @@ def test_zoo_model_split_across_three_nodes_equals_unsplit(name):
         expected = model(x)
     got = run_chain(segments, x, inst.dnn.output_layer)
     assert (got - expected).abs().max().item() <= 1e-5
+    for seg in segments:  # what `run --per-layer` times by: each operation's layer
+        assert layer_tags(seg.module) == set(seg.layers)
+
+
+def layer_tags(module) -> set:
+    """The layers that a segment module's operations are tagged with; every operation has one."""
+    tags = [
+        (n.meta.get("custom") or {}).get(LAYER_KEY)
+        for n in module.graph.nodes
+        if n.op.startswith("call") and n.target != "_guards_fn"  # torch.export's own check
+    ]
+    assert None not in tags
+    return set(tags)
 
 
 def test_segment_inputs_are_the_plans_transfers(tmp_path):
@@ -185,6 +199,36 @@ def test_pt2_files_and_manifest(tmp_path):
         store.update(zip(outputs, module(*(store[t] for t in inputs)), strict=True))
     io = torch.load(tmp_path / "dep" / "io.pt")
     assert (store[read["output"]["tensor"]] - io["output"]).abs().max().item() <= 1e-5
+
+
+def test_loaded_segments_keep_their_layers_and_move_to_a_device(tmp_path):
+    """The layer tags survive torch.export, save and load (`run --per-layer` needs them); a
+    segment moved to a device (here the CPU: `run --device`) computes the same; `time_layers`
+    gives every layer of the segment a time."""
+    from splitplan.runtime_node import time_layers
+
+    model, x = toy(tmp_path)
+    inst = instance_of(model, x)
+    names = inst.layer_names
+    assignment = dict.fromkeys(names, "a") | {names[1]: "b"}
+    export(model, x, inst, {"assignment": assignment}, tmp_path / "dep")
+    read = read_manifest(tmp_path / "dep")
+    segments = split(model, x, inst, assignment)
+    store = {"input": x}
+    for seg in segments:
+        node = next(n for n in read["nodes"] if n["name"] == seg.node)
+        meta = next(s for s in node["segments"] if s["index"] == seg.index)
+        plain = load_segment(tmp_path / "dep", read, node, meta)
+        moved = load_segment(tmp_path / "dep", read, node, meta, torch.device("cpu"))
+        assert layer_tags(plain) == layer_tags(moved) == set(seg.layers)
+        args = tuple(store[t] for t in seg.inputs)
+        with torch.no_grad():
+            want, got = seg.module(*args), moved(*args)
+        for a, b in zip(want, got, strict=True):
+            assert torch.equal(a, b)
+        times = time_layers([moved], [args], 2, lambda: None)
+        assert set(times) == set(seg.layers) and all(t > 0 for t in times.values())
+        store.update(zip(seg.outputs, want, strict=True))
 
 
 def test_onnx_files_pass_the_checker(tmp_path):

@@ -12,6 +12,8 @@ node (`Plan.segments`); a node that is revisited has several. Each segment becom
 `torch.fx.GraphModule` whose positional inputs and outputs are instance tensors (``input`` or a
 layer's name; the manifest lists them in order). Shape queries and other non-tensor values are
 baked in as the constants they had on the example input: an export is for one input shape.
+Every operation carries its instance layer in `node.meta["custom"][LAYER_KEY]`, which
+torch.export keeps in the files: `splitplan run --per-layer` times the layers by it.
 
 Files: ``NODE.I.pt2`` (torch.export) or ``NODE.I.onnx`` (torch.onnx, checked with onnx.checker)
 per segment I of NODE, ``io.pt`` (the example input and the unsplit model's output on it),
@@ -27,7 +29,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.fx
@@ -40,6 +42,10 @@ from .profile import GRANULARITIES, LayerMap, ProfileError, trace_layers
 
 FORMAT = "splitplan-deployment/1"
 FILE_FORMATS = ("pt2", "onnx")
+# Key of the instance layer in each operation's `node.meta["custom"]`: torch.export keeps that
+# dict through export, save, load and `.module()`, so `splitplan run --per-layer` can time a
+# segment's program layer by layer.
+LAYER_KEY = "splitplan_layer"
 
 
 class ExportError(SplitplanError, ValueError):
@@ -78,6 +84,8 @@ def _mismatch(lmap: LayerMap, inst: Instance) -> str | None:
         return f"the model's output is '{lmap.output}', the instance's '{inst.dnn.output_layer}'"
     # the same layers on another input shape: the bytes tell (at the profile's activation dtype)
     x = lmap.values[_fx_name(lmap, INPUT)]
+    if not isinstance(x, torch.Tensor):
+        return f"the model's input is a {type(x).__name__}, not one tensor"
     per_element = inst.dnn.input_bytes / max(x.numel(), 1)
     if per_element not in (1.0, 2.0, 4.0):
         return (
@@ -161,22 +169,25 @@ def _build_module(
         fx_node = placeholder if t == INPUT else producer[t]
         env[fx_node.name] = graph.placeholder(_ident(t))
 
-    def arg(n: torch.fx.Node) -> object:
+    def arg(n: torch.fx.Node) -> torch.fx.node.Argument:
         if n.name in env:
             return env[n.name]
         if n.op == "get_attr":  # a parameter or buffer: GraphModule copies it from gm
-            env[n.name] = graph.get_attr(n.target)
+            env[n.name] = graph.get_attr(str(n.target))
             return env[n.name]
         value = lmap.values.get(n.name)
         if isinstance(value, torch.Tensor) or (
             isinstance(value, tuple | list) and any(isinstance(v, torch.Tensor) for v in value)
         ):
             raise ExportError(f"internal: tensor {n.name} is not an input of its segment")
-        return _constant(value)  # a shape or other metadata: fixed for this input shape
+        # a shape or other metadata: fixed for this input shape
+        return cast(torch.fx.node.Argument, _constant(value))
 
     for g in groups:
         for n in lmap.groups[g]:
-            env[n.name] = graph.node_copy(n, arg)
+            copy = graph.node_copy(n, arg)
+            copy.meta["custom"] = {**(copy.meta.get("custom") or {}), LAYER_KEY: lmap.names[g]}
+            env[n.name] = copy
     graph.output(tuple(env[(placeholder if t == INPUT else producer[t]).name] for t in outputs))
     module = torch.fx.GraphModule(gm, graph)
     module.eval()
@@ -514,9 +525,17 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def load_segment(directory: str | Path, manifest: dict[str, Any], node: dict, seg: dict) -> Any:
+def load_segment(
+    directory: str | Path,
+    manifest: dict[str, Any],
+    node: dict[str, Any],
+    seg: dict[str, Any],
+    device: torch.device | None = None,
+) -> torch.fx.GraphModule:
     """The runnable module of one segment of `node`, checked against the manifest: the file's
-    hash, its number of inputs and outputs, and its input shapes."""
+    hash, its number of inputs and outputs, and its input shapes. `device` (None: as exported,
+    on the CPU) moves the program there: its parameters and buffers, and the devices written
+    into its operations (e.g. a tensor created inside the graph)."""
     path = Path(directory) / seg["file"]
     where = f"node {node['name']}: {path}"
     if manifest.get("file_format", "pt2") != "pt2":
@@ -546,4 +565,8 @@ def load_segment(directory: str | Path, manifest: dict[str, Any], node: dict, se
                 f"{where}: input '{tensor}' has shape {list(val.shape)} in the program but "
                 f"{want} in the manifest"
             )
-    return program.module()
+    if device is not None:
+        from torch.export.passes import move_to_device_pass
+
+        program = move_to_device_pass(program, device)
+    return cast(torch.fx.GraphModule, program.module())  # what torch.export unlifts to

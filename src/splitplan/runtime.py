@@ -5,7 +5,9 @@ machine, joined by a torch.distributed gloo group with a TCP rendezvous on a fre
 watches them, and when one dies or the time is up it ends every other one and says which node
 failed. The measurements of the nodes are reduced to a `RunReport`: end-to-end latency (request
 start at the source to the result at the sink), per-node and per-segment compute, per-link bytes
-and time, and the period in pipelined mode, beside the planner's prediction from the manifest.
+and time, and the period in pipelined mode, beside the planner's prediction from the manifest;
+with `per_layer`, each layer's time on its node beside §1's. `run --rank R` runs one node of a
+run across machines; its rank 0 gathers the others' measurements and reports the whole run.
 
 This module does not import torch at import time (the command line imports it to register its
 commands); the node processes do.
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ from .errors import ExitCode
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_RUN_FAILED = ExitCode.OK, ExitCode.BAD_INPUT, ExitCode.RUN_FAILED
 GRACE_S = 3.0  # after a node fails, how long the others get to exit on their own
+WORST_LAYERS = 5  # layers listed in the text report (`--per-layer`): the furthest off
 
 
 class RunError(RuntimeError):
@@ -55,6 +59,9 @@ class RunReport:
     transfers: list[dict[str, Any]] = field(default_factory=list)
     latencies_s: list[float] = field(default_factory=list)
     timeline: list[tuple[str, str, float, float]] = field(default_factory=list)
+    layers: list[dict[str, Any]] = field(default_factory=list)  # with --per-layer
+    # --rank mode: each node's clock minus rank 0's, estimated and taken out of its timestamps
+    clock_offsets_s: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -85,6 +92,19 @@ class RunReport:
                 f"{label:<22}{ms(link['time_predicted_s']):>14}{ms(link['time_measured_s']):>14}"
                 f"   bytes {link['bytes_predicted']:g} predicted, {link['bytes_measured']:g} sent"
             )
+        if self.layers:
+            pred = sum(la["predicted_s"] for la in self.layers)
+            meas = sum(la["measured_s"] for la in self.layers)
+            lines.append(f"{f'{len(self.layers)} layers, sum':<22}{ms(pred):>14}{ms(meas):>14}")
+            # the layers that move the total most, whichever way
+            worst = sorted(self.layers, key=lambda la: -abs(la["measured_s"] - la["predicted_s"]))
+            for la in worst[:WORST_LAYERS]:
+                label = f"  {la['name']} @{la['node']}"
+                ratio = la["measured_s"] / la["predicted_s"] if la["predicted_s"] > 0 else None
+                lines.append(
+                    f"{label:<22}{ms(la['predicted_s']):>14}{ms(la['measured_s']):>14}"
+                    + ("" if ratio is None else f"   x{ratio:.2f}")
+                )
         return "\n".join(lines)
 
 
@@ -125,6 +145,22 @@ def _preflight(directory: Path) -> dict[str, Any]:
     return manifest
 
 
+def check_devices(manifest: dict[str, Any], devices: Mapping[str, str] | None) -> dict[str, str]:
+    """`devices` (node name -> torch device, e.g. ``cuda:0``) checked against the deployment's
+    nodes: an unknown node is a `export.DeploymentError`. Whether a device is usable is checked
+    where the node runs (`runtime_node.check_device`)."""
+    from .export import DeploymentError
+
+    names = [n["name"] for n in manifest["nodes"]]
+    for node in devices or {}:
+        if node not in names:
+            raise DeploymentError(
+                f"--device {node}=...: no node '{node}' in the deployment (nodes: "
+                f"{', '.join(names)})"
+            )
+    return dict(devices or {})
+
+
 def _stop(procs: list[subprocess.Popen]) -> None:
     for p in procs:
         if p.poll() is None:
@@ -138,7 +174,9 @@ def _stop(procs: list[subprocess.Popen]) -> None:
             p.wait()
 
 
-def _failure(names: list[str], procs: list[subprocess.Popen], results: list[Path], logs) -> str:
+def _failure(
+    names: list[str], procs: list[subprocess.Popen], results: list[Path], logs: list[Path]
+) -> str:
     """One message for the failed run, from the processes that have ended: a node that died by a
     signal or without saying why is the cause; otherwise the node that reported an error first
     (the others' errors, e.g. a closed connection, follow from it)."""
@@ -150,10 +188,9 @@ def _failure(names: list[str], procs: list[subprocess.Popen], results: list[Path
         except (OSError, ValueError, KeyError, TypeError):
             pass
     codes = [p.poll() for p in procs]
-    silent = [r for r, c in enumerate(codes) if c not in (0, None) and r not in said]
+    silent = [(r, c) for r, c in enumerate(codes) if c is not None and c != 0 and r not in said]
     others = "; ".join(msg for _, msg in sorted(said.values()))
-    for r in silent:
-        code = codes[r]
+    for r, code in silent:
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         tail = ""
         try:
@@ -180,6 +217,8 @@ def run_deployment(
     timeout_s: float = 300.0,
     threads: int | None = None,
     fault: tuple[int, int, int] | None = None,
+    devices: Mapping[str, str] | None = None,
+    per_layer: bool = False,
 ) -> RunReport:
     """Run the deployment in `directory` with one local process per node; see the module doc.
 
@@ -188,10 +227,18 @@ def run_deployment(
     descheduled threads). `timeout_s` bounds the whole run (and each node's waits on its
     peers). `fault` = (rank, requests, signal) sends the signal to that node's process once it
     has finished that many requests (warm-up included): fault injection for tests.
-    Raises `RunError` (a node failed or timed out) or `export.DeploymentError` (bad directory).
+    `devices` maps node names to the torch device their segments run on (default: the CPU);
+    `per_layer` times every layer after the requests (`RunReport.layers`).
+    Raises `RunError` (a node failed or timed out) or `export.DeploymentError` (bad directory,
+    unknown node, a device this machine does not have).
     """
+    from .runtime_node import check_device
+
     directory = Path(directory)
     manifest = _preflight(directory)
+    devices = check_devices(manifest, devices)
+    for node, spec in devices.items():
+        check_device(node, spec)  # all nodes run here: a missing GPU ends the run before it starts
     if master_port is None:
         master_port = free_port(master_addr)
     else:
@@ -236,6 +283,8 @@ def run_deployment(
                 ]
                 cmd += ["--pipelined"] if pipelined else []
                 cmd += [] if link_emulation else ["--no-link-emulation"]
+                cmd += ["--per-layer"] if per_layer else []
+                cmd += ["--device", devices[names[r]]] if names[r] in devices else []
                 with open(logs[r], "w") as log:
                     procs.append(
                         subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env())
@@ -291,7 +340,7 @@ def _env() -> dict[str, str]:
 # --------------------------------------------------------------------------- reporting
 
 
-def _median(values: list[float]) -> float | None:
+def _median(values: Sequence[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
@@ -334,11 +383,13 @@ def _report(
     nodes = [
         {
             "node": n["name"],
+            "device": by_name[n["name"]].get("device", "cpu"),
             "predicted_compute_s": predicted["node_compute_s"].get(n["name"], 0.0),
             "measured_compute_s": _median(node_times.get(n["name"], [])),
         }
         for n in manifest["nodes"]
     ]
+    layers = _layers(inst, manifest["assignment"], by_name)
     segments = [
         {
             "index": i,
@@ -400,7 +451,34 @@ def _report(
         transfers=transfers,
         latencies_s=latencies,
         timeline=_timeline(logs, manifest, measured[0] if measured else None, starts),
+        layers=layers,
     )
+
+
+def _layers(
+    inst: Any, assignment: Mapping[str, str], by_name: Mapping[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Per layer, in topological order: the node it ran on, its predicted compute time (§1) and
+    the median measured by that node's `--per-layer` pass (s); empty without that pass."""
+    from .cost import tables
+
+    if not any("layers" in log for log in by_name.values()):
+        return []
+    tb = tables(inst)
+    out = []
+    for layer in inst.layer_names:
+        node = assignment[layer]
+        measured = by_name[node].get("layers", {})
+        out.append(
+            {
+                "name": layer,
+                "node": node,
+                "predicted_s": float(tb.compute_s[tb.layer_index[layer], tb.node_index[node]]),
+                # a layer of no operation after export (e.g. a view folded away) takes 0 s
+                "measured_s": float(measured.get(layer, 0.0)),
+            }
+        )
+    return out
 
 
 def _links(inst, transfers: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -529,7 +607,38 @@ def add_parsers(sub) -> None:
     run.add_argument("--world-size", type=int, help="number of node processes (with --rank)")
     run.add_argument("--master-addr", default="127.0.0.1", help="rendezvous host")
     run.add_argument("--master-port", type=int, help="rendezvous port (default: a free one)")
+    run.add_argument(
+        "--per-layer",
+        action="store_true",
+        help="after the requests, time every layer on its node (one node at a time)",
+    )
+    run.add_argument(
+        "--device",
+        action="append",
+        type=_node_device,
+        default=[],
+        metavar="NODE=DEVICE",
+        help="run NODE's segments on a torch device, e.g. server=cuda:0 (repeatable; default cpu)",
+    )
 
+
+
+def _node_device(text: str) -> tuple[str, str]:
+    """`--device NODE=DEVICE` as (node, device)."""
+    node, sep, device = text.partition("=")
+    if not sep or not node or not device:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NODE=DEVICE, e.g. server=cuda:0")
+    return node, device
+
+
+def _devices(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """The `--device` options as node -> device; a node given twice is an error."""
+    out: dict[str, str] = {}
+    for node, device in pairs:
+        if node in out and out[node] != device:
+            raise ValueError(f"--device: node {node} given twice ({out[node]}, {device})")
+        out[node] = device
+    return out
 
 
 def _error(message: str, as_json: bool = False, status: str = "bad_input") -> None:
@@ -591,6 +700,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.rank is not None:
         return _run_one_rank(args)
     try:
+        devices = _devices(args.device)
+    except ValueError as exc:
+        _error(str(exc), args.json)
+        return EXIT_BAD_INPUT
+    try:
         report = run_deployment(
             args.dir,
             requests=args.requests,
@@ -601,6 +715,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             master_port=args.master_port,
             timeout_s=args.timeout,
             threads=args.threads,
+            devices=devices,
+            per_layer=args.per_layer,
         )
     except DeploymentError as exc:
         _error(str(exc), args.json)
@@ -609,6 +725,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         bad_port = str(exc).startswith("--master-port")
         _error(str(exc), args.json, "bad_input" if bad_port else "run_failed")
         return EXIT_BAD_INPUT if bad_port else EXIT_RUN_FAILED
+    return _print_report(args, report)
+
+
+def _print_report(args: argparse.Namespace, report: RunReport) -> int:
+    """Print the report as `run` asked (text or --json), draw --plot; the exit code."""
     if args.json:
         print(json.dumps({"status": "ok", **report.to_dict()}))
     else:
@@ -624,15 +745,32 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_one_rank(args: argparse.Namespace) -> int:
     """This machine's node of a run across machines: start the same command with --rank 0..W-1
-    on each machine (rank 0's host is --master-addr); each prints its own measurements."""
+    on each machine (rank 0's host is --master-addr). At the end rank 0 gathers every node's
+    measurements (over the same gloo group) and prints the whole report, as a local run does;
+    the other ranks print their own node's."""
+    from .export import DeploymentError
+    from .runtime_node import check_device
     from .runtime_node import main as node_main
 
     if args.master_port is None:
         _error("--rank needs --master-port (the same on every machine)", args.json)
         return EXIT_BAD_INPUT
     try:
-        world = args.world_size or len(_preflight(Path(args.dir))["nodes"])
-    except Exception as exc:
+        directory = Path(args.dir)
+        manifest = _preflight(directory)
+        names = [n["name"] for n in manifest["nodes"]]
+        world = args.world_size or len(names)
+        if world != len(names):
+            raise DeploymentError(
+                f"--world-size {world}: the deployment has {len(names)} nodes, one process each"
+            )
+        if not 0 <= args.rank < world:
+            raise DeploymentError(f"--rank {args.rank}: expected 0 .. {world - 1}")
+        devices = check_devices(manifest, _devices(args.device))
+        me = names[args.rank]
+        if me in devices:
+            check_device(me, devices[me])
+    except (DeploymentError, ValueError, OSError) as exc:
         _error(str(exc), args.json)
         return EXIT_BAD_INPUT
     with tempfile.TemporaryDirectory(prefix="splitplan-node-") as tmp:
@@ -656,16 +794,26 @@ def _run_one_rank(args: argparse.Namespace) -> int:
             str(args.timeout),
             "--result",
             str(result),
+            "--gather",
         ]
         argv += ["--threads", str(args.threads)] if args.threads else []
         argv += ["--pipelined"] if args.pipelined else []
         argv += ["--no-link-emulation"] if args.no_link_emulation else []
+        argv += ["--per-layer"] if args.per_layer else []
+        argv += ["--device", devices[me]] if me in devices else []
         code = node_main(argv)
-        log = json.loads(result.read_text()) if result.exists() else {"error": "no result"}
+        log: dict[str, Any] = (
+            json.loads(result.read_text()) if result.exists() else {"error": "no result"}
+        )
     if code != 0:
-        if args.json:
-            print(json.dumps({"status": "run_failed", "error": log.get("error")}))
+        _error(str(log.get("error")), args.json, "run_failed")
         return EXIT_RUN_FAILED
+    if "all_nodes" in log:  # rank 0: the whole run, on rank 0's clock
+        offsets = log["clock_offsets_s"]
+        logs = [_shift(x, -off) for x, off in zip(log["all_nodes"], offsets, strict=True)]
+        report = _report(directory, manifest, logs, args.pipelined, not args.no_link_emulation)
+        report.clock_offsets_s = {x["node"]: off for x, off in zip(logs, offsets, strict=True)}
+        return _print_report(args, report)
     if args.json:
         print(json.dumps({"status": "ok", **log}))
     else:
@@ -673,9 +821,30 @@ def _run_one_rank(args: argparse.Namespace) -> int:
         busy = [sum(s["end"] - s["start"] for s in r["segments"]) for r in measured]
         print(
             f"node {log['node']} (rank {log['rank']}): {len(measured)} requests, median compute "
-            f"{1e3 * (_median(busy) or 0.0):.3f} ms"
+            f"{1e3 * (_median(busy) or 0.0):.3f} ms (rank 0 prints the whole run)"
         )
     return EXIT_OK
+
+
+def _shift(log: dict[str, Any], by_s: float) -> dict[str, Any]:
+    """A node's log with every timestamp moved by `by_s` seconds (onto another node's clock)."""
+    out = dict(log)
+    out["requests"] = [
+        {
+            **rec,
+            "start": rec["start"] + by_s,
+            "segments": [
+                {**s, "start": s["start"] + by_s, "end": s["end"] + by_s} for s in rec["segments"]
+            ],
+            "recv": [{**r, "arrived": r["arrived"] + by_s} for r in rec["recv"]],
+            **({"done": rec["done"] + by_s} if rec.get("done") is not None else {}),
+        }
+        for rec in log["requests"]
+    ]
+    out["sends"] = [
+        {**s, **{k: s[k] + by_s for k in ("produced", "start", "sent")}} for s in log["sends"]
+    ]
+    return out
 
 
 def plot_run(report: RunReport, directory: Path, path: str | Path) -> Path:

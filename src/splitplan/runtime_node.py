@@ -1,7 +1,8 @@
 """One node of a deployment: the process that `splitplan run` starts per network node.
 
     python -m splitplan.runtime_node --dir DIR --rank R --world-size W --master-addr A \\
-        --master-port P --requests N [--pipelined] [--no-link-emulation] --result FILE
+        --master-port P --requests N [--pipelined] [--no-link-emulation] [--device DEV] \\
+        [--per-layer] [--gather] --result FILE
 
 The node joins a torch.distributed gloo group (TCP rendezvous at A:P) and loads its segments.
 Per request it runs its segments in topological order; across requests it runs, of the requests
@@ -21,10 +22,16 @@ assumes. The arcs' clocks are shared by the sends of one node; sends of differen
 routes share an arc (a relayed route) are not queued behind each other (a limit of emulating at
 the senders).
 
-Clock: every timestamp is `time.time()`, comparable between processes of one machine (and
-between machines only as far as their clocks are synchronised). The result (timings, bytes,
-the output's difference from the unsplit model) is written as JSON to --result; an error is
-written there too, as one line naming the node, and the process exits 1.
+Device (--device, default cpu): the segments run there; received tensors are copied to it on
+arrival, sent ones back to the CPU (gloo sends CPU tensors), and each segment's end waits for
+its kernels. --per-layer: after the requests, the nodes in turn time each layer of their
+segments on the last request's inputs (`time_layers`).
+
+Clock: every timestamp is `time.time()`, comparable between processes of one machine. Across
+machines (--gather, the `run --rank` mode) rank 0 estimates each node's clock offset at the
+start and gathers every node's log at the end, to report the whole run. The result (timings,
+bytes, the output's difference from the unsplit model) is written as JSON to --result; an error
+is written there too, as one line naming the node, and the process exits 1.
 """
 
 from __future__ import annotations
@@ -34,14 +41,17 @@ import datetime
 import itertools
 import json
 import os
+import statistics
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 IN_FLIGHT = 4  # pipelined mode: requests a sender may run ahead of its slowest receiver
+LAYER_REPEATS = 10  # --per-layer: timed runs at most (the median settles; big models take long)
 
 
 class _Links:
@@ -68,11 +78,15 @@ class _Sender(threading.Thread):
     """Sends one destination's tensors in the order it receives them, after the emulated delay."""
 
     def __init__(
-        self, dist, dst_rank: int, order: list[dict], links: _Links | None, total: int
+        self,
+        dist: Any,
+        dst_rank: int,
+        order: list[dict[str, Any]],
+        links: _Links | None,
+        total: int,
     ) -> None:
         super().__init__(daemon=True)
         self.dist, self.dst, self.order, self.links = dist, dst_rank, order, links
-        self.emulate = links is not None
         self.total = total
         self.ready: dict[tuple[int, str], tuple[Any, float]] = {}
         self.cond = threading.Condition()
@@ -102,11 +116,12 @@ class _Sender(threading.Thread):
                             self.cond.wait()
                         value, produced = self.ready.pop((request, tr["tensor"]))
                     start = time.time()
-                    if self.emulate:
+                    if self.links is not None:
                         deliver = max(self.links.schedule(produced, tr["hops"]), delivered)
                         delivered = deliver
                         time.sleep(max(0.0, deliver - time.time()))
-                    self.dist.send(value.contiguous(), dst=self.dst, tag=tr["tag"])
+                    # gloo sends CPU tensors (a no-op for a CPU node)
+                    self.dist.send(value.detach().cpu().contiguous(), dst=self.dst, tag=tr["tag"])
                     self.records.append(
                         {
                             "request": request,
@@ -129,11 +144,19 @@ class _Receiver(threading.Thread):
     """Receives one peer's tensors for every request, in the order the peer sends them."""
 
     def __init__(
-        self, dist, src_rank: int, order: list[dict], total: int, buffer, inbox: dict, cond
+        self,
+        dist: Any,
+        src_rank: int,
+        order: list[dict[str, Any]],
+        total: int,
+        buffer: Callable[[str], Any],
+        inbox: dict[tuple[int, str], tuple[Any, float]],
+        cond: threading.Condition,
+        device: Any,
     ) -> None:
         super().__init__(daemon=True)
         self.dist, self.src, self.order, self.total = dist, src_rank, order, total
-        self.buffer, self.inbox, self.cond = buffer, inbox, cond
+        self.buffer, self.inbox, self.cond, self.device = buffer, inbox, cond, device
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -142,6 +165,7 @@ class _Receiver(threading.Thread):
                 for tr in self.order:
                     value = self.buffer(tr["tensor"])
                     self.dist.recv(value, src=self.src, tag=tr["tag"])
+                    value = value.to(self.device)  # on arrival, while the node computes
                     with self.cond:
                         self.inbox[(request, tr["tensor"])] = (value, time.time())
                         self.cond.notify_all()
@@ -163,12 +187,92 @@ def _hops(inst, route: Sequence[str], size_bytes: float) -> list[tuple[str, str,
     return out
 
 
+@dataclass
+class _Request:
+    """One request in flight at this node: its record (for the log), the tensors it holds (on
+    this node's device), when this node made each of them, and its next segment."""
+
+    rec: dict[str, Any]
+    store: dict[str, Any] = field(default_factory=dict)
+    made: dict[str, float] = field(default_factory=dict)
+    next: int = 0
+
+
+def check_device(node: str, spec: str) -> Any:
+    """The torch device `spec` (``cpu``, ``cuda``, ``cuda:1``...) for `node`, checked to be usable
+    here; raises `export.DeploymentError` naming the node."""
+    import torch
+
+    from .export import DeploymentError
+
+    where = f"node {node}: --device {spec}"
+    try:
+        dev = torch.device(spec)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise DeploymentError(f"{where}: not a torch device ({exc})") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+            raise DeploymentError(f"{where}: torch ({build}) sees no CUDA device here")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeploymentError(
+                f"{where}: torch sees {torch.cuda.device_count()} CUDA device(s) here"
+            )
+    elif dev.type == "meta":  # holds no data: nothing to send
+        raise DeploymentError(f"{where}: the meta device computes no values")
+    elif dev.type != "cpu":
+        try:
+            torch.empty(1, device=dev)
+        except Exception as exc:  # whatever this build cannot allocate on
+            raise DeploymentError(f"{where}: not usable here ({exc})") from None
+    return dev
+
+
+def time_layers(
+    modules: Sequence[Any], inputs: Sequence[Sequence[Any]], repeats: int, sync
+) -> dict[str, float]:
+    """Median compute time in s of each layer of `modules` (segments exported with their layers
+    tagged, see `export.LAYER_KEY`) on `inputs`, over `repeats` runs after one untimed run: an
+    fx interpreter with a clock (and `sync`, the device's) around each operation, as `profile`
+    times them. Operations without a tag (parameters, guards) are not counted."""
+    import torch
+
+    from .export import LAYER_KEY
+
+    class Timer(torch.fx.Interpreter):
+        def __init__(self, gm: torch.fx.GraphModule) -> None:
+            super().__init__(gm)
+            self.times: dict[str, float] = {}
+
+        def run_node(self, n: torch.fx.Node) -> Any:
+            layer = (n.meta.get("custom") or {}).get(LAYER_KEY)
+            if layer is None or not n.op.startswith("call"):
+                return super().run_node(n)
+            sync()
+            start = time.perf_counter()
+            out = super().run_node(n)
+            sync()
+            self.times[layer] = self.times.get(layer, 0.0) + time.perf_counter() - start
+            return out
+
+    runs: dict[str, list[float]] = {}
+    with torch.no_grad():
+        for module, args in zip(modules, inputs, strict=True):
+            for i in range(1 + repeats):
+                timer = Timer(module)
+                timer.run(*args)
+                for layer, t in timer.times.items():
+                    if i > 0:
+                        runs.setdefault(layer, []).append(t)
+    return {layer: statistics.median(ts) for layer, ts in runs.items()}
+
+
 def run_node(args: argparse.Namespace) -> dict[str, Any]:
     """Run this rank's node for warmup + requests inferences; returns its measurements."""
     import torch
     import torch.distributed as dist
 
-    from .export import DeploymentError, load_segment, read_manifest
+    from .export import LAYER_KEY, DeploymentError, load_segment, read_manifest
     from .instance import INPUT, load_instance
 
     if args.threads:
@@ -183,10 +287,30 @@ def run_node(args: argparse.Namespace) -> dict[str, Any]:
     me = nodes[args.rank]
     name = me["name"]
     rank_of = {n["name"]: n["rank"] for n in nodes}
+    # tensors live on this node's device; gloo sends and receives CPU tensors
+    device = check_device(name, args.device) if args.device else torch.device("cpu")
+    moved = device if args.device else None
+    if device.type == "cuda":
+
+        def sync() -> None:
+            torch.cuda.synchronize(device)
+
+    else:
+
+        def sync() -> None:
+            return None
+
     inst = load_instance(directory / manifest.get("instance", "instance.json"))
     tensors = manifest["tensors"]
     tag = {t: i + 1 for i, t in enumerate(tensors)}
-    modules = [load_segment(directory, manifest, me, seg) for seg in me["segments"]]
+    modules = [load_segment(directory, manifest, me, seg, moved) for seg in me["segments"]]
+    if args.per_layer:
+        for seg, module in zip(me["segments"], modules, strict=True):
+            if not any(LAYER_KEY in (n.meta.get("custom") or {}) for n in module.graph.nodes):
+                raise DeploymentError(
+                    f"node {name}: --per-layer: {seg['file']} has no layer tags (exported by an "
+                    "older splitplan); export again"
+                )
     io = torch.load(directory / manifest["io"])
     dtypes = {t: getattr(torch, info["dtype"]) for t, info in tensors.items()}
 
@@ -207,9 +331,12 @@ def run_node(args: argparse.Namespace) -> dict[str, Any]:
         world_size=args.world_size,
         timeout=timeout,
     )
+    # several machines: each node's clock against rank 0's, before any tensor is sent (tag 0 is
+    # no tensor's)
+    offsets = _clock_offsets(dist, args.rank, args.world_size) if args.gather else None
     senders: dict[str, _Sender] = {}
     links = None if args.no_link_emulation else _Links()  # shared by this node's senders
-    for dst in sorted({tr["to"] for tr in outgoing}, key=rank_of.get):
+    for dst in sorted({tr["to"] for tr in outgoing}, key=rank_of.__getitem__):
         key = _need_key(nodes[rank_of[dst]], tag)
         order = [
             {
@@ -230,7 +357,7 @@ def run_node(args: argparse.Namespace) -> dict[str, Any]:
     inbox: dict[tuple[int, str], tuple[Any, float]] = {}  # (request, tensor) -> (value, arrived)
     receivers = []
     key = _need_key(me, tag)
-    for src in sorted({tr["from"] for tr in incoming}, key=rank_of.get):
+    for src in sorted({tr["from"] for tr in incoming}, key=rank_of.__getitem__):
         order = [
             {"tensor": tr["tensor"], "from": src, "tag": tag[tr["tensor"]]}
             for tr in sorted((tr for tr in incoming if tr["from"] == src), key=key)
@@ -239,7 +366,7 @@ def run_node(args: argparse.Namespace) -> dict[str, Any]:
         def buffer(t: str) -> Any:
             return torch.empty(tensors[t]["shape"], dtype=dtypes[t])
 
-        receivers.append(_Receiver(dist, rank_of[src], order, total, buffer, inbox, cond))
+        receivers.append(_Receiver(dist, rank_of[src], order, total, buffer, inbox, cond, device))
         receivers[-1].start()
 
     def check_peers() -> None:
@@ -251,15 +378,17 @@ def run_node(args: argparse.Namespace) -> dict[str, Any]:
                 raise RuntimeError(f"receiving from {rv.order[0]['from']} failed: {rv.error}")
 
     progress = Path(args.result).with_suffix(".progress")
-    log: dict[str, Any] = {"node": name, "rank": args.rank, "requests": []}
+    log: dict[str, Any] = {"node": name, "rank": args.rank, "device": str(device), "requests": []}
     max_diff = 0.0
     segments = list(zip(me["segments"], modules, strict=True))
+    last_inputs: dict[int, tuple[Any, ...]] = {}  # segment index -> its latest inputs
     window = IN_FLIGHT if args.pipelined else 1
-    active: dict[int, dict[str, Any]] = {}  # request -> its record, store and next segment
+    active: dict[int, _Request] = {}
     admitted = finished = 0
+    x_here = io["input"].to(device)
 
     def available(r: int, t: str) -> bool:
-        return t in active[r]["store"] or (r, t) in inbox
+        return t in active[r].store or (r, t) in inbox
 
     with torch.no_grad():
         while finished < total:
@@ -267,63 +396,67 @@ def run_node(args: argparse.Namespace) -> dict[str, Any]:
             while admitted < total and admitted < min([*active, admitted]) + window:
                 if not args.pipelined:
                     dist.barrier()  # every node is done with the previous request
-                rec = {"request": admitted, "start": time.time(), "segments": [], "recv": []}
-                state = {"rec": rec, "store": {}, "next": 0}
+                state = _Request(
+                    {"request": admitted, "start": time.time(), "segments": [], "recv": []}
+                )
                 active[admitted] = state
                 if name == manifest["source"]:
-                    state["store"][INPUT] = io["input"]
+                    state.store[INPUT] = x_here
                     for s in sends_of.get(INPUT, []):
-                        s.put(admitted, INPUT, io["input"], rec["start"])
+                        s.put(admitted, INPUT, io["input"], state.rec["start"])
                 admitted += 1
             # run the earliest request's next segment whose inputs are all here
             job = None
             with cond:
                 for r in sorted(active):
                     state = active[r]
-                    if state["next"] < len(segments):
-                        seg = segments[state["next"]][0]
+                    if state.next < len(segments):
+                        seg = segments[state.next][0]
                         if all(available(r, t) for t in seg["inputs"]):
                             for t in seg["inputs"]:
-                                if t not in state["store"]:
+                                if t not in state.store:
                                     value, arrived = inbox.pop((r, t))
-                                    state["store"][t] = value
-                                    state["rec"]["recv"].append({"tensor": t, "arrived": arrived})
+                                    state.store[t] = value
+                                    state.rec["recv"].append({"tensor": t, "arrived": arrived})
                             job = r
                             break
             if job is not None:
                 state = active[job]
-                seg, module = segments[state["next"]]
+                seg, module = segments[state.next]
+                inputs = tuple(state.store[t] for t in seg["inputs"])
                 begin = time.time()
-                results = module(*(state["store"][t] for t in seg["inputs"]))
+                results = module(*inputs)
+                sync()  # CUDA runs asynchronously: the segment ends when its kernels do
                 end = time.time()
+                last_inputs[seg["index"]] = inputs
                 if isinstance(results, torch.Tensor):
                     results = (results,)
-                state["rec"]["segments"].append({"index": seg["index"], "start": begin, "end": end})
+                state.rec["segments"].append({"index": seg["index"], "start": begin, "end": end})
                 for t, value in zip(seg["outputs"], results, strict=True):
-                    state["store"][t] = value
-                    state.setdefault("made", {})[t] = end
+                    state.store[t] = value
+                    state.made[t] = end
                     for s in sends_of.get(t, []):
                         s.put(job, t, value, end)
-                state["next"] += 1
+                state.next += 1
             # finish requests: all segments run and everything sent to this node arrived
             done_any = False
             with cond:
                 for r in sorted(active):
                     state = active[r]
-                    if state["next"] < len(segments) or not all(
+                    if state.next < len(segments) or not all(
                         available(r, tr["tensor"]) for tr in incoming
                     ):
                         continue
-                    rec = state["rec"]
+                    rec = state.rec
                     for tr in incoming:  # e.g. the result at the sink
-                        if tr["tensor"] not in state["store"]:
+                        if tr["tensor"] not in state.store:
                             value, arrived = inbox.pop((r, tr["tensor"]))
-                            state["store"][tr["tensor"]] = value
+                            state.store[tr["tensor"]] = value
                             rec["recv"].append({"tensor": tr["tensor"], "arrived": arrived})
                     if name == sink:
                         got = {x["tensor"]: x["arrived"] for x in rec["recv"]}
-                        rec["done"] = got.get(output) or state.get("made", {}).get(output)
-                        value = state["store"][output]
+                        rec["done"] = got.get(output) or state.made.get(output)
+                        value = state.store[output].detach().cpu()
                         diff = (value.float() - reference.float()).abs().max().item()
                         max_diff = max(max_diff, diff)
                     log["requests"].append(rec)
@@ -343,13 +476,59 @@ def run_node(args: argparse.Namespace) -> dict[str, Any]:
             rv.join(0.2)
             check_peers()
     check_peers()
-    dist.barrier()  # nobody leaves while a peer still receives
-    dist.destroy_process_group()
+    if args.per_layer:
+        # after the timed requests, so that they are not disturbed; one node at a time, so
+        # that the nodes of one machine do not compete for its cores
+        for r in range(args.world_size):
+            if r == args.rank:
+                log["layers"] = time_layers(
+                    [m for _, m in segments],
+                    [last_inputs[seg["index"]] for seg, _ in segments],
+                    max(1, min(args.requests, LAYER_REPEATS)),
+                    sync,
+                )
+            dist.barrier()
     log["sends"] = [rec for s in senders.values() for rec in s.records]
     log["warmup"] = args.warmup
     if name == sink:
         log["max_abs_diff"] = max_diff
+    dist.barrier()  # nobody leaves while a peer still receives
+    if args.gather:  # several machines: rank 0 reports for all
+        logs: list[Any] | None = [None] * args.world_size if args.rank == 0 else None
+        dist.gather_object(log, logs, dst=0)
+        if logs is not None:
+            log = {
+                **log,
+                "all_nodes": [{k: v for k, v in x.items() if k != "all_nodes"} for x in logs],
+                "clock_offsets_s": offsets,
+            }
+    dist.destroy_process_group()
     return log
+
+
+def _clock_offsets(dist: Any, rank: int, world: int, rounds: int = 8) -> list[float]:
+    """At rank 0: each rank's clock minus rank 0's, in s (Cristian's method: rank 0 sends its
+    time, the peer answers with its own; of `rounds` exchanges, the one with the shortest round
+    trip, whose error is at most half of it). Other ranks answer and get zeros."""
+    import torch
+
+    offsets = [0.0] * world
+    buf = torch.zeros(1, dtype=torch.float64)
+    for r in range(1, world):
+        if rank == 0:
+            best = (float("inf"), 0.0)
+            for _ in range(rounds):
+                t0 = time.time()
+                dist.send(torch.tensor([t0], dtype=torch.float64), dst=r, tag=0)
+                dist.recv(buf, src=r, tag=0)
+                t2 = time.time()
+                best = min(best, (t2 - t0, float(buf.item()) - (t0 + t2) / 2))
+            offsets[r] = best[1]
+        elif rank == r:
+            for _ in range(rounds):
+                dist.recv(buf, src=0, tag=0)
+                dist.send(torch.tensor([time.time()], dtype=torch.float64), dst=0, tag=0)
+    return offsets
 
 
 def _need_key(node: dict, tag: dict[str, int]):
@@ -381,6 +560,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--result", required=True)
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default torch's)")
     parser.add_argument("--parent-pid", type=int, help="exit when this process (the launcher) ends")
+    parser.add_argument("--device", help="torch device of this node's segments (default cpu)")
+    parser.add_argument(
+        "--per-layer", action="store_true", help="time each layer after the requests"
+    )
+    parser.add_argument(
+        "--gather", action="store_true", help="rank 0 collects every node's log (several machines)"
+    )
     args = parser.parse_args(argv)
     result = Path(args.result)
     if args.parent_pid:
