@@ -6,8 +6,9 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import (
     TORCH_INSTALL,
@@ -17,6 +18,11 @@ from ..errors import (
     read_json,
     require,
 )
+
+if TYPE_CHECKING:
+    from .search import Candidate
+
+_Number = TypeVar("_Number", int, float)
 
 EXIT_OK, EXIT_BAD_INPUT = ExitCode.OK, ExitCode.BAD_INPUT
 NAS_INSTALL = "pip install 'splitplan[nas]'"
@@ -38,8 +44,8 @@ def presets_for(space: str) -> tuple[str, ...]:
     )
 
 
-def _positive(kind: type, what: str):
-    def parse(text: str):
+def _positive(kind: type[_Number], what: str) -> Callable[[str], _Number]:
+    def parse(text: str) -> _Number:
         try:
             value = kind(text)
         except ValueError:
@@ -152,10 +158,10 @@ def _space_options(spec_space: str, args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def _progress(quiet: bool):
+def _progress(quiet: bool) -> Callable[[int, int, Candidate], None]:
     state = {"best": -math.inf}
 
-    def report(done: int, total: int, cand) -> None:
+    def report(done: int, total: int, cand: Candidate) -> None:
         if quiet:
             return
         if cand.latency_s is not None:
@@ -170,7 +176,7 @@ def _progress(quiet: bool):
     return report
 
 
-def _training_progress(quiet: bool):
+def _training_progress(quiet: bool) -> Callable[[int, int, float], None]:
     def report(done: int, total: int, loss: float) -> None:
         if not quiet:
             print(f"supernet: epoch {done}/{total}, loss {loss:.4f}", file=sys.stderr, flush=True)
