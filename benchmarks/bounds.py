@@ -2,6 +2,7 @@
 
     python benchmarks/bounds.py             # the table in the README (about 30 min on 2 cores)
     python benchmarks/bounds.py --quick     # small sizes, a smoke test (seconds)
+    python benchmarks/bounds.py --families "latency DAG 100x8 mesh memory"  # rerun some rows
 
 For each instance family, the model is built with the cuts (`build_milp(inst)`) and without them
 (`build_milp(inst, cuts=False)`) and solved by HiGHS once with a time limit; a callback records
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -235,6 +237,7 @@ def _gap(best: float | None, bound: float | None) -> float | None:
 def run(families, time_limit_s: float) -> list[dict]:
     rows = []
     for label, make in families:
+        load_before = os.getloadavg()
         inst = make()
         runs = [measure(inst, cuts, time_limit_s) for cuts in (False, True)]
         found = [r["objective"] for r in runs if r["objective"] is not None]
@@ -247,8 +250,17 @@ def run(families, time_limit_s: float) -> list[dict]:
             for a in r["at"].values():
                 a["bound_gap"] = _gap(best, a["bound"])
                 a["gap"] = _gap(a["incumbent"], a["bound"])
+        # the 1, 5 and 15 min load averages before and after the row's runs (2 cores: > 2 is load)
+        load = [round(x, 2) for x in (*load_before, *os.getloadavg())]
         rows.append(
-            {"family": label, "instance": inst.name, "best": best, "start": start, "runs": runs}
+            {
+                "family": label,
+                "instance": inst.name,
+                "best": best,
+                "start": start,
+                "runs": runs,
+                "load_average": load,
+            }
         )
         off, on = runs
         print(
@@ -289,16 +301,34 @@ def main() -> None:
         "--time-limit", type=float, help="seconds per MIP run (default 60; 5 with --quick)"
     )
     parser.add_argument("--only", help="run only the families whose label contains this")
+    parser.add_argument(
+        "--families",
+        nargs="+",
+        metavar="LABEL",
+        help="run only these families (exact labels, e.g. 'latency DAG 100x8 mesh memory'); "
+        "their rows replace those of the same label in the output, the others are kept",
+    )
     parser.add_argument("-o", "--output", default=str(Path(__file__).with_name("bounds.json")))
     args = parser.parse_args()
     families = QUICK if args.quick else FAMILIES
     if args.only:
         families = [f for f in families if args.only in f[0]]
+    if args.families:
+        unknown = sorted(set(args.families) - {label for label, _ in families})
+        if unknown:
+            parser.error(f"unknown families: {', '.join(unknown)}")
+        families = [f for f in families if f[0] in args.families]
     limit = args.time_limit or (5.0 if args.quick else max(CHECKPOINTS_S))
-    shipped = [] if args.quick else shipped_lp_gaps()
+    partial = bool(args.only or args.families)
+    shipped = [] if args.quick or partial else shipped_lp_gaps()
     rows = run(families, limit)
-    import os
-
+    out = Path(args.output)
+    if partial and out.exists():  # a filtered run updates its rows and keeps the others
+        previous = json.loads(out.read_text())
+        fresh = {r["family"]: r for r in rows}
+        kept = [fresh.pop(r["family"], r) for r in previous["rows"]]
+        rows = kept + list(fresh.values())
+        shipped = previous.get("shipped", [])
     result = {
         "machine": f"{platform.machine()}, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs (shared with other jobs: timings are noisy)",
@@ -306,7 +336,7 @@ def main() -> None:
         "shipped": shipped,
         "rows": rows,
     }
-    Path(args.output).write_text(json.dumps(result, indent=1) + "\n")
+    out.write_text(json.dumps(result, indent=1) + "\n")
     print(markdown(rows))
     print()
     print("| shipped instance (throughput) | LP gap without cuts | with cuts |")

@@ -91,9 +91,10 @@ def main() -> None:
     for solver in ("highs", "ortools"):  # imports and solver start-up are not counted
         splitplan.solve(random_instance(10, 3, seed=0), solver=solver)
     for label, inst in cases:
-        rows, optimum, proven = compare(
+        result = compare(
             inst, METHODS, args.time_limit, seed=0, milp_time_limit_s=args.milp_time_limit
         )
+        rows, optimum, proven = result.rows, result.reference, result.proven
         table.append((label + ("" if proven else " (vs bound)"), optimum, rows))
         results.append(
             {

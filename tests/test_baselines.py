@@ -1,5 +1,7 @@
 """Baselines: the chain DP and the min cut are exact where they apply; heuristics are honest."""
 
+import json
+
 import pytest
 from helpers import brute_force, close
 
@@ -55,8 +57,10 @@ def test_heuristics_are_feasible_costed_by_the_evaluator_and_never_beat_the_milp
         pin_first=True,
         objective="weighted",
     )
-    rows, optimum, proven = B.compare(inst, B.METHODS, time_limit_s=0.1, seed=seed)
-    assert optimum is not None and proven
+    result = B.compare(inst, B.METHODS, time_limit_s=0.1, seed=seed)
+    rows, optimum = result.rows, result.optimum
+    assert optimum is not None and result.proven and result.reference == optimum
+    assert result.milp is not None and result.milp.objective == optimum
     for r in rows:
         if r.plan is None:
             assert r.note.startswith("not applicable")
@@ -116,3 +120,60 @@ def test_milp_started_from_a_heuristic_is_never_worse(solver):
     plan = splitplan.solve(inst, solver, time_limit_s=2.0, initial=start.assignment)
     assert plan.solved and plan.evaluation.feasible
     assert plan.objective <= start.objective * (1 + 1e-9)
+
+
+def _without_wall_times(d):
+    return {**d, "methods": [{k: v for k, v in m.items() if k != "wall_s"} for m in d["methods"]]}
+
+
+def test_compare_result_to_dict_is_what_compare_json_prints(capsys, tmp_path):
+    inst = random_instance(7, 3, seed=4, skip_prob=0.3, memory_fraction=0.6, pin_first=True)
+    path = tmp_path / "i.json"
+    splitplan.save_instance(inst, path)
+    # deterministic methods only: the time-budgeted searches differ from run to run
+    methods = ["dp", "milp-highs", "neurosurgeon", "greedy", "min-cut"]
+    result = B.compare(inst, methods, time_limit_s=0.05, seed=3)
+    argv = ["compare", str(path), "--methods", ",".join(methods), "--time-limit", "0.05"]
+    assert main([*argv, "--seed", "3", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert _without_wall_times(printed) == _without_wall_times(result.to_dict())
+    # the optimum is the brute-force one, and the MILP plan behind it is one of the rows
+    best = brute_force(inst)
+    assert best is not None and result.proven and close(result.optimum, best[0])
+    assert result.milp is result.row("milp-highs").plan
+    assert [r.method for r in result.rows] == methods
+    assert result.summary().splitlines()[0] == f"instance {inst.name}: optimum {result.optimum}"
+    assert main([*argv, "--seed", "3"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == result.summary().splitlines()[0]
+
+
+def test_compare_without_a_milp_method_still_solves_for_the_reference():
+    inst = random_instance(6, 3, seed=1)
+    result = B.compare(inst, ["greedy"], time_limit_s=0.05)
+    assert result.milp is not None and result.milp.status == "optimal"
+    assert result.reference == result.milp.objective and result.optimum == result.reference
+    assert close(result.reference, brute_force(inst)[0])
+    with pytest.raises(KeyError):
+        result.row("dp")
+    assert result.to_dict()["reference_is_optimum"] is True
+
+
+def test_compare_against_a_bound_says_so(monkeypatch):
+    """A MILP that proves nothing in time: the reference is its bound, `optimum` is None."""
+    inst = random_instance(6, 3, seed=2)
+    real = B.run_method
+
+    def unproven(inst, method, *args):
+        plan = real(inst, method, *args)
+        if method.startswith("milp"):
+            plan.status, plan.bound = "feasible", 0.5 * plan.objective
+        return plan
+
+    monkeypatch.setattr(B, "run_method", unproven)
+    result = B.compare(inst, ["milp-highs", "greedy"], time_limit_s=0.05)
+    assert not result.proven and result.optimum is None
+    assert result.reference == result.milp.bound == result.row("milp-highs").plan.bound
+    out = result.to_dict()
+    assert out["optimum"] is None and out["reference"] == result.reference
+    assert "no proven optimum; best lower bound" in result.summary()
+    assert out["methods"][0]["above_optimum"] == pytest.approx(1.0)  # objective = 2 x bound

@@ -490,3 +490,78 @@ def test_benchmark_quick_mode_runs():
     assert proc.returncode == 0, proc.stderr
     assert "| latency | trace 5g-walking |" in proc.stdout
     assert "us/call" in proc.stdout and "| mlp-3072-1024x7-10 | 1000 |" in proc.stdout
+
+
+# --------------------------------------------------------------------------- study (the library)
+
+
+def _cli_json(capsys, *argv):
+    import json
+
+    from splitplan.cli import main
+
+    code = main(["online", str(ROOT / "instances" / "three-tier-chain.json"), *argv, "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    return _timeless(json.loads(out.out))
+
+
+def _timeless(d):
+    """`d` without the policies' wall times (they differ from run to run), through JSON."""
+    import json
+
+    d = json.loads(json.dumps(d))
+    for p in d["policies"]:
+        del p["wall_s"]
+    return d
+
+
+def test_study_to_dict_is_what_online_json_prints(capsys):
+    from splitplan.online import study
+
+    inst = chain()
+    lines: list[str] = []
+    result = study(inst, inferences=2000, seed=4, progress=lines.append)
+    assert lines == [f"simulating 2000 inferences on {inst.name} ..."]
+    printed = _cli_json(capsys, "--inferences", "2000", "--seed", "4")
+    assert printed == _timeless({"status": "ok", **result.to_dict()})
+    assert any(p["policy"] == "planner" for p in printed["policies"])
+    # placement, with the channel as an object and the download at the channel's mean rate
+    channel = GilbertElliottChannel(100e6 / 8, 5e6 / 8, 0.1, 0.3)
+    placed = study(inst, channel, inferences=2000, planner=False, placement=True)
+    argv = ["--inferences", "2000", "--no-planner", "--placement", "--channel", "gilbert-elliott"]
+    printed = _cli_json(capsys, *argv, "--ge-rates-mbps", "100,5")
+    assert printed == _timeless({"status": "ok", **placed.to_dict()})
+    assert placed.placement["downlink_bytes_per_s"] == pytest.approx(channel.mean_rate)
+
+
+def test_study_sweeps_the_mean_snr_of_its_rayleigh_channel():
+    from splitplan.online import study
+
+    inst = chain()
+    channel = RayleighChannel(10.0, 20e6, levels=8)
+    result = study(inst, channel, inferences=1000, planner=False, snr_sweep_db=[0.0, 10.0])
+    optimal = result.sweep["optimal"]
+    assert optimal["snr_db"] == [0.0, 10.0] and result.plot is None
+    # the sweep's point at the channel's own SNR is the study's own simulation (same draws)
+    assert optimal["mean"][1] == pytest.approx(result.comparison.result("optimal").mean)
+    assert optimal["mean"][0] > optimal["mean"][1]  # a worse channel costs more
+    assert "sweep" not in result.to_dict()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"server": "mars"}, "mars"),
+        ({"inferences": 1}, "inferences"),
+        ({"lam": -1.0}, "lam"),
+        ({"plot": "x.png"}, "snr_sweep_db"),
+        ({"snr_sweep_db": [0.0], "channel": GilbertElliottChannel(1e6, 1e5, 0.1, 0.3)}, "Rayleigh"),
+        ({"horizon": 0, "planner": False}, "horizon"),
+    ],
+)
+def test_study_names_what_is_wrong(kwargs, message):
+    from splitplan.online import study
+
+    with pytest.raises(OnlineError, match=message):
+        study(chain(), inferences=kwargs.pop("inferences", 100), **kwargs)

@@ -1,6 +1,7 @@
 """Profiling torch models: FLOPs and bytes against hand counts, the DAG, and a round trip."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -214,3 +215,85 @@ def test_profile_cli_with_a_preset(tmp_path):
     assert all({"jetson-nano", "t4", "a100"} <= set(la.time_s) for la in inst.dnn.layers)
     assert splitplan.solve(inst).status == "optimal"
     assert main(["profile", "--model", "mlp", "--network", "6g", "-o", str(out)]) == 2
+
+
+def _shape(inst):
+    """Everything of the DNN but the measured times, which differ from run to run."""
+    return [(la.name, la.inputs, la.flops, la.param_bytes, la.out_bytes) for la in inst.dnn.layers]
+
+
+def test_profiled_instance_is_what_the_profile_command_writes(tmp_path, capsys):
+    from splitplan.profile import ProfileReport, profiled_instance
+
+    lines, reports = [], []
+    inst = profiled_instance(
+        "mlp", repeats=1, warmup=0, threads=1, progress=lines.append, on_report=reports.append
+    )
+    assert lines == ["profiling mlp at module granularity on cpu (0 warm-up + 1 timed runs) ..."]
+    [report] = reports
+    assert isinstance(report, ProfileReport) and report.layers == len(inst.dnn.layers)
+    assert inst.name == "mlp-profiled" and inst.dnn.name == "mlp"
+    # one node of the measured class, as fast as the measured FLOPs per second
+    [host] = inst.network.nodes
+    assert host.device_class == "host-cpu" and inst.dnn.layers[0].time_s.keys() == {"host-cpu"}
+    flops = sum(la.flops for la in inst.dnn.layers)
+    assert host.flops_per_s == pytest.approx(max(flops / report.sum_of_layers_s, 1.0))
+    out = tmp_path / "mlp.json"
+    argv = ["profile", "--model", "mlp", "--repeats", "1", "--warmup", "0", "-o", str(out)]
+    assert main(argv) == 0
+    written = splitplan.load_instance(out)
+    assert _shape(written) == _shape(inst) and written.dnn.output == inst.dnn.output
+    assert written.network.source == inst.network.source == "host"
+    assert main(["validate", str(out)]) == 0
+    capsys.readouterr()
+    splitplan.save_instance(inst, tmp_path / "lib.json")
+    assert main(["validate", str(tmp_path / "lib.json")]) == 0
+
+
+def test_profiled_instance_on_a_preset_and_from_a_network_file(tmp_path):
+    from splitplan.devices import network_preset
+    from splitplan.profile import profiled_instance
+
+    model, x = build("mlp")
+    on_preset = profiled_instance(model, x, repeats=1, warmup=0, network="3tier-wifi")
+    classes = {n.device_class for n in network_preset("3tier-wifi").nodes}
+    assert on_preset.network == network_preset("3tier-wifi")
+    for la in on_preset.dnn.layers:  # measured on the host, estimated for the preset's classes
+        assert classes | {"host-cpu"} <= set(la.time_s)
+    assert splitplan.solve(on_preset).solved
+    chain_file = Path(__file__).resolve().parents[1] / "instances" / "three-tier-chain.json"
+    chain = splitplan.load_instance(chain_file)
+    net_only = tmp_path / "net.json"
+    data = json.loads(chain_file.read_text())
+    net_only.write_text(json.dumps({k: data[k] for k in ("network", "objective", "constraints")}))
+    from_file = profiled_instance(model, x, repeats=1, warmup=0, network_from=net_only)
+    assert from_file.network == chain.network and from_file.objective == chain.objective
+    assert from_file.constraints.pin == {}  # pins name the other model's layers
+    assert from_file.constraints.max_latency_s == chain.constraints.max_latency_s
+    assert _shape(from_file) == _shape(on_preset)
+
+
+def test_profiled_instance_checks_its_arguments_before_profiling(monkeypatch, tmp_path):
+    import splitplan.profile as prof
+    from splitplan.errors import UsageError
+    from splitplan.instance import InstanceError
+
+    def never(*args, **kwargs):
+        raise AssertionError("profiled although the arguments cannot work")
+
+    monkeypatch.setattr(prof, "profile", never)
+    with pytest.raises(UsageError, match="either network or network_from"):
+        prof.profiled_instance("mlp", network="3tier-wifi", network_from="x.json")
+    with pytest.raises(ValueError, match="unknown network preset"):
+        prof.profiled_instance("mlp", network="3tier-6g")
+    with pytest.raises(InstanceError, match=r"no-such\.json"):
+        prof.profiled_instance("mlp", network_from=tmp_path / "no-such.json")
+    with pytest.raises(ProfileError, match="example_input"):
+        prof.profiled_instance(nn.Linear(2, 2))
+    # a network-only file whose constraints are not an object: was a TypeError (exit 1)
+    bad = tmp_path / "net.json"
+    chain_file = Path(__file__).resolve().parents[1] / "instances" / "three-tier-chain.json"
+    network = json.loads(chain_file.read_text())["network"]
+    bad.write_text(json.dumps({"network": network, "constraints": []}))
+    with pytest.raises(InstanceError, match="constraints: must be an object"):
+        prof.profiled_instance("mlp", network_from=bad)

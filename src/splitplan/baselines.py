@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -510,21 +511,84 @@ class Comparison:
         return (self.plan.objective - optimum) / optimum if optimum else 0.0
 
 
+@dataclass
+class CompareResult:
+    """What `compare` found on one instance.
+
+    `rows` holds one `Comparison` per method asked, in the order asked. Every gap is measured
+    against `reference`: the proven optimum when `proven`, else the best proven lower bound of
+    the MILP runs (None when they proved nothing). `milp` is the exact plan the reference comes
+    from (one of the rows' plans when a ``milp-*`` method was asked, else the extra MILP solve
+    `compare` ran; None only when no exact plan exists).
+    """
+
+    instance: str
+    rows: list[Comparison]
+    reference: float | None
+    proven: bool
+    milp: Plan | None = None
+
+    @property
+    def optimum(self) -> float | None:
+        """The proven optimum, None when the reference is only a lower bound."""
+        return self.reference if self.proven else None
+
+    def row(self, method: str) -> Comparison:
+        """The row of `method` (KeyError when it was not asked)."""
+        for r in self.rows:
+            if r.method == method:
+                return r
+        raise KeyError(method)
+
+    def table(self) -> str:
+        """One line per method: objective, % above the reference, feasibility, wall time."""
+        return comparison_table(self.rows, self.reference, self.proven)
+
+    def summary(self) -> str:
+        """What `splitplan compare` prints: the reference, then the table."""
+        what = "optimum" if self.proven else "no proven optimum; best lower bound"
+        ref = self.reference if self.reference is not None else "unknown"
+        return f"instance {self.instance}: {what} {ref}\n{self.table()}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The object `splitplan compare --json` prints (README, "Comparing with heuristics")."""
+        return {
+            "instance": self.instance,
+            "optimum": self.optimum,
+            "reference": self.reference,
+            "reference_is_optimum": self.proven,
+            "methods": [
+                {
+                    "method": r.method,
+                    "status": r.plan.status if r.plan else "not_applicable",
+                    "objective": r.plan.objective if r.plan else None,
+                    "above_optimum": r.above_optimum(self.reference),
+                    "wall_s": r.wall_s,
+                    "assignment": r.plan.assignment if r.plan else None,
+                    "note": r.note or "; ".join(r.plan.reasons if r.plan else []),
+                }
+                for r in self.rows
+            ],
+        }
+
+
 def compare(
     inst: Instance,
     methods: Sequence[str] = METHODS,
     time_limit_s: float = 1.0,
     seed: int = 0,
     milp_time_limit_s: float = 60.0,
-) -> tuple[list[Comparison], float | None, bool]:
+) -> CompareResult:
     """Run `methods` on an instance; returns the rows (in the order asked), the reference and
-    whether the reference is a proven optimum (else the best proven lower bound, or None).
+    whether the reference is a proven optimum (else the best proven lower bound, or None), as a
+    `CompareResult`.
 
-    Heuristics run first; the MILP methods then start from the best feasible heuristic plan (a
-    MIP start), so they are never worse than a heuristic. The reference is the proven optimum,
-    or, when no MILP run proved optimality within `milp_time_limit_s`, the best proven lower
-    bound (then % above it overstates every gap). A feasible plan below a proven optimum would be
-    a bug and raises AssertionError.
+    Heuristics get `time_limit_s` seconds each and run first; the MILP methods then start from
+    the best feasible heuristic plan (a MIP start), so they are never worse than a heuristic,
+    and get `milp_time_limit_s` seconds each. When no ``milp-*`` method is asked, one MILP solve
+    (HiGHS) still runs for the reference. The reference is the proven optimum, or, when no MILP
+    run proved optimality, the best proven lower bound (then % above it overstates every gap). A
+    feasible plan below a proven optimum would be a bug and raises AssertionError.
     """
     order = sorted(methods, key=lambda m: m.startswith("milp"))
     done: dict[str, Comparison] = {}
@@ -559,18 +623,21 @@ def compare(
         exact = [
             solve(inst, time_limit_s=milp_time_limit_s, initial=best.assignment if best else None)
         ]
-    optimal = [p.objective for p in exact if p.status == "optimal" and p.objective is not None]
+    optimal = [(p.objective, p) for p in exact if p.status == "optimal" and p.objective is not None]
     if optimal:
-        optimum = min(optimal)
+        optimum, milp = min(optimal, key=lambda pair: pair[0])
         for r in rows:
             gap = r.above_optimum(optimum)
             if gap is not None and gap < -1e-6 and r.plan is not None:
                 raise AssertionError(
                     f"{r.method} found {r.plan.objective} below the proven optimum {optimum}"
                 )
-        return rows, optimum, True
-    bounds = [p.bound for p in exact if p.bound is not None]
-    return rows, (max(bounds) if bounds else None), False
+        return CompareResult(inst.name, rows, optimum, True, milp)
+    bounds = [(p.bound, p) for p in exact if p.bound is not None]
+    if not bounds:
+        return CompareResult(inst.name, rows, None, False, exact[0])
+    bound, milp = max(bounds, key=lambda pair: pair[0])
+    return CompareResult(inst.name, rows, bound, False, milp)
 
 
 def comparison_table(rows: list[Comparison], optimum: float | None, proven: bool = True) -> str:

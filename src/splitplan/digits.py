@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +38,8 @@ BATCH_SIZE = 64
 LR = 0.2  # peak learning rate for one network on the labels (`train_net`)
 MOMENTUM = 0.9
 WEIGHT_DECAY = 5e-5
+
+_Net = TypeVar("_Net", bound=nn.Module)
 
 Progress = Callable[[int, int, float], None]  # (epochs done, epochs, mean training loss)
 
@@ -162,14 +164,14 @@ def training_device(epochs: int, device: str | torch.device) -> torch.device:
 
 
 def train_net(
-    net: nn.Module,
+    net: _Net,
     epochs: int,
     seed: int,
     device: torch.device,
     data_seed: int = DATA_SEED,
     progress: Progress | None = None,
     lr: float = LR,
-) -> nn.Module:
+) -> _Net:
     """Train `net` on the training split with the recipe: `epochs` epochs on the labels (cross
     entropy), peak learning rate `lr`, batch order and shifts from `seed`;
     `progress(epoch, epochs, mean_loss)` after each epoch. Returns `net` in eval mode."""

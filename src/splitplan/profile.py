@@ -1,6 +1,7 @@
 """Profile a torch model into the `dnn` part of an instance: layer DAG, FLOPs, bytes, times.
 
     dnn, report = profile(model, example_input, granularity="module")
+    inst = profiled_instance("resnet18", network="3tier-wifi")  # what `splitplan profile` writes
 
 The model is traced with torch.fx; each traced operation is a node of the DAG (residual adds,
 concatenations and branches are kept). Nodes are grouped into splittable layers:
@@ -26,7 +27,9 @@ from __future__ import annotations
 import operator
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.fx
@@ -34,7 +37,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .errors import SplitplanError
-from .instance import DNN, INPUT, Layer
+from .instance import DNN, INPUT, Instance, Layer, Network
 
 ACTIVATION_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
 # A layer's timings are unstable when their spread across repeats, (max - min) / median, exceeds
@@ -268,7 +271,7 @@ def _block_path(model: nn.Module, n: torch.fx.Node) -> str:
 
 def _foldable(gm: torch.fx.GraphModule, n: torch.fx.Node) -> bool:
     if n.op == "call_module":
-        return isinstance(gm.get_submodule(n.target), _FOLD_MODULES)
+        return isinstance(gm.get_submodule(str(n.target)), _FOLD_MODULES)
     if n.op == "call_function":
         if isinstance(n.target, torch._ops.OpOverload | torch._ops.OpOverloadPacket):
             return n.target.__name__.split(".")[0] in _FOLD_ATEN
@@ -361,7 +364,7 @@ def trace_layers(
                 and _module_path(n) != ""
                 and _module_path(n) == _module_path(previous)
             )
-            key = keys[previous.name] if fold or same_module else n.name
+            key = keys[previous.name] if previous is not None and (fold or same_module) else n.name
         else:
             key = _block_path(model, n) or n.name
         keys[n.name] = key
@@ -523,8 +526,12 @@ def profile(
     device = _device(device, example_input)
     model = model.eval().to(device)
     x = example_input.to(device)
+    sync: Callable[[], None]
     if device.type == "cuda":
-        sync = torch.cuda.synchronize
+
+        def sync() -> None:
+            torch.cuda.synchronize()
+
         device_class = device_class or torch.cuda.get_device_name(device).lower().replace(" ", "-")
     else:
 
@@ -560,9 +567,9 @@ def profile(
             for src in n.all_input_nodes:
                 if src.op == "get_attr":
                     params += _attr_bytes(gm, str(src.target))
-            if n.op == "call_module" and n.target not in modules_seen:
-                modules_seen.add(n.target)
-                module = gm.get_submodule(n.target)
+            if n.op == "call_module" and str(n.target) not in modules_seen:
+                modules_seen.add(str(n.target))
+                module = gm.get_submodule(str(n.target))
                 params += sum(p.numel() * p.element_size() for p in module.parameters())
                 params += sum(b.numel() * b.element_size() for b in module.buffers())
         last = group[-1]
@@ -603,3 +610,138 @@ def profile(
         whole_model_spread=(max(whole) - min(whole)) / whole_middle if whole_middle > 0 else 0.0,
     )
     return dnn, report
+
+
+# --------------------------------------------------------------------------- profiled instances
+
+
+def _network_source(path: str | Path) -> Instance:
+    """An instance file, or a JSON file with just a `network` object (and optionally `objective`
+    and `constraints`) in the instance format; `InstanceError` naming the file and the field."""
+    import json
+
+    from .instance import FORMAT, InstanceError, instance_from_dict, load_instance
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return load_instance(path)  # its messages say what is wrong with the file
+    if isinstance(data, dict) and "network" in data and "dnn" not in data:
+        # a placeholder DNN so that the instance reader validates the network with field paths
+        data = {"format": FORMAT, **data, "dnn": {"input_bytes": 0, "layers": []}}
+        data["dnn"]["layers"] = [{"name": "placeholder", "inputs": ["input"]}]
+        constraints = data.get("constraints")
+        if isinstance(constraints, dict):
+            constraints.pop("pin", None)
+        try:
+            return instance_from_dict(data)
+        except InstanceError as exc:
+            raise exc.in_file(str(path)) from None
+    return load_instance(path)
+
+
+def profiled_instance(
+    model: str | nn.Module,
+    example_input: torch.Tensor | None = None,
+    *,
+    input_shape: Sequence[int] | None = None,
+    input_dtype: str = "float32",
+    granularity: str = "module",
+    activation_dtype: str = "fp32",
+    repeats: int = 5,
+    warmup: int = 2,
+    device: str | torch.device | None = None,
+    device_class: str | None = None,
+    tracer: str = "auto",
+    threads: int | None = None,
+    network: str | Network | None = None,
+    bandwidth_bytes_per_s: float | None = None,
+    network_from: str | Path | Instance | None = None,
+    name: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    on_report: Callable[[ProfileReport], None] | None = None,
+) -> Instance:
+    """Profile a model into a complete instance: what `splitplan profile` writes.
+
+    `model` is an `nn.Module` with its `example_input` (one batch), or a reference that
+    `splitplan.zoo.load_model` builds, with a random input of `input_shape` (batch included;
+    required for your own model) and `input_dtype`: a zoo name (``resnet18``, ``mlp``, ...),
+    ``path/to/file.py:ClassOrFactory`` or ``package.module:factory``. The timing options are
+    those of `profile` (times in seconds on `device`, the key of `time_s` is `device_class`).
+
+    The network, at most one of:
+    - `network`: a preset name (`splitplan.devices.PRESETS`; `bandwidth_bytes_per_s` overrides
+      its device uplink, bytes/s) or a `Network`. Its device classes that were not measured get
+      roofline-estimated times; default objective and constraints.
+    - `network_from`: an instance (or the path of an instance file, or of a JSON file with just
+      a ``network`` object): its network, objective and latency limit (pins are dropped: they
+      name the other model's layers). Read before the model is profiled.
+    - neither: one node ``host`` of the measured class, its speed the model's FLOPs over the
+      sum of its measured layer times.
+
+    `progress` gets one line when the timing starts; `on_report` gets the `ProfileReport` (sum
+    of layer times vs the whole model, the spread across repeats, unstable layers) as soon as
+    it is measured. The instance is named ``<dnn name>-profiled``; `name` names the DNN (default:
+    the reference's last part, or the module's class name).
+
+    Raises `ProfileError` (a model or input the profiler cannot handle), `ModelError` (a model
+    reference that cannot be built), `InstanceError` (a bad `network_from` file or an instance
+    that does not validate) and `UsageError` (both network arguments)."""
+    from .devices import network_preset, with_roofline_times
+    from .errors import UsageError
+    from .instance import Constraints, Node, Objective
+
+    if network is not None and network_from is not None:
+        raise UsageError("give either network or network_from, not both", field="network_from")
+    base = None
+    if network_from is not None:
+        base = network_from if isinstance(network_from, Instance) else _network_source(network_from)
+    if isinstance(network, str):  # before the model is profiled: a typo costs nothing
+        network = network_preset(network, bandwidth_bytes_per_s=bandwidth_bytes_per_s)
+    if isinstance(model, str):
+        from .zoo import load_model
+
+        reference = model
+        module, x = load_model(reference, tuple(input_shape) if input_shape else None, input_dtype)
+        name = name or reference.rpartition(":")[2] or reference
+    else:
+        if example_input is None:
+            raise ProfileError("an nn.Module needs its example_input (one batch)")
+        module, x = model, example_input
+        reference = type(model).__name__
+    if progress is not None:
+        where = device if device is not None else x.device
+        progress(
+            f"profiling {reference} at {granularity} granularity on {where} "
+            f"({warmup} warm-up + {repeats} timed runs) ..."
+        )
+    dnn, report = profile(
+        module,
+        x,
+        granularity=granularity,
+        activation_dtype=activation_dtype,
+        repeats=repeats,
+        warmup=warmup,
+        device=device,
+        device_class=device_class,
+        name=name,
+        tracer=tracer,
+        threads=threads,
+    )
+    if on_report is not None:
+        on_report(report)
+    if network is not None:
+        classes = sorted({n.device_class for n in network.nodes if n.device_class})
+        dnn = with_roofline_times(dnn, classes)
+        objective, constraints = Objective(), Constraints()
+    elif base is not None:
+        network, objective = base.network, base.objective
+        constraints = Constraints({}, base.constraints.max_latency_s)
+    else:
+        flops = sum(la.flops for la in dnn.layers)
+        host = Node(
+            "host", max(flops / max(report.sum_of_layers_s, 1e-12), 1.0), report.device_class
+        )
+        network = Network((host,), (), "host", "host")
+        objective, constraints = Objective(), Constraints()
+    return Instance(dnn, network, objective, constraints, f"{dnn.name}-profiled")

@@ -552,12 +552,8 @@ def _timeline(
 # --------------------------------------------------------------------------- command line
 
 
-def add_parsers(sub) -> None:
-    """Register `export` and `run` on the command line's subparsers."""
-    from .cli import whole_number  # the command line is loaded: it calls this
-    exp = sub.add_parser(
-        "export", help="split a model by a plan into one module per node (needs torch)"
-    )
+def add_export_arguments(exp: argparse.ArgumentParser) -> None:
+    """Declare the arguments of `export` on its subparser (the registry is `splitplan.cli`)."""
     exp.add_argument(
         "--model",
         required=True,
@@ -578,9 +574,12 @@ def add_parsers(sub) -> None:
         help="as given to profile (default: the one that matches the instance)",
     )
     exp.add_argument("--tracer", choices=("auto", "fx", "export"), default="auto")
-    run = sub.add_parser(
-        "run", help="run an export directory, one process per node, measured against the plan"
-    )
+
+
+def add_run_arguments(run: argparse.ArgumentParser) -> None:
+    """Declare the arguments of `run` on its subparser (the registry is `splitplan.cli`)."""
+    from .cli import whole_number  # the command line is loaded: it calls this
+
     run.add_argument("dir", metavar="DIR", help="written by `splitplan export`")
     run.add_argument("--requests", type=whole_number(1), default=10, help="timed inferences")
     run.add_argument("--warmup", type=int, default=1, help="untimed inferences first (default 1)")

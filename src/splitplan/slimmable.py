@@ -258,7 +258,10 @@ def split_sequential(model: nn.Sequential, index: int) -> tuple[nn.Sequential, n
         raise ValueError(f"expected an nn.Sequential, got {type(model).__name__}")
     if not 0 < index < len(model):
         raise ValueError(f"split index must be in 1..{len(model) - 1}, got {index}")
-    return copy.deepcopy(model[:index]), copy.deepcopy(model[index:])
+    head, tail = model[:index], model[index:]
+    # a slice of a Sequential is a Sequential (torch types __getitem__ as Sequential | Module)
+    assert isinstance(head, nn.Sequential) and isinstance(tail, nn.Sequential)
+    return copy.deepcopy(head), copy.deepcopy(tail)
 
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:

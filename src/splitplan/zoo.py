@@ -71,7 +71,12 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     """ResNet (He et al., 2016)."""
 
-    def __init__(self, block: type, depths: list[int], num_classes: int = 1000) -> None:
+    def __init__(
+        self,
+        block: type[BasicBlock] | type[Bottleneck],
+        depths: list[int],
+        num_classes: int = 1000,
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
@@ -153,15 +158,15 @@ class MobileNetV2(nn.Module):
 
 def vgg16(num_classes: int = 1000, image: int = 224) -> nn.Module:
     """VGG-16 (Simonyan and Zisserman, 2015), configuration D, for `image` x `image` inputs."""
-    cfg = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+    # five stages of 3x3 convs (output channels), each stage followed by a 2x2 max pool
+    stages = [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]]
     layers: list[nn.Module] = []
     cin = 3
-    for v in cfg:
-        if v == "M":
-            layers.append(nn.MaxPool2d(2))
-        else:
-            layers += [nn.Conv2d(cin, int(v), 3, padding=1), nn.ReLU(inplace=True)]
-            cin = int(v)
+    for stage in stages:
+        for cout in stage:
+            layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True)]
+            cin = cout
+        layers.append(nn.MaxPool2d(2))
     return nn.Sequential(
         *layers,
         nn.Flatten(),

@@ -6,8 +6,9 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import (
     TORCH_INSTALL,
@@ -17,6 +18,11 @@ from ..errors import (
     read_json,
     require,
 )
+
+if TYPE_CHECKING:
+    from .search import Candidate
+
+_Number = TypeVar("_Number", int, float)
 
 EXIT_OK, EXIT_BAD_INPUT = ExitCode.OK, ExitCode.BAD_INPUT
 NAS_INSTALL = "pip install 'splitplan[nas]'"
@@ -38,8 +44,8 @@ def presets_for(space: str) -> tuple[str, ...]:
     )
 
 
-def _positive(kind: type, what: str):
-    def parse(text: str):
+def _positive(kind: type[_Number], what: str) -> Callable[[str], _Number]:
+    def parse(text: str) -> _Number:
         try:
             value = kind(text)
         except ValueError:
@@ -51,16 +57,14 @@ def _positive(kind: type, what: str):
     return parse
 
 
-def add_parsers(sub: Any) -> None:
-    """Add `nas` and `retrain` to the top-level subparsers."""
+def add_nas_arguments(nas: argparse.ArgumentParser) -> None:
+    """Declare the arguments of `nas` on its subparser (the registry is `splitplan.cli`)."""
     from ..devices import PRESETS
     from .search import DEFAULT_STORAGE, SAMPLERS, SPACES
 
-    nas = sub.add_parser(
-        "nas",
-        help="joint architecture and split search (Optuna outer loop, exact MILP inner loop)",
-        description="Search architectures and their optimal splits together. `splitplan nas "
-        "worker --study NAME` joins an existing study (several workers may share one storage).",
+    nas.description = (
+        "Search architectures and their optimal splits together. `splitplan nas "
+        "worker --study NAME` joins an existing study (several workers may share one storage)."
     )
     nas.add_argument(
         "mode", nargs="?", choices=("run", "worker"), default="run", help="default: run"
@@ -124,9 +128,9 @@ def add_parsers(sub: Any) -> None:
     nas.add_argument("--device", default="cpu", help="mbv2-digits: torch device (cpu, cuda)")
     nas.add_argument("--quiet", action="store_true", help="no progress lines")
 
-    retrain = sub.add_parser(
-        "retrain", help="retrain the front's architectures of a NAS report from scratch"
-    )
+
+def add_retrain_arguments(retrain: argparse.ArgumentParser) -> None:
+    """Declare the arguments of `retrain` on its subparser (the registry is `splitplan.cli`)."""
     retrain.add_argument("result", metavar="RESULT", help="trials.json written by `splitplan nas`")
     retrain.add_argument(
         "--top",
@@ -154,10 +158,10 @@ def _space_options(spec_space: str, args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def _progress(quiet: bool):
+def _progress(quiet: bool) -> Callable[[int, int, Candidate], None]:
     state = {"best": -math.inf}
 
-    def report(done: int, total: int, cand) -> None:
+    def report(done: int, total: int, cand: Candidate) -> None:
         if quiet:
             return
         if cand.latency_s is not None:
@@ -172,7 +176,7 @@ def _progress(quiet: bool):
     return report
 
 
-def _training_progress(quiet: bool):
+def _training_progress(quiet: bool) -> Callable[[int, int, float], None]:
     def report(done: int, total: int, loss: float) -> None:
         if not quiet:
             print(f"supernet: epoch {done}/{total}, loss {loss:.4f}", file=sys.stderr, flush=True)

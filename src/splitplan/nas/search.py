@@ -30,11 +30,14 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..cost import tables
 from ..instance import Network
 from . import Space, planner
+
+if TYPE_CHECKING:
+    import optuna
 
 DEFAULT_STORAGE = "sqlite:///splitplan-nas.db"
 SPACES = ("nb201", "mbv2-digits")
@@ -101,7 +104,8 @@ def evaluate(
         return Candidate(
             status="pruned", latency_s=None, bound_s=bound, solve_s=_since(start), **base
         )
-    if plan.assignment is None or not plan.evaluation.feasible:
+    ev = plan.evaluation
+    if plan.assignment is None or ev is None or not ev.feasible:
         # with an SLO, infeasible means no plan meets it (the solver proved it)
         over_slo = slo_s is not None and not tables(p.instance).reasons
         status = "over-slo" if over_slo else "infeasible"
@@ -110,7 +114,7 @@ def evaluate(
         return Candidate(
             status=status, latency_s=None, bound_s=bound, solve_s=_since(start), **base
         )
-    latency = plan.evaluation.latency_s
+    latency = ev.latency_s
     if p.method == "single-split":
         status, proven = "feasible", bound
     else:
@@ -163,7 +167,7 @@ class StudySpec:
     space_options: dict[str, Any] = field(default_factory=dict)
 
 
-def _sampler(kind: str, seed: int | None):
+def _sampler(kind: str, seed: int | None) -> optuna.samplers.BaseSampler:
     import optuna
 
     if kind == "nsga2":
@@ -182,7 +186,7 @@ def open_study(
     storage: str | None = DEFAULT_STORAGE,
     sampler: str = "nsga2",
     seed: int | None = 0,
-):
+) -> tuple[optuna.Study, StudySpec]:
     """Create the study, or load it (its spec must then match, or be None to take the stored
     one). Returns (study, spec)."""
     import optuna
@@ -195,6 +199,7 @@ def open_study(
         except KeyError:
             pass
     if existing is not None:
+        assert storage is not None  # `existing` was loaded from it
         stored = StudySpec(**existing.user_attrs["spec"])
         if spec is not None and spec != stored:
             old, new = asdict(stored), asdict(spec)
@@ -215,6 +220,7 @@ def open_study(
         )
     if spec is None:
         raise ValueError(f"no study {study_name!r} in {storage}: create it with `splitplan nas`")
+    directions: list[Literal["maximize", "minimize"]]
     directions = ["maximize"] if spec.slo_s is not None else ["maximize", "minimize"]
     study = optuna.create_study(
         study_name=study_name,
@@ -268,12 +274,12 @@ def cache_of(study: Any) -> EvaluationCache:
 
 def objective_for(
     space: Space, network: Network, spec: StudySpec, cache: EvaluationCache | None = None
-) -> Callable[[Any], Any]:
+) -> Callable[[optuna.Trial], float | tuple[float, float]]:
     """The Optuna objective: suggest, plan (once per architecture in `cache`, default a fresh
     one), record the candidate in the trial's user attrs."""
     seen = (EvaluationCache() if cache is None else cache).table(space, network, spec)
 
-    def objective(trial):
+    def objective(trial: optuna.Trial) -> float | tuple[float, float]:
         arch = space.suggest(trial)
         if arch not in seen:
             seen[arch] = evaluate(
@@ -296,7 +302,7 @@ def objective_for(
 
 
 def run(
-    study,
+    study: optuna.Study,
     space: Space,
     network: Network,
     spec: StudySpec,
@@ -313,7 +319,7 @@ def run(
     objective = objective_for(space, network, spec, cache_of(study) if cache is None else cache)
     count = done
 
-    def callback(study, trial):
+    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         nonlocal count
         count += 1
         if progress is not None and "candidate" in trial.user_attrs:
@@ -329,7 +335,7 @@ def run(
 # --------------------------------------------------------------------------- results
 
 
-def records(study) -> list[dict[str, Any]]:
+def records(study: optuna.Study) -> list[dict[str, Any]]:
     """One record per finished trial: the candidate's fields plus the trial number."""
     import optuna
 

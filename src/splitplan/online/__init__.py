@@ -13,6 +13,9 @@ on average"; this module answers "where should it be right now".
     comp = compare(problem, RayleighChannel(10, 40e6), n=100_000)
     print(comp.table())
 
+`study` runs all of `splitplan online` (planner cut, placement, SNR sweep) in one call and
+returns an `OnlineStudy` whose `to_dict()` is the command's JSON.
+
 numpy only (matplotlib is imported for the plot alone); `import splitplan` does not import this
 package. The model, with the code's symbols, is written out in ``models/online.md``.
 """
@@ -64,6 +67,7 @@ from .stopping import (
     persistence,
     static_costs,
 )
+from .studies import OnlineStudy, default_channel, study
 from .widths import (
     WIDTHS_FORMAT,
     AdaptResult,
@@ -91,6 +95,7 @@ __all__ = [
     "MarkovChannel",
     "MarkovModel",
     "OnlineError",
+    "OnlineStudy",
     "Placement",
     "PolicyResult",
     "RayleighChannel",
@@ -111,6 +116,7 @@ __all__ = [
     "best_static",
     "compare",
     "cost_vs_snr",
+    "default_channel",
     "evaluate",
     "is_monotone",
     "load_trace",
@@ -132,5 +138,6 @@ __all__ = [
     "simulate",
     "stages_from_instance",
     "static_costs",
+    "study",
     "widths_from_dict",
 ]

@@ -1,6 +1,6 @@
 """`splitplan adapt WIDTHS --trace T --deadline-s S ...`: run-time width adaptation on a trace.
 
-`splitplan.cli` registers the parser (`add_parser`) and calls `run`. WIDTHS is a widths file
+`splitplan.cli` registers the command (`add_arguments`) and calls `run`. WIDTHS is a widths file
 (format ``splitplan-widths/1``, read by `splitplan.online.load_widths`; see
 `splitplan.online.widths`). Bad input (a missing field, an unreadable trace, a negative
 deadline, ...) is one line on stderr and exit code 2, with `{"status": "bad_input", ...}` on
@@ -22,14 +22,12 @@ PREDICTOR_CHOICES = ("last", "ewma", "oracle", "all")
 MAX_FRAMES = 10_000_000
 
 
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """Register `adapt` on the subparsers of the main parser."""
-    p = sub.add_parser(
-        "adapt",
-        help="run-time width adaptation of a slimmable encoder on a bandwidth trace",
-        description="Every frame, pick the most accurate encoder width whose predicted latency "
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Declare the arguments of `adapt` on its subparser (the registry is `splitplan.cli`)."""
+    p.description = (
+        "Every frame, pick the most accurate encoder width whose predicted latency "
         "meets the deadline, send at the rate the trace gives, and compare the deadline misses "
-        "and accuracy with every fixed width (see the README, 'Slimmable bottleneck encoders').",
+        "and accuracy with every fixed width (see the README, 'Slimmable bottleneck encoders')."
     )
     p.add_argument(
         "file",
@@ -78,7 +76,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--link-latency-s", type=float, default=0.0, metavar="S", help="link latency (default 0)"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    return p
 
 
 class _Bad(UsageError):
@@ -143,7 +140,7 @@ def _run(args: argparse.Namespace) -> int:
         adaptive.append(rows[0])
         fixed = rows[1:]  # the fixed widths do not depend on the predictor
     results = adaptive + fixed
-    verdicts = []
+    verdicts: list[dict[str, Any]] = []
     for row in adaptive:
         wins, as_accurate = misses_fewer_than_as_accurate(row, fixed)
         verdicts.append(

@@ -410,7 +410,8 @@ def _read_csv(path: Path, text: str, radio: str | None) -> tuple[np.ndarray, np.
         )
     if radio is not None and "radio_type" not in columns:
         raise TraceError(f"{path}: no 'radio_type' column to select {radio} rows")
-    times, rates = [], []
+    times: list[float] = []
+    rates: list[float] = []
     for lineno, row in enumerate(reader, 2):
         if radio is not None and row["radio_type"] != radio:
             continue

@@ -1,8 +1,9 @@
 """`splitplan online INSTANCE ...`: the subcommand's arguments and what it runs.
 
-`splitplan.cli` registers the parser (`add_parser`) and calls `run` with the loaded instance. Bad
-input (an unknown server, an unreadable trace, a negative weight, ...) is one line on stderr and
-exit code 2, with `{"status": "bad_input", ...}` on stdout under --json.
+`splitplan.cli` registers the command (`add_arguments`) and calls `run` with the loaded instance;
+`splitplan.online.study` does the work, and this module prints its result. Bad input (an unknown
+server, an unreadable trace, a negative weight, ...) is one line on stderr and exit code 2, with
+`{"status": "bad_input", ...}` on stdout under --json.
 """
 
 from __future__ import annotations
@@ -19,13 +20,11 @@ EXIT_OK, EXIT_BAD_INPUT = ExitCode.OK, ExitCode.BAD_INPUT
 CHANNELS = ("rayleigh", "gilbert-elliott", "trace")
 
 
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """Register `online` on the subparsers of the main parser."""
-    p = sub.add_parser(
-        "online",
-        help="online splitting under a fading channel: optimal stopping, look-ahead, placement",
-        description="Simulate per-inference online split decisions on a fading channel and "
-        "compare them with static splits (see models/online.md).",
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Declare the arguments of `online` on its subparser (the registry is `splitplan.cli`)."""
+    p.description = (
+        "Simulate per-inference online split decisions on a fading channel and "
+        "compare them with static splits (see models/online.md)."
     )
     p.add_argument("file", metavar="INSTANCE", help="instance file (splitplan-instance/1 JSON)")
     p.add_argument(
@@ -111,7 +110,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "negative)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    return p
 
 
 class _Bad(UsageError):
@@ -222,107 +220,32 @@ def run(args: argparse.Namespace, inst: Any) -> int:
 
 
 def _run(args: argparse.Namespace, inst: Any) -> int:
-    from .placement import mlp_closed_form, place
-    from .problem import OnlineError, objective_weights, planner_cut, stages_from_instance
-    from .simulate import compare, cost_vs_snr, plot_cost_vs_snr
+    from .studies import study
 
     _check_args(args)
     snrs = _snr_range(args.snr_range) if args.plot else []
-    stages = stages_from_instance(inst, args.server)
-    w0, lam0 = objective_weights(inst)
-    w = w0 if args.weight_time is None else args.weight_time
-    lam = lam0 if args.lam is None else args.lam
-    problem = stages.problem(w, lam)
-    horizon = min(stages.max_placed, stages.max_stop)
-    if args.horizon is not None:
-        horizon = min(args.horizon, horizon)
-    if horizon < stages.min_stop:
-        raise OnlineError(
-            f"a horizon of {horizon} layers ends before the first allowed cut {stages.min_stop}"
-        )
-    channel = _channel(args, stages.link_bytes_per_s)
-    notes = list(stages.notes)
-
-    def planner(mean_rate: float) -> int | None:
-        stage, note = planner_cut(inst, stages, mean_rate, w, lam)
-        if note and f"planner: {note}" not in notes:
-            notes.append(f"planner: {note}")
-        return stage
-
-    planner_stage = None if args.no_planner else planner(channel.mean_rate)
-    if not args.json:
-        print(f"simulating {args.inferences} inferences on {inst.name} ...", file=sys.stderr)
-    comp = compare(problem, channel, horizon, args.inferences, args.seed, planner_stage)
-
-    placement_out = None
-    if args.placement:
-        rate = channel.mean_rate if args.downlink_mbps is None else args.downlink_mbps * 1e6 / 8
-        kappa = stages.download_cost_per_byte(w, lam, rate)
-        top = min(stages.max_placed, stages.max_stop)
-        best = place(
-            problem, comp.model, stages.param_bytes, args.updates_every, kappa, "optimal", top
-        )
-        ola = place(
-            problem, comp.model, stages.param_bytes, args.updates_every, kappa, "look-ahead", top
-        )
-        try:
-            closed = mlp_closed_form(
-                problem, comp.model, stages.param_bytes, args.updates_every, kappa
-            ).to_dict()
-            closed_note = ""
-        except OnlineError as exc:
-            closed, closed_note = None, str(exc)
-        placement_out = {
-            "updates_every": args.updates_every,
-            "downlink_bytes_per_s": rate,
-            "kappa": kappa,
-            "optimal": best.to_dict(),
-            "look_ahead": ola.to_dict(),
-            "mlp_closed_form": closed,
-            "mlp_closed_form_note": closed_note,
-        }
-
-    plot_path = None
-    if args.plot:
-        bw = args.bandwidth_hz or channel.bandwidth_hz
-        data = cost_vs_snr(
-            problem,
-            snrs,
-            bw,
-            args.levels,
-            args.coherence,
-            args.rate_floor,
-            args.inferences,
-            args.seed,
-            horizon,
-            None if args.no_planner else planner,
-        )
-        plot_cost_vs_snr(
-            data,
-            args.plot,
-            f"{inst.name}: {stages.device} -> {stages.server}, bandwidth {bw / 1e6:.3g} MHz",
-        )
-        plot_path = args.plot
-
+    result = study(
+        inst,
+        lambda link_rate: _channel(args, link_rate),
+        server=args.server,
+        weight_time=args.weight_time,
+        lam=args.lam,
+        horizon=args.horizon,
+        inferences=args.inferences,
+        seed=args.seed,
+        planner=not args.no_planner,
+        placement=args.placement,
+        updates_every=args.updates_every,
+        downlink_bytes_per_s=None if args.downlink_mbps is None else args.downlink_mbps * 1e6 / 8,
+        snr_sweep_db=snrs,
+        plot=args.plot,
+        progress=None if args.json else lambda line: print(line, file=sys.stderr),
+    )
     if args.json:
-        out = {
-            "status": "ok",
-            "instance": inst.name,
-            "device": stages.device,
-            "server": stages.server,
-            "layers": stages.layers,
-            "horizon": comp.horizon,
-            "min_stop": stages.min_stop,
-            "weights": {"time": w, "lambda": lam},
-            "inferences": args.inferences,
-            "seed": args.seed,
-            **comp.to_dict(),
-            "placement": placement_out,
-            "plot": plot_path,
-            "notes": notes,
-        }
-        print(json.dumps(out))
+        print(json.dumps({"status": "ok", **result.to_dict()}))
         return EXIT_OK
+    stages, comp, w, lam = result.stages, result.comparison, result.w_time, result.lam
+    placement_out, plot_path, notes = result.placement, result.plot, result.notes
     print(
         f"online splitting of {inst.name}: device {stages.device} -> server {stages.server}, "
         f"{comp.horizon} of {stages.layers} layers placed (cuts {stages.min_stop}..{comp.horizon})"

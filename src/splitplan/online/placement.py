@@ -68,7 +68,7 @@ def place(
     if policy not in rules:
         raise OnlineError(f"unknown policy {policy!r}; choose from {', '.join(rules)}")
     L = problem.layers
-    top = problem.max_stop if max_layers is None else min(max_layers, problem.max_stop)
+    top = problem.last_allowed if max_layers is None else min(max_layers, problem.last_allowed)
     params = np.concatenate(([0.0], np.cumsum(np.asarray(param_bytes, dtype=float))))
     online = np.full(L + 1, np.inf)
     for N in range(problem.min_stop, top + 1):

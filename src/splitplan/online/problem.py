@@ -74,13 +74,19 @@ class StopProblem:
         return len(self.c)
 
     @property
+    def last_allowed(self) -> int:
+        """The last stage where stopping is allowed: `max_stop`, which construction resolves
+        from None to L (typed for the checker, which cannot see that)."""
+        return self.layers if self.max_stop is None else self.max_stop
+
+    @property
     def cum_c(self) -> np.ndarray:
         """cum_c[i] = c[0] + ... + c[i-1]: local cost of reaching stage i (shape L+1)."""
         return np.concatenate(([0.0], np.cumsum(self.c)))
 
     def last_stage(self, horizon: int | None = None) -> int:
         """The forced stopping stage for `horizon` placed layers (default: all that are allowed)."""
-        n = self.max_stop if horizon is None else min(int(horizon), self.max_stop)
+        n = self.last_allowed if horizon is None else min(int(horizon), self.last_allowed)
         if horizon is not None and horizon < 0:
             raise OnlineError(f"the horizon must be >= 0, got {horizon}")
         if n < self.min_stop:

@@ -264,10 +264,10 @@ def plot_cost_vs_snr(
     fig, ax = plt.subplots(figsize=(7, 4.5))
     styles = {"oracle": ":", "optimal": "-", "look-ahead": "--"}
     for policy, row in data.items():
-        ax.errorbar(
-            row["snr_db"],
-            row["mean"],
-            yerr=row["ci95"],
+        ax.errorbar(  # no None among these three (only `analytic` has them): nan if one were
+            np.asarray(row["snr_db"], dtype=float),
+            np.asarray(row["mean"], dtype=float),
+            yerr=np.asarray(row["ci95"], dtype=float),
             label=policy,
             linestyle=styles.get(policy, "-."),
             marker="o",

@@ -69,6 +69,8 @@ class _DynConvBN(nn.Module):
         lo = (self.k_max - k) // 2
         w = self.conv.weight[:cout, : (1 if self.depthwise else cin), lo : lo + k, lo : lo + k]
         bn = self.bn
+        # BatchNorm2d keeps running statistics by default (track_running_stats=True)
+        assert bn.running_mean is not None and bn.running_var is not None
         return {
             "conv.weight": w,
             "bn.weight": bn.weight[:cout],
@@ -82,6 +84,8 @@ class _DynConvBN(nn.Module):
         if self.depthwise and cout != cin:
             raise ValueError(f"depthwise slice needs cout == cin, got {cout} and {cin}")
         t = self.sliced(cin, cout, k)
+        # the default 0.1: a momentum of None (cumulative average) is not implemented for slices
+        assert self.bn.momentum is not None
         y = F.conv2d(
             x, t["conv.weight"], None, self.stride, k // 2, 1, cout if self.depthwise else 1
         )
@@ -147,8 +151,16 @@ class Supernet(nn.Module):
         a = Arch.largest() if arch is None else parse_arch(arch)
         x = self.stem(x)
         for s, i, _cin, cout, k, hidden in a.blocks():
-            x = self.stages[s][i](x, cout, k, hidden)
+            x = self._block(s, i)(x, cout, k, hidden)
         return self.classifier(self.head(x, HEAD, 1))
+
+    def _block(self, s: int, i: int) -> _DynBlock:
+        """Block `i` of stage `s` (a ModuleList's items are typed as any Module)."""
+        stage = self.stages[s]
+        assert isinstance(stage, nn.ModuleList)
+        block = stage[i]
+        assert isinstance(block, _DynBlock)
+        return block
 
     def shared_tensors(self, arch: str | Arch) -> dict[str, torch.Tensor]:
         """The tensors `arch`'s forward reads, by the extracted subnet's state-dict names: views
@@ -161,7 +173,7 @@ class Supernet(nn.Module):
             if not n.endswith("num_batches_tracked")
         }
         for j, (s, i, cin, cout, k, hidden) in enumerate(a.blocks()):
-            block = self.stages[s][i]
+            block = self._block(s, i)
             for part, (ci, co, kk) in (
                 ("expand", (cin, hidden, 1)),
                 ("depthwise", (hidden, hidden, k)),

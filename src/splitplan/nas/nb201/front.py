@@ -80,6 +80,7 @@ def _plan(
         time_limit_s=time_limit_s,
     )
     plan = p.plan
+    assert plan is not None  # only an SLO prunes a candidate unsolved, and none is given here
     if plan.assignment is None or plan.evaluation is None:
         raise Nb201Error(f"no plan for {arch} on this network: {plan.status} {plan.reasons}")
     result = {

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cell import (
     CELLS_PER_STAGE,
@@ -33,6 +33,9 @@ from .cell import (
     Nb201Error,
     parse_arch,
 )
+
+if TYPE_CHECKING:
+    from torch import nn
 
 OP_TIMES_FORMAT = "splitplan-nb201-op-times/1"  # of `measure_op_times` tables
 _BYTES = 4  # fp32
@@ -55,11 +58,11 @@ def _torch_classes() -> dict[str, Any]:
                 nn.BatchNorm2d(c_out),
             )
 
-        def forward(self, x):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.op(x)
 
     class Zero(nn.Module):
-        def forward(self, x):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
             return x.mul(0.0)
 
     def make_op(op: str, c: int) -> nn.Module:
@@ -78,14 +81,15 @@ def _torch_classes() -> dict[str, Any]:
             super().__init__()
             self.edges = nn.ModuleList(make_op(op, c) for op in ops)
 
-        def forward(self, x):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
             nodes = [x]
             for node in (1, 2, 3):
-                total = None
+                total: torch.Tensor | None = None
                 for e, (dst, src) in enumerate(EDGES):
                     if dst == node:
                         y = self.edges[e](nodes[src])
                         total = y if total is None else total + y
+                assert total is not None  # every node 1..3 has an incoming edge in EDGES
                 nodes.append(total)
             return nodes[3]
 
@@ -95,7 +99,7 @@ def _torch_classes() -> dict[str, Any]:
             self.conv = nn.Conv2d(3, c, 3, padding=1, bias=False)
             self.bn = nn.BatchNorm2d(c)
 
-        def forward(self, x):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.bn(self.conv(x))
 
     class Reduction(nn.Module):
@@ -109,7 +113,7 @@ def _torch_classes() -> dict[str, Any]:
                 nn.AvgPool2d(kernel_size=2, stride=2), nn.Conv2d(c_in, c_out, 1, bias=False)
             )
 
-        def forward(self, x):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.downsample(x) + self.conv_b(self.conv_a(x))
 
     class Head(nn.Module):
@@ -119,7 +123,7 @@ def _torch_classes() -> dict[str, Any]:
             self.global_pooling = nn.AdaptiveAvgPool2d(1)
             self.classifier = nn.Linear(c, classes)
 
-        def forward(self, x):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.classifier(torch.flatten(self.global_pooling(self.lastact(x)), 1))
 
     class Nb201Network(nn.Module):
@@ -134,7 +138,7 @@ def _torch_classes() -> dict[str, Any]:
             self.cells = nn.ModuleList(cells)
             self.head = Head(CHANNELS[-1], classes)
 
-        def forward(self, x):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
             x = self.stem(x)
             for cell in self.cells:
                 x = cell(x)
@@ -151,7 +155,7 @@ def _torch_classes() -> dict[str, Any]:
     }
 
 
-def build_model(arch: str, num_classes: int = NUM_CLASSES):
+def build_model(arch: str, num_classes: int = NUM_CLASSES) -> nn.Module:
     """The torch network of an NB201 cell (imports torch), in eval mode, random weights.
 
     NB201's skeleton: stem (3x3 conv 3->16, BN); three stages of 5 cells with 16, 32, 64

@@ -1,0 +1,147 @@
+"""benchmarks/memory_gap.py's relaxations are lower bounds (brute force), so that the numbers
+models/formulation.md §9 quotes from it ("Tried and left out") are bounds on the optimum; and
+benchmarks/bounds.py --families reruns some rows and keeps the others."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import brute_force, close
+
+from splitplan.generate import random_instance
+from splitplan.milp import build_milp
+from splitplan.solvers import solve_standard_form
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+memory_gap = _load("memory_gap")
+
+# Tiny DAGs (skips) whose memory binds, over the additive objectives and three topologies.
+CASES = [
+    random_instance(
+        5,
+        3,
+        seed=seed,
+        topology=("mesh", "chain", "star")[seed % 3],
+        skip_prob=0.5,
+        memory_fraction=(0.2, 0.3)[seed % 2],
+        objective=objective,
+    )
+    for seed in range(3)
+    for objective in ("latency", "weighted", "energy")
+]
+
+
+@pytest.fixture(scope="module")
+def optima() -> list:
+    return [brute_force(inst) for inst in CASES]
+
+
+@pytest.mark.parametrize("i", range(len(CASES)))
+def test_run_formulation_keeps_the_optimum(i, optima):
+    """The model with the runs added has the brute-force optimum (both exact solvers), and its
+    LP relaxation lies between the model's and the optimum."""
+    inst, best = CASES[i], optima[i]
+    assert best is not None
+    milp = build_milp(inst)
+    extended, _ = memory_gap.with_runs(milp)
+    for solver in ("highs", "ortools"):
+        res = solve_standard_form(extended, solver)
+        assert res.termination == "optimal", solver
+        assert close(res.objective, best[0]), (solver, res.objective, best[0])
+        # the plan read back is one the evaluator costs at the optimum too
+        assert close(
+            memory_gap.splitplan.evaluate(inst, milp.read_assignment(res.values)).objective(inst),
+            best[0],
+        )
+    base = solve_standard_form(milp.matrix, "highs", relax=True).objective
+    runs = solve_standard_form(extended, "highs", relax=True).objective
+    assert base - 1e-9 <= runs <= best[0] * (1 + 1e-7) + 1e-12
+
+
+def test_run_formulation_is_not_vacuous():
+    """Memory leaves some runs out, and on some case the runs raise the LP bound."""
+    raised = 0
+    for inst in CASES:
+        milp = build_milp(inst)
+        extended, n_runs = memory_gap.with_runs(milp)
+        V, K = len(milp.tables.layers), len(milp.tables.nodes)
+        assert n_runs < K * V * (V + 1) // 2
+        base = solve_standard_form(milp.matrix, "highs", relax=True).objective
+        runs = solve_standard_form(extended, "highs", relax=True).objective
+        raised += runs > base * (1 + 1e-6)
+    assert raised >= 1
+
+
+@pytest.mark.parametrize("i", range(0, len(CASES), 3))
+def test_compute_only_bounds_the_compute_of_the_optimum(i, optima):
+    """Memory and compute alone (no transfers) is at most the optimal plan's compute part, and
+    the instance without skips is no dearer than with them (fewer transfers, less memory)."""
+    inst, best = CASES[i], optima[i]
+    milp = build_milp(inst)
+    gap = solve_standard_form(memory_gap.compute_only(milp), "highs")
+    assert gap.termination == "optimal"
+    compute = memory_gap.compute_part(inst, best[1])
+    assert gap.objective <= compute * (1 + 1e-7) + 1e-12
+    chain = memory_gap.without_skips(inst)
+    assert all(len(la.inputs) == 1 for la in chain.dnn.layers)
+    chain_best = brute_force(chain)
+    assert chain_best is not None and chain_best[0] <= best[0] * (1 + 1e-9)
+
+
+def test_with_runs_needs_a_backbone():
+    inst = random_instance(4, 3, seed=0, skip_prob=0.5, memory_fraction=0.3)
+    layers = list(inst.dnn.layers)
+    layers[3] = type(layers[3])(**{**layers[3].__dict__, "inputs": ("l1",)})
+    from dataclasses import replace
+
+    bad = replace(inst, dnn=replace(inst.dnn, layers=tuple(layers)))
+    with pytest.raises(ValueError, match="first input"):
+        memory_gap.with_runs(build_milp(bad))
+
+
+def test_bounds_families_rerun_keeps_other_rows(tmp_path):
+    """`bounds.py --families` replaces the rows it reruns and keeps the others (timings are
+    never asserted)."""
+    out = tmp_path / "bounds.json"
+    old = {"family": "some other family", "runs": []}
+    stale = {"family": "throughput chain 30x4", "runs": [], "stale": True}
+    shipped = [{"instance": "x", "lp_gap": 0.5, "lp_gap_cuts": 0.0}]
+    out.write_text(json.dumps({"rows": [old, stale], "shipped": shipped}))
+    args = ["--quick", "--time-limit", "1", "--families", "throughput chain 30x4"]
+    subprocess.run(
+        [sys.executable, str(BENCH / "bounds.py"), *args, "-o", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["family"] for r in rows] == ["some other family", "throughput chain 30x4"]
+    assert "stale" not in rows[1] and len(rows[1]["runs"]) == 2
+    assert len(rows[1]["load_average"]) == 6
+    assert json.loads(out.read_text())["shipped"] == shipped
+
+
+def test_memory_gap_measures_the_quick_instance():
+    """memory_gap.py's measures run on its quick instance (in-process, 1 s limits; timings are
+    never asserted) and order as bounds must: every relaxation at most the plan found."""
+    ((label, make),) = memory_gap.QUICK
+    row = memory_gap.measure(label, make(), 1.0)
+    best = row["best_plan"]["value"]
+    assert row["runs"]["n_runs"] > 0 and len(row["load_average"]) == 6
+    assert row["root_lp"]["value"] <= best
+    assert (
+        row["runs"]["root_lp"] is None or row["root_lp"]["value"] - 1e-9 <= row["runs"]["root_lp"]
+    )
+    assert row["runs"]["root_lp"] is None or row["runs"]["root_lp"] <= best
+    assert row["compute_only"]["lp"] <= row["best_plan"]["compute"] * (1 + 1e-9)
