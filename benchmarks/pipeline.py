@@ -46,6 +46,14 @@ FAMILIES = [
         dict(n_layers=300, n_nodes=8, family="identical", memory_fraction=0.2),
     ),
     ("DAG 300x8 identical", dict(n_layers=300, n_nodes=8, family="identical", skip_prob=0.2)),
+    # profiled op-level DAGs on GPU clusters (benchmarks/make_gpu_clusters.py writes them)
+    ("profiled ViT-Tiny 261-op DAG x 8 GPUs", dict(file="benchmarks/data/vit-tiny-op-gpu8.json")),
+    ("profiled ViT-Tiny 261-op DAG x 16 GPUs", dict(file="benchmarks/data/vit-tiny-op-gpu16.json")),
+    ("profiled ResNet-50 175-op DAG x 8 GPUs", dict(file="benchmarks/data/resnet50-op-gpu8.json")),
+    (
+        "profiled ResNet-50 175-op DAG x 16 GPUs",
+        dict(file="benchmarks/data/resnet50-op-gpu16.json"),
+    ),
 ]
 QUICK = [
     ("chain 30x4 hetero", dict(n_layers=30, n_nodes=4)),
@@ -163,7 +171,10 @@ def main() -> None:
         families = [f for f in families if any(o in f[0] for o in args.only.split(","))]
     rows = []
     for label, kw in families:
-        inst = pipeline_instance(seed=args.seed, **kw)
+        if "file" in kw:
+            inst = splitplan.load_instance(ROOT / str(kw["file"]))
+        else:
+            inst = pipeline_instance(seed=args.seed, **kw)
         row: dict = {"family": label, "instance": inst.name}
         row["dps"] = {m: run_dp(inst, m) for m in DPS}
         t0 = time.perf_counter()
@@ -194,8 +205,18 @@ def main() -> None:
     }
     print()
     print(table(rows, short, long))
-    if not args.quick and not args.only:
-        (ROOT / "benchmarks" / "pipeline.json").write_text(json.dumps(out, indent=1) + "\n")
+    if args.quick:
+        return
+    path = ROOT / "benchmarks" / "pipeline.json"
+    if args.only and path.exists():  # a partial rerun replaces its own rows, keeps the others
+        kept = json.loads(path.read_text())
+        fresh = {r["family"]: r for r in rows}
+        merged = [fresh.pop(r["family"], r) for r in kept["rows"]] + list(fresh.values())
+        out["rows"] = merged
+        rerun = {"families": sorted(r["family"] for r in rows), "machine": machine()}
+        out["partial_reruns"] = [*kept.get("partial_reruns", []), rerun]
+        out["machine"] = kept["machine"]
+    path.write_text(json.dumps(out, indent=1) + "\n")
 
 
 def _cell(period, wall, ref) -> str:
