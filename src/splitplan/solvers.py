@@ -393,10 +393,9 @@ def _highs_run(sf, time_limit_s, relax, gaps, threads, verbose, start, presolve:
     h.setOptionValue("mip_abs_gap", gaps[0] / 2)
     # HiGHS keeps its default feasibility tolerances (1e-6 MIP, 1e-7 primal, on rows whose
     # largest coefficient is now ~1); see `_highs` for why presolve is off on MIPs.
-    if time_limit_s is not None:
-        h.setOptionValue("time_limit", float(time_limit_s))
     if threads is not None:
         h.setOptionValue("threads", int(threads))
+    began = time.perf_counter()
     lp = highspy.HighsLp()
     lp.num_col_ = len(sf.c)
     lp.num_row_ = len(sf.row_lb)
@@ -416,11 +415,14 @@ def _highs_run(sf, time_limit_s, relax, gaps, threads, verbose, start, presolve:
             highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
             for i in sf.integer
         ]
-    began = time.perf_counter()
     h.passModel(lp)
     if start and mip:
         cols = np.array(list(start), dtype=np.int32)
         h.setSolution(len(cols), cols, np.array([start[j] for j in cols], dtype=float))
+    if time_limit_s is not None:
+        # HiGHS' clock starts at run(), not when the model is handed over
+        left = float(time_limit_s) - (time.perf_counter() - began)
+        h.setOptionValue("time_limit", max(left, 1e-3))
     h.run()
     elapsed = time.perf_counter() - began
     ms = h.getModelStatus()
