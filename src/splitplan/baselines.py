@@ -102,7 +102,9 @@ def compute_costs(tb: Tables, wl: float, we: float) -> np.ndarray:
     return tb.compute_cost(wl, we)
 
 
-def _is_chain(inst: Instance) -> bool:
+def is_chain(inst: Instance) -> bool:
+    """Each layer reads only its predecessor (the first, the input) and the last is the output:
+    the shape the chain DPs (Neurosurgeon, PipeEdge, EdgeShard, the stage DP) assume."""
     layers = inst.dnn.layers
     return (
         all(
@@ -129,7 +131,7 @@ def chain_dp(inst: Instance) -> Plan:
     exact unless an accuracy limit couples the tensors' choices.
     """
     start = time.perf_counter()
-    if not _is_chain(inst):
+    if not is_chain(inst):
         raise NotApplicable("the DNN is not a chain (some layer has a skip or branch input)")
     wl, we = additive_weights(inst)
     tb = tables(inst)

@@ -38,8 +38,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .baselines import is_chain
 from .cost import Tables, tables
-from .instance import INPUT, Instance
+from .instance import Instance
 
 if TYPE_CHECKING:
     from .plan import Plan
@@ -228,14 +229,6 @@ def _stages(inst: Instance) -> _Stages:
     st = _Stages(tb, V, K, cut, out, pre, fit_end)
     object.__setattr__(inst, "_pipeline_stages", st)
     return st
-
-
-def _is_chain(inst: Instance) -> bool:
-    layers = inst.dnn.layers
-    return all(
-        layer.inputs == ((INPUT,) if i == 0 else (layers[i - 1].name,))
-        for i, layer in enumerate(layers)
-    ) and (inst.dnn.output_layer == layers[-1].name)
 
 
 # --------------------------------------------------------------------------- class DP (PipeEdge)
@@ -630,7 +623,7 @@ def pipeedge(inst: Instance, deadline: float = math.inf) -> Plan:
     """PipeEdge's DP on a chain (see the module docstring); a `Plan` costed by the evaluator."""
     start = time.perf_counter()
     _throughput_only(inst, "PipeEdge's DP")
-    if not _is_chain(inst):
+    if not is_chain(inst):
         raise _not_applicable("PipeEdge's DP is for chains (some layer has a skip input)")
     found = class_dp(inst, node_classes(tables(inst)), deadline)
     return _result(inst, "pipeedge", found, start)
@@ -640,7 +633,7 @@ def edgeshard(inst: Instance, deadline: float = math.inf) -> Plan:
     """EdgeShard's throughput DP on a chain: the class DP with every node its own class."""
     start = time.perf_counter()
     _throughput_only(inst, "EdgeShard's throughput DP")
-    if not _is_chain(inst):
+    if not is_chain(inst):
         raise _not_applicable("EdgeShard's DP is for chains (some layer has a skip input)")
     found = class_dp(inst, [[k] for k in range(len(tables(inst).nodes))], deadline)
     return _result(inst, "edgeshard", found, start)
@@ -650,7 +643,7 @@ def stages_dp(inst: Instance) -> Plan:
     """The textbook contiguous-stage bottleneck DP on a chain over identical workers."""
     start = time.perf_counter()
     _throughput_only(inst, "the stage DP")
-    if not _is_chain(inst):
+    if not is_chain(inst):
         raise _not_applicable("the stage DP is for chains (some layer has a skip input)")
     if not _identical_workers(tables(inst)):
         raise _not_applicable("the stage DP assumes identical workers (compute and memory)")
@@ -674,7 +667,7 @@ def edgeshard_latency(inst: Instance) -> Plan:
     from .baselines import additive_weights, compute_costs, method_plan, pair_costs
 
     start = time.perf_counter()
-    if not _is_chain(inst):
+    if not is_chain(inst):
         raise _not_applicable("EdgeShard's latency DP is for chains")
     if inst.constraints.max_latency_s is not None and inst.objective.kind != "latency":
         raise _not_applicable("a latency limit with another objective couples the layers")
@@ -942,7 +935,7 @@ def best_start(inst: Instance, time_budget_s: float = 1.0) -> dict[str, str] | N
         if not interchangeable(tb, classes) and len(classes) < len(tb.nodes):
             singles = [[k] for k in range(len(tb.nodes))]
             attempt(lambda: class_dp(inst, singles, start + 0.8 * time_budget_s))
-        if not _is_chain(inst) and _identical_workers(tb):
+        if not is_chain(inst) and _identical_workers(tb):
             attempt(lambda: _best_linear(inst, start + 0.85 * time_budget_s))
         if not feasible():
             attempt(lambda: _best_linear_any_order(inst, start + 0.9 * time_budget_s))
@@ -950,7 +943,7 @@ def best_start(inst: Instance, time_budget_s: float = 1.0) -> dict[str, str] | N
     else:  # greedy minimises a sum: no use for the period
         attempt(lambda: first_fit(inst))
         attempt(lambda: greedy(inst))
-        if kind != "throughput" and _is_chain(inst):
+        if kind != "throughput" and is_chain(inst):
             try:
                 plan = chain_dp(inst)
                 if plan.status == "optimal":
