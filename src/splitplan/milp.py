@@ -30,7 +30,6 @@ from .instance import Instance
 __all__ = ["BuildTimeout", "Family", "Milp", "StandardForm", "build_milp", "merge_duplicates"]
 
 
-
 INF = float("inf")
 
 

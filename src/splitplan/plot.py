@@ -82,8 +82,7 @@ def plot_plan(plan: Plan, path: str | Path) -> Path:
     ax.set_xlabel("time (ms)")
     splits = ", ".join(plan.split_points()) or "none"
     ax.set_title(
-        f"{plan.instance.name}: latency {ev.latency_s * 1e3:.3f} ms, "
-        f"split after {splits}",
+        f"{plan.instance.name}: latency {ev.latency_s * 1e3:.3f} ms, split after {splits}",
         fontsize=9,
     )
     fig.tight_layout()

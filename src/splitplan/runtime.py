@@ -621,7 +621,6 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     )
 
 
-
 def _node_device(text: str) -> tuple[str, str]:
     """`--device NODE=DEVICE` as (node, device)."""
     node, sep, device = text.partition("=")

@@ -38,9 +38,7 @@ def presets_for(space: str) -> tuple[str, ...]:
     from .nb201 import DEVICE_COLUMNS
 
     return tuple(
-        p
-        for p in PRESETS
-        if all(n.device_class in DEVICE_COLUMNS for n in network_preset(p).nodes)
+        p for p in PRESETS if all(n.device_class in DEVICE_COLUMNS for n in network_preset(p).nodes)
     )
 
 
