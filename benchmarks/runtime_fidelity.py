@@ -1,7 +1,7 @@
 """Predicted against measured: zoo models x 3 plans x 2 emulated networks, run by `splitplan run`.
 
     python benchmarks/runtime_fidelity.py [--quick] [--models resnet18,mlp] [--requests 5]
-        [--threads 1] [-o benchmarks/runtime_fidelity.json]
+        [--threads 1] [--per-layer] [-o benchmarks/runtime_fidelity.json]
 
 Every node of the network has the class ``host-cpu``, so the planner's compute times are the ones
 `splitplan profile` measured on this machine (with the same torch thread count as the nodes).
@@ -16,6 +16,8 @@ Each plan runs twice: one request at a time (latency) and pipelined (period). Th
 prediction, the median measurement and the relative error; the summary the median error and the
 overheads that explain it (per segment: measured minus predicted compute; per transfer:
 measured minus emulated time). ``--quick`` runs the MLP on one network (a smoke test).
+``--per-layer`` also times every layer of the latency run (`splitplan run --per-layer`) and
+reports, per plan, the median and the time-weighted relative error over its layers.
 """
 
 from __future__ import annotations
@@ -72,6 +74,18 @@ def rel(measured: float | None, predicted: float) -> float | None:
     return None if measured is None or predicted <= 0 else (measured - predicted) / predicted
 
 
+def layer_errors(layers: list[dict]) -> dict:
+    """Per-layer |measured - predicted| / predicted: the median over layers, and the
+    time-weighted one, sum |measured - predicted| / sum predicted (small layers' noise counts
+    by their share of the time)."""
+    pairs = [(d["measured_s"], d["predicted_s"]) for d in layers if d["predicted_s"] > 0]
+    return {
+        "layers": len(pairs),
+        "layer_error_median": statistics.median(abs(m - p) / p for m, p in pairs),
+        "layer_error_weighted": sum(abs(m - p) for m, p in pairs) / sum(p for _, p in pairs),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the MLP on one network")
@@ -79,6 +93,11 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=5, help="timed requests per run")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--repeats", type=int, default=10, help="profiling repeats")
+    parser.add_argument(
+        "--per-layer",
+        action="store_true",
+        help="also time every layer (run --per-layer) and report per-layer errors",
+    )
     parser.add_argument("-o", "--output", help="write the rows and summary as JSON")
     args = parser.parse_args()
     models = ["mlp"] if args.quick else (args.models.split(",") if args.models else list(ZOO))
@@ -106,7 +125,9 @@ def main() -> int:
                 for plan_name, assignment in plans(inst).items():
                     out = Path(tmp) / f"{name}-{kind}-{plan_name.replace(' ', '-')}"
                     export(model, x, inst, {"assignment": assignment}, out, model_ref=name)
-                    lat = run_deployment(out, requests=requests, threads=args.threads)
+                    lat = run_deployment(
+                        out, requests=requests, threads=args.threads, per_layer=args.per_layer
+                    )
                     pipe = run_deployment(
                         out, requests=max(requests, 3), pipelined=True, threads=args.threads
                     )
@@ -132,6 +153,8 @@ def main() -> int:
                         "max_abs_diff": max(lat.max_abs_diff, pipe.max_abs_diff),
                         "loadavg_1min": machine()["loadavg_1min"],
                     }
+                    if args.per_layer:
+                        row |= layer_errors(lat.layers)
                     rows.append(row)
 
                     def pct(v: float | None) -> str:
@@ -146,6 +169,16 @@ def main() -> int:
                         f"{pct(row['period_error'])} |",
                         flush=True,
                     )
+    if args.per_layer:
+        print(
+            "\nper layer (run --per-layer): | model | network | plan | layers | median |error| "
+            "| time-weighted |error| |"
+        )
+        for r in rows:
+            print(
+                f"| {r['model']} | {r['network']} | {r['plan']} | {r['layers']} | "
+                f"{100 * r['layer_error_median']:.0f} % | {100 * r['layer_error_weighted']:.0f} % |"
+            )
     lat_err = [abs(r["latency_error"]) for r in rows if r["latency_error"] is not None]
     per_err = [abs(r["period_error"]) for r in rows if r["period_error"] is not None]
     summary = {
@@ -154,6 +187,12 @@ def main() -> int:
         "median_segment_overhead_s": statistics.median(seg_over) if seg_over else None,
         "median_transfer_overhead_s": statistics.median(tr_over) if tr_over else None,
         "max_abs_diff": max(r["max_abs_diff"] for r in rows),
+        "median_layer_error_median": (
+            statistics.median(r["layer_error_median"] for r in rows) if args.per_layer else None
+        ),
+        "median_layer_error_weighted": (
+            statistics.median(r["layer_error_weighted"] for r in rows) if args.per_layer else None
+        ),
         "loadavg_1min_end": machine()["loadavg_1min"],
     }
     print(
