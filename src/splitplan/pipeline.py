@@ -577,18 +577,26 @@ def _identical_workers(tb: Tables) -> bool:
     )
 
 
-def _stage_orders(tb: Tables) -> list[tuple[list[int], int | None]]:
+def _stage_orders(tb: Tables, by_speed: bool = False) -> list[tuple[list[int], int | None]]:
     """The node orders the linear DP tries: the source first, the source last (when it is the
-    sink, that saves the output transfer), and without the source."""
+    sink, that saves the output transfer), and without the source; the other nodes in index
+    order, or `by_speed` fastest first (least total compute time)."""
     others = [k for k in range(len(tb.nodes)) if k != tb.source]
+    if by_speed:
+        total = tb.compute_s.sum(axis=0)
+        others.sort(key=lambda k: total[k])
     return [([tb.source, *others], None), (others, tb.source), (others, None)]
 
 
-def _best_linear(inst: Instance, deadline: float = math.inf) -> tuple[list[int], list[int]] | None:
-    """The best of the linear DP over `_stage_orders` done by `deadline` (perf_counter s)."""
+def _best_linear(
+    inst: Instance, deadline: float = math.inf, by_speed: bool = False
+) -> tuple[list[int], list[int]] | None:
+    """The best of the linear DP over `_stage_orders` done by `deadline` (perf_counter s).
+    `by_speed` orders the nodes fastest first: a cheap stage plan on any nodes, exact only for
+    identical workers."""
     st = _stages(inst)
     best = None
-    for order, last in _stage_orders(st.tb):
+    for order, last in _stage_orders(st.tb, by_speed):
         if not order and last is None:
             continue
         try:
@@ -938,7 +946,7 @@ def best_start(inst: Instance, time_budget_s: float = 1.0) -> dict[str, str] | N
         if not is_chain(inst) and _identical_workers(tb):
             attempt(lambda: _best_linear(inst, start + 0.85 * time_budget_s))
         if not feasible():
-            attempt(lambda: _best_linear_any_order(inst, start + 0.9 * time_budget_s))
+            attempt(lambda: _best_linear(inst, start + 0.9 * time_budget_s, by_speed=True))
             attempt(lambda: first_fit(inst))
     else:  # greedy minimises a sum: no use for the period
         attempt(lambda: first_fit(inst))
@@ -956,7 +964,7 @@ def best_start(inst: Instance, time_budget_s: float = 1.0) -> dict[str, str] | N
         # class DP finds one at an unbounded period: its first pass, whatever the budget
         attempt(lambda: class_dp(inst, node_classes(tb), first_only=True))
         if not feasible():
-            attempt(lambda: _best_linear_any_order(inst))
+            attempt(lambda: _best_linear(inst, by_speed=True))
     if not feasible():
         return None
     best = min(feasible(), key=lambda c: c[0])[1]
@@ -984,26 +992,3 @@ def start_budget_s(inst: Instance, time_limit_s: float | None) -> float:
     tb = tables(inst)
     build_s = _BUILD_S_PER_UNIT * len(tb.tensors) * (len(tb.arcs) + len(tb.nodes))
     return (0.9 if build_s > 0.4 * limit else 0.5) * limit
-
-
-def _best_linear_any_order(
-    inst: Instance, deadline: float = math.inf
-) -> tuple[list[int], list[int]] | None:
-    """The linear DP over nodes sorted by speed (fastest first, the source first or last): a
-    cheap stage plan on any nodes, exact only for identical workers. The best of the orders
-    done by `deadline`."""
-    st = _stages(inst)
-    tb = st.tb
-    total = tb.compute_s.sum(axis=0)
-    others = sorted((k for k in range(len(tb.nodes)) if k != tb.source), key=lambda k: total[k])
-    best = None
-    for order, last in [([tb.source, *others], None), (others, tb.source), (others, None)]:
-        if not order and last is None:
-            continue
-        try:
-            found = linear_dp(inst, order, last, deadline)
-        except _OutOfTime:
-            break
-        if found is not None and (best is None or st.value(*found) < st.value(*best)):
-            best = found
-    return best
