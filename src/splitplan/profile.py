@@ -457,6 +457,19 @@ def _measure(gm, model, x, sync, warmup: int, repeats: int):
     return flops_pass, runs, whole
 
 
+def cuda_problem(dev: torch.device) -> str | None:
+    """Why this torch cannot run on the CUDA device `dev`, or None (also for other devices):
+    a CPU-only build, no CUDA device, or an index past the devices it sees."""
+    if dev.type != "cuda":
+        return None
+    if not torch.cuda.is_available():
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        return f"torch ({build}) sees no CUDA device"
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        return f"torch sees {torch.cuda.device_count()} CUDA device(s)"
+    return None
+
+
 def _device(device: str | torch.device | None, example_input: torch.Tensor) -> torch.device:
     """The device to time on; a device this torch cannot use is a `ProfileError`, not a
     traceback (issue 15: `--device cuda` on a CPU-only torch)."""
@@ -465,13 +478,9 @@ def _device(device: str | torch.device | None, example_input: torch.Tensor) -> t
     except (RuntimeError, TypeError, ValueError) as exc:
         raise ProfileError(f"unknown device {device!r}: {exc}") from None
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-            raise ProfileError(f"device {device!r}: torch ({build}) sees no CUDA device")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ProfileError(
-                f"device {device!r}: torch sees {torch.cuda.device_count()} CUDA device(s)"
-            )
+        problem = cuda_problem(dev)
+        if problem is not None:
+            raise ProfileError(f"device {device!r}: {problem}")
     elif dev.type != "cpu":
         try:
             torch.empty(1, device=dev)

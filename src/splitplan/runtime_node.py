@@ -204,6 +204,7 @@ def check_device(node: str, spec: str) -> Any:
     import torch
 
     from .export import DeploymentError
+    from .profile import cuda_problem
 
     where = f"node {node}: --device {spec}"
     try:
@@ -211,13 +212,9 @@ def check_device(node: str, spec: str) -> Any:
     except (RuntimeError, TypeError, ValueError) as exc:
         raise DeploymentError(f"{where}: not a torch device ({exc})") from None
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-            raise DeploymentError(f"{where}: torch ({build}) sees no CUDA device here")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise DeploymentError(
-                f"{where}: torch sees {torch.cuda.device_count()} CUDA device(s) here"
-            )
+        problem = cuda_problem(dev)
+        if problem is not None:
+            raise DeploymentError(f"{where}: {problem} here")
     elif dev.type == "meta":  # holds no data: nothing to send
         raise DeploymentError(f"{where}: the meta device computes no values")
     elif dev.type != "cpu":
