@@ -102,18 +102,16 @@ class Routing:
     """The routes of one tensor size (`Tables.routing`): `terms(a, b)` is (transmit energy in J,
     arc indices, load in s per arc) of the route a -> b, as `Tables.path_cost` gives them."""
 
-    def __init__(self, tb: Tables, size_bytes: float, nxt: np.ndarray, routes: dict) -> None:
-        self.tb, self.size, self.nxt, self.routes = tb, size_bytes, nxt, routes
+    def __init__(self, tb: Tables, size_bytes: float, routes: dict) -> None:
+        self.tb, self.size, self.routes = tb, size_bytes, routes
 
     def terms(self, a: int, b: int) -> tuple[float, tuple[int, ...], list[float]]:
         hit = self.routes.get((a, b))
         if hit is None:
-            tb, nxt = self.tb, self.nxt
-            if nxt[a, b] < 0:
+            tb = self.tb
+            path = tb.route(self.size, a, b)
+            if path is None:
                 raise ValueError(f"{tb.nodes[b]} cannot be reached from {tb.nodes[a]}")
-            path = [a]
-            while path[-1] != b:
-                path.append(int(nxt[path[-1], b]))
             arcs = tuple(tb.arc_index[hop] for hop in itertools.pairwise(path))
             tx = [float(tb.tx_power_w[tb.arcs[i].tail]) for i in arcs]
             inv_bw = [1.0 / tb.arcs[i].bandwidth_bytes_per_s for i in arcs]
@@ -280,17 +278,9 @@ class Tables:
         and on a fixed route the energy Σ (λ_a + B / bw_a) P^tx_a and the loads B / bw_a are
         linear in the size B."""
         size = float(size_bytes)
-        _, nxt = self.shortest_paths(size)
-        rid = self._routing_of[size]
-        routes = self._route_terms.setdefault(rid, {})
-        return Routing(self, size, nxt, routes)
-
-    def route_arcs(self, size_bytes: float, a: int, b: int) -> list[int]:
-        """Arc indices of the route a -> b (empty when a == b); b must be reachable."""
-        cost = self.path_cost(size_bytes, a, b)
-        if cost is None:
-            raise ValueError(f"{self.nodes[b]} cannot be reached from {self.nodes[a]}")
-        return list(cost.arcs)
+        self.shortest_paths(size)  # computes the routing of this size where it is new
+        routes = self._route_terms.setdefault(self._routing_of[size], {})
+        return Routing(self, size, routes)
 
     def route_energy_j(self, size_bytes: float, a: int, b: int) -> float:
         """Transmit energy of the route a -> b (§5); b must be reachable."""
