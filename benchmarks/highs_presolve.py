@@ -97,7 +97,7 @@ def main() -> None:
             inst = make(seed)
             began = time.perf_counter()
             milp = build_milp(inst)
-            # scaled exactly as splitplan.solve scales it
+            # scaled exactly as splitplan.solve scales it for HiGHS
             sf = solvers.scale(milp.matrix)[0]
             row = {"case": label, "seed": seed, "build_s": time.perf_counter() - began}
             row["rows"], row["columns"] = len(sf.row_lb), len(sf.c)

@@ -193,7 +193,7 @@ def test_time_limit_is_read_from_the_solver(solver):
 def test_scaling_is_exact_and_near_one():
     inst = random_instance(10, 3, seed=3, objective="throughput", memory_fraction=0.5)
     sf = build_milp(inst).matrix
-    scaled, units = solvers.scale(sf, columns=True)
+    scaled, units = solvers.scale(sf)
     for factors in (units.row_scale, units.col_unit, np.array([units.objective_unit])):
         assert np.all(np.log2(factors) == np.round(np.log2(factors)))  # powers of two
     rows = np.repeat(np.arange(len(sf.row_lb)), np.diff(sf.A_start))
@@ -248,7 +248,7 @@ def test_the_objective_unit_is_at_most_a_lower_bound_of_the_optimum():
         sf = build_milp(inst).matrix
         best = brute_force(inst)
         assert 0 < sf.objective_floor <= best[0] * (1 + 1e-9), objective
-        _, units = solvers.scale(sf, columns=True)
+        _, units = solvers.scale(sf)
         assert units.objective_unit <= 2**0.5 * sf.objective_floor, objective
 
 

@@ -142,21 +142,20 @@ class Scaling:
     col_unit: np.ndarray
 
 
-def scale(
-    sf: StandardForm, columns: bool = False, floor: bool = True
-) -> tuple[StandardForm, Scaling]:
+def scale(sf: StandardForm, floor: bool = True) -> tuple[StandardForm, Scaling]:
     """Rescale a model so that its objective and row coefficients are near 1.
 
     Objectives in seconds or joules put 1e-9 s transfers beside 1 s layers and 1e-3 s objectives
     beside the solvers' 1e-6 absolute tolerances. Three steps, all by powers of two:
-    1. with `columns`, a continuous column without an upper bound (the period P, the working
+    1. a continuous column without an upper bound (the period P, the working
        sets M) gets as unit the geometric mean, over its rows, of the largest other coefficient
        of the row divided by its own (P is then counted in units of a typical load). In seconds,
        P's coefficient 1 dwarfs loads of microseconds in the rows P >= load, whose violation by
        a feasibility tolerance (1e-7) is then 10 % of a period of 1e-6 s: HiGHS returned such
        points as optimal (tests/test_solver_honesty.py, fast clusters);
     2. each row is divided by its largest coefficient;
-    3. the objective is divided by its largest coefficient, or by `sf.objective_floor` (a lower
+    3. the objective is divided by its largest coefficient, or, with `floor` (every backend but
+       CP-SAT, whose grid keeps the largest coefficient), by `sf.objective_floor` (a lower
        bound on the optimum) where that is smaller, which becomes its unit: an absolute gap or
        tolerance of 1e-9 means 1e-9 of that. Solvers prune a node whose bound is within an
        absolute tolerance of the incumbent (HiGHS 1.12: its feasibility tolerance, 1e-6), so an
@@ -171,7 +170,7 @@ def scale(
     mag = np.abs(sf.A_value)
     col_unit = np.ones(n)
     free = ~sf.integer & ~np.isfinite(sf.col_ub)
-    if columns and free.any():
+    if free.any():
         other = np.where(free[cols], 0.0, mag)
         row_max_other = np.zeros(m)
         np.maximum.at(row_max_other, rows, other)
@@ -284,7 +283,7 @@ def solve_standard_form(
     if solver not in SOLVERS:
         raise ValueError(f"unknown solver {solver!r}; expected one of {', '.join(SOLVERS)}")
     # CP-SAT's integer grid keeps the objective's largest coefficient as its unit
-    scaled, units = scale(sf, columns=True, floor=solver != "ortools-cpsat")
+    scaled, units = scale(sf, floor=solver != "ortools-cpsat")
     abs_gap = ABS_GAP * units.objective_unit if mip_abs_gap is None else float(mip_abs_gap)
     gaps = (abs_gap / units.objective_unit, mip_rel_gap)
     start_scaled = {j: v / units.col_unit[j] for j, v in (start or {}).items()}
@@ -748,7 +747,7 @@ def solve_pyomo(
         TC.infeasibleOrUnbounded: "infeasible",
         TC.maxTimeLimit: "time_limit",
     }.get(tc, "other")
-    unit = scale(milp.matrix, columns=True)[1].objective_unit
+    unit = scale(milp.matrix)[1].objective_unit
     return SolverResult(
         termination,
         values,
