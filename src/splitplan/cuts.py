@@ -235,12 +235,18 @@ def crossing_sets(tb: Tables) -> list[list[int]]:
     return sets
 
 
+def busiest_layer_s(tb: Tables) -> float:
+    """max_v min_k c[v,k]: the node that runs the busiest layer is busy at least that long (s)."""
+    return max(
+        (float(tb.compute_s[v, ks].min()) for v, ks in enumerate(tb.allowed) if ks), default=0.0
+    )
+
+
 def period_lower_bound(tb: Tables) -> float:
     """The largest of the combinatorial period bounds (s): the busiest layer's best time
     max_v min_k c[v,k], and `crossing_bound` over `crossing_sets`; shrunk by a relative 1e-9
     against rounding."""
-    best = [float(tb.compute_s[v, ks].min()) for v, ks in enumerate(tb.allowed) if ks]
-    bound = max(best, default=0.0)
+    bound = busiest_layer_s(tb)
     graph = _graph(tb)
     for S in crossing_sets(tb):
         bound = max(bound, crossing_bound(tb, S, graph, beat=bound))

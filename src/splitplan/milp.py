@@ -23,7 +23,7 @@ import numpy as np
 
 from . import families
 from .cost import Tables
-from .cuts import add_cuts
+from .cuts import add_cuts, busiest_layer_s
 from .families import BuildTimeout, Terms
 from .instance import Instance
 
@@ -353,11 +353,7 @@ def _objective_floor(ctx: families.Context, sf: StandardForm, period_bound: floa
     constants plus each layer's cheapest placement term (every layer runs on one node)."""
     tb = ctx.tb
     if ctx.weights is None:
-        busiest = max(
-            (float(tb.compute_s[v, ks].min()) for v, ks in enumerate(tb.allowed) if ks),
-            default=0.0,
-        )
-        return max(busiest, period_bound)
+        return max(busiest_layer_s(tb), period_bound)
     if (sf.c < 0).any():
         return 0.0
     cheapest = np.full(len(tb.layers), np.inf)
