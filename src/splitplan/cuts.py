@@ -242,21 +242,183 @@ def busiest_layer_s(tb: Tables) -> float:
     )
 
 
+def crossing_time_s(tb: Tables) -> np.ndarray:
+    """Per tensor, the least load (s) its crossing puts on an arc: its smallest form's bytes over
+    the largest bandwidth of any arc (inf for a positive size on a network without arcs). A tensor
+    sent from one node to another loads every arc of its route by its bytes over that arc's
+    bandwidth (§7), so a plan in which it crosses has a period at least this long."""
+    bw = max((a.bandwidth_bytes_per_s for a in tb.arcs), default=0.0)
+    return _per_bandwidth(np.array([_smallest_bytes(t) for t in tb.tensors]), bw)
+
+
+class _Groups:
+    """Union-find over the layers plus two anchors (the source's and the sink's node), keeping
+    per group the compute time it needs on each node that can hold it whole: inf on a node where
+    one of its layers may not run, or whose memory its parameters and largest working set exceed
+    (§6); an anchor may sit only on its node."""
+
+    def __init__(self, tb: Tables) -> None:
+        V, K = len(tb.layers), len(tb.nodes)
+        self.parent = list(range(V + 2))
+        self.src, self.snk = V, V + 1
+        self.mem = np.array([np.inf if m is None else m for m in tb.memory_bytes], dtype=float)
+        ok = np.zeros((V + 2, K), dtype=bool)
+        for v, ks in enumerate(tb.allowed):
+            ok[v, ks] = True
+        ok[self.src, tb.source] = True
+        if tb.sink is not None:
+            ok[self.snk, tb.sink] = True
+        self.ok = ok
+        self.time = np.vstack([tb.compute_s, np.zeros((2, K))]).astype(float)
+        self.params = np.append(tb.param_bytes.astype(float), [0.0, 0.0])
+        self.work = np.append(tb.work_bytes.astype(float), [0.0, 0.0])
+        # per node, the time of the groups that can sit on it alone (they all must)
+        self.forced = np.zeros(K)
+        self.need = 0.0  # max over groups of their least time on one node
+        for g in range(V + 2):
+            self._account(g, 1.0)
+
+    def find(self, a: int) -> int:
+        while self.parent[a] != a:
+            self.parent[a] = self.parent[self.parent[a]]
+            a = self.parent[a]
+        return a
+
+    def _times(self, g: int) -> np.ndarray:
+        fits = self.ok[g] & (self.params[g] + self.work[g] <= self.mem * (1 + 1e-9))
+        return np.where(fits, self.time[g], np.inf)
+
+    def _account(self, g: int, sign: float) -> None:
+        times = self._times(g)
+        where = np.flatnonzero(np.isfinite(times))
+        if len(where) == 1:
+            self.forced[where[0]] += sign * times[where[0]]
+        if sign > 0:
+            self.need = max(self.need, float(times.min()))
+
+    def union(self, a: int, b: int) -> None:
+        a, b = self.find(a), self.find(b)
+        if a == b:
+            return
+        self._account(a, -1.0)
+        self._account(b, -1.0)
+        self.parent[b] = a
+        self.ok[a] &= self.ok[b]
+        self.time[a] += self.time[b]
+        self.params[a] += self.params[b]
+        self.work[a] = max(self.work[a], self.work[b])
+        self._account(a, 1.0)
+
+    def least_period(self) -> float:
+        """What the groups need at least: each whole on one node, and those that fit one node
+        only, together on it."""
+        return max(self.need, float(self.forced.max(initial=0.0)))
+
+
+def _members(tb: Tables, t: Tensor, groups: _Groups) -> list[int]:
+    """The layers (and anchors) a tensor joins when it may not cross: where it is produced (the
+    source's anchor for the raw input), its consumers, and the sink's anchor for the output."""
+    ends = [groups.src if t.producer < 0 else t.producer, *t.consumers]
+    if t.to_sink and tb.sink is not None:
+        ends.append(groups.snk)
+    return ends
+
+
+def colocation_bound(tb: Tables) -> float:
+    """A lower bound on the period (s) from the tensors too big to cross (§9, the co-location
+    bound).
+
+    Suppose a plan has period T. A tensor whose `crossing_time_s` exceeds T does not cross: its
+    producer (the source for the raw input) and its consumers (the sink for the output) run on
+    one node. The tensors longer than T therefore tie the layers into groups that each run whole
+    on one node: a group needs T >= its least compute time on a single node that may run all its
+    layers and has memory for their parameters and largest working set, and the groups that fit
+    only one node (an anchor or a pin puts them there) need T >= their sum on it. Hence T is at
+    least the smallest value that passes this test; the groups only merge as T falls, so the test
+    is monotone, and it is computed once per distinct tensor time: between two consecutive
+    times the groups are fixed and the least passing T is max(lower time, what the groups need).
+    """
+    if len(tb.tensors) == 0:
+        return busiest_layer_s(tb)
+    groups = _Groups(tb)
+    times = crossing_time_s(tb)
+    order = np.argsort(-times, kind="stable")
+    best, upper = np.inf, np.inf  # structure valid for T in [times[i], upper)
+    i = 0
+    while i < len(order):
+        tau = float(times[order[i]])
+        need = groups.least_period()
+        if max(tau, need) < upper:
+            best = min(best, max(tau, need))
+        j = i
+        while j < len(order) and times[order[j]] == tau:  # ties merge together
+            ends = _members(tb, tb.tensors[order[j]], groups)
+            for e in ends[1:]:
+                groups.union(ends[0], e)
+            j += 1
+        upper, i = tau, j
+    need = groups.least_period()  # T below every tensor's time: all are tied
+    if need < upper:
+        best = min(best, need)
+    return float(best) if np.isfinite(best) else 0.0
+
+
 def period_lower_bound(tb: Tables) -> float:
     """The largest of the combinatorial period bounds (s): the busiest layer's best time
-    max_v min_k c[v,k], and `crossing_bound` over `crossing_sets`; shrunk by a relative 1e-9
-    against rounding."""
-    bound = busiest_layer_s(tb)
+    max_v min_k c[v,k], `crossing_bound` over `crossing_sets` and `colocation_bound`; shrunk by a
+    relative 1e-9 against rounding."""
+    bound = max(busiest_layer_s(tb), colocation_bound(tb))
     graph = _graph(tb)
     for S in crossing_sets(tb):
         bound = max(bound, crossing_bound(tb, S, graph, beat=bound))
     return bound * (1.0 - _MARGIN)
 
 
-def add_cuts(ctx) -> float:
+# A tensor is tied to its node only when crossing would cost more than the incumbent's period by
+# this relative margin, so that rounding can never tie a tensor the incumbent itself sends.
+_TIE_MARGIN = 1e-6
+
+
+def colocation_rows(ctx, incumbent_s: float) -> dict:
+    """Rows x[a,k] = x[b,k] (every node k) for the ends a, b of each tensor whose crossing time
+    exceeds the period `incumbent_s` of a known feasible plan (§9, co-location below an
+    incumbent): a plan that sends such a tensor has a longer period than the incumbent. An anchor
+    end (the raw input's source, the output's sink) is the constant 1 on its node, 0 elsewhere.
+    """
+    tb, x = ctx.tb, ctx.x
+    V = len(tb.layers)
+    groups = _Groups(tb)  # only for the anchors' indices and allowed nodes
+    times = crossing_time_s(tb)
+    anchor_node = {groups.src: tb.source, groups.snk: tb.sink}
+
+    def side(e: int, k: int) -> tuple[float, list[tuple[float, int]]]:
+        if e >= V:
+            return (1.0 if anchor_node[e] == k else 0.0), []
+        return 0.0, ([(1.0, x[e, k])] if (e, k) in x else [])
+
+    def nodes(e: int) -> list[int]:
+        return [anchor_node[e]] if e >= V else tb.allowed[e]
+
+    rows: dict = {}
+    for ti, t in enumerate(tb.tensors):
+        if times[ti] <= incumbent_s * (1.0 + _TIE_MARGIN):
+            continue
+        ends = _members(tb, t, groups)
+        for e in ends[1:]:
+            for k in sorted(set(nodes(ends[0])) | set(nodes(e))):
+                c0, t0 = side(ends[0], k)
+                c1, t1 = side(e, k)
+                terms = t0 + [(-coef, col) for coef, col in t1]
+                if terms or c0 != c1:
+                    rows[ti, e, k] = (c1 - c0, terms, c1 - c0)
+    return rows
+
+
+def add_cuts(ctx, incumbent_s: float | None = None) -> float:
     """Add P >= `period_lower_bound` to the model of `ctx` (a `families.Context` whose objective
-    is built) when the objective is the period: the hook of `milp.build_milp`. Returns the bound
-    (0 when none is added)."""
+    is built) when the objective is the period, and with `incumbent_s` (the period of a feasible
+    plan) the `colocation_rows`: the hook of `milp.build_milp`. Returns the bound (0 when none is
+    added)."""
     if ctx.weights is not None:
         return 0.0
     ((_, P),) = ctx.rec.objective  # the throughput objective is P alone (families.define_period)
@@ -264,5 +426,12 @@ def add_cuts(ctx) -> float:
     b = rec.block("period_cuts", "§9: valid inequalities for the period")
     lb = period_lower_bound(tb)
     if lb > 0:
-        rec.constraints(b, "period_bound", {0: (lb, [(1.0, P)], None)}, "P >= crossing bound")
+        rec.constraints(
+            b, "period_bound", {0: (lb, [(1.0, P)], None)}, "P >= crossing/co-location bound"
+        )
+    if incumbent_s is not None and np.isfinite(incumbent_s):
+        rows = colocation_rows(ctx, incumbent_s)
+        rec.constraints(
+            b, "colocate", rows, "x[a,k] = x[b,k]: tensor t may not cross below the incumbent"
+        )
     return max(lb, 0.0)

@@ -313,11 +313,19 @@ class Milp:
         return m, handles
 
 
-def build_milp(inst: Instance, deadline: float | None = None, cuts: bool = True) -> Milp:
+def build_milp(
+    inst: Instance,
+    deadline: float | None = None,
+    cuts: bool = True,
+    incumbent_s: float | None = None,
+) -> Milp:
     """Build the MILP of an instance (see models/formulation.md): the families of
     `splitplan.families`, in order, and the objective over the costs they return. Raises
     `BuildTimeout` once `time.perf_counter()` passes `deadline` (checked as it goes). `cuts=False`
-    leaves out the valid inequalities of `splitplan.cuts` (to measure what they bring)."""
+    leaves out the valid inequalities of `splitplan.cuts` (to measure what they bring).
+    `incumbent_s`, the period of a feasible plan (throughput objective), adds the co-location
+    rows of §9: the model then keeps every plan whose period is at most the incumbent's (so its
+    optimum and every bound it proves hold for the instance), not the worse ones."""
     rec = _Recorder()
     ctx = families.Context(inst, rec, deadline)
     costs = families.define_assignment(ctx)
@@ -331,7 +339,7 @@ def build_milp(inst: Instance, deadline: float | None = None, cuts: bool = True)
     families.define_latency_limit(ctx, costs)
     families.define_accuracy_limit(ctx, costs)
     families.define_objective(ctx, costs)
-    period_bound = add_cuts(ctx) if cuts else 0.0
+    period_bound = add_cuts(ctx, incumbent_s) if cuts else 0.0
     sf = rec.standard_form()
     sf.objective_floor = _objective_floor(ctx, sf, period_bound)
     return Milp(

@@ -219,7 +219,7 @@ def solve(
         fallback = evaluate(instance, {name: initial[name] for name in instance.layer_names})
     deadline = None if time_limit_s is None else began + time_limit_s
     try:
-        milp = build_milp(instance, deadline)
+        milp = build_milp(instance, deadline, incumbent_s=_incumbent_period(instance, fallback))
     except BuildTimeout:
         plan = Plan(
             instance,
@@ -253,6 +253,14 @@ def solve(
     plan = _verdict(instance, solver, result, found, fallback, time_limit_s, deadline)
     plan.build_time_s = build
     return plan
+
+
+def _incumbent_period(instance: Instance, start: Evaluation | None) -> float | None:
+    """The period of a feasible start when the objective is the period: the model may then drop
+    the plans worse than it (`milp.build_milp`'s `incumbent_s`)."""
+    if start is None or not start.feasible or instance.objective.kind != "throughput":
+        return None
+    return start.period_s
 
 
 def _verdict(

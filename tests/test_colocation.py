@@ -1,0 +1,167 @@
+"""The co-location bound and the co-location rows below an incumbent (models/formulation.md §9)
+never cut off an optimum: brute force over every assignment, both exact solvers."""
+
+import itertools
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from helpers import close
+from test_cuts import THROUGHPUT, brute_force_with_forms
+
+import splitplan
+from splitplan.cost import tables
+from splitplan.cuts import colocation_bound, crossing_bound, crossing_sets, period_lower_bound
+from splitplan.milp import build_milp
+
+
+def _slow(inst: splitplan.Instance, factor: float) -> splitplan.Instance:
+    """The instance with every link `factor` times as fast: slow links make tensors that may not
+    cross below the optimum, where the co-location bound and rows bite."""
+    links = tuple(
+        replace(ln, bandwidth_bytes_per_s=ln.bandwidth_bytes_per_s * factor)
+        for ln in inst.network.links
+    )
+    return replace(inst, network=replace(inst.network, links=links), name=f"{inst.name}-x{factor}")
+
+
+def _hourglass(seed: int) -> splitplan.Instance:
+    """Five layers whose input, middle and output tensors are small and the others large (1 s on
+    a link), with a skip, on three nodes of different speeds: the crossing bounds at the source
+    see only small tensors; co-location ties the layers between them."""
+    rng = np.random.default_rng(seed)
+    big, small = 1e8, 1e3
+    outs = [big, small, big, big, small]
+    inputs = [["input"], ["L0"], ["L1"], ["L2"], ["L3", "L2"]]
+    layers = [
+        {
+            "name": f"L{i}",
+            "inputs": inputs[i],
+            "flops": float(rng.uniform(2e8, 1.5e9)),
+            "param_bytes": 1e6,
+            "out_bytes": outs[i],
+        }
+        for i in range(5)
+    ]
+    nodes = [
+        {"name": f"n{k}", "flops_per_s": float(rng.uniform(1e9, 3e9)), "memory_bytes": 1e10}
+        for k in range(3)
+    ]
+    links = [
+        {"from": f"n{a}", "to": f"n{b}", "bandwidth_bytes_per_s": 1e8, "latency_s": 1e-3}
+        for a, b in ((0, 1), (0, 2), (1, 2))
+    ]
+    return splitplan.instance_from_dict(
+        {
+            "format": "splitplan-instance/1",
+            "name": f"hourglass-{seed}",
+            "dnn": {"name": "hourglass", "input_bytes": small, "layers": layers, "output": "L4"},
+            "network": {"nodes": nodes, "links": links, "source": "n0", "sink": "n0"},
+            "objective": {"kind": "throughput"},
+        }
+    )
+
+
+CASES = [
+    *THROUGHPUT,
+    *(_slow(inst, f) for inst in THROUGHPUT[:9] for f in (0.05, 0.3)),
+    *(_hourglass(seed) for seed in range(4)),
+]
+
+
+def _feasible_plans(inst: splitplan.Instance) -> list[tuple[float, dict[str, str]]]:
+    """Every feasible assignment (raw tensors) with its period, best first."""
+    tb = tables(inst)
+    plans = []
+    for combo in itertools.product(tb.nodes, repeat=len(tb.layers)):
+        assignment = dict(zip(tb.layers, combo, strict=True))
+        ev = splitplan.evaluate(inst, assignment)
+        if ev.feasible:
+            plans.append((ev.objective(inst), assignment))
+    return sorted(plans, key=lambda p: p[0])
+
+
+@pytest.fixture(scope="module")
+def optima() -> dict:
+    return {i: brute_force_with_forms(inst) for i, inst in enumerate(CASES)}
+
+
+@pytest.mark.parametrize("i", range(len(CASES)))
+def test_colocation_bound_never_exceeds_the_optimum(i, optima):
+    best = optima[i]
+    assert best is not None
+    tb = tables(CASES[i])
+    assert colocation_bound(tb) <= best[0] * (1 + 1e-9)
+    assert period_lower_bound(tb) <= best[0] * (1 + 1e-9)
+
+
+def test_colocation_bound_is_not_vacuous(optima):
+    """On slow links it is the optimum on some instances and above every crossing bound and the
+    busiest layer on some."""
+    tight = above = 0
+    for i, inst in enumerate(CASES):
+        tb = tables(inst)
+        cb, best = colocation_bound(tb), optima[i][0]
+        tight += cb >= best * (1 - 1e-9)
+        others = [crossing_bound(tb, S) for S in crossing_sets(tb)]
+        above += cb > max(others, default=0.0) * (1 + 1e-6)
+    assert tight >= 3 and above >= 3, (tight, above)
+
+
+@pytest.mark.parametrize("i", range(len(CASES)))
+def test_rows_below_an_incumbent_keep_the_optimum(i, optima):
+    """Started from the best, a middling and the worst feasible plan, the MILP with the
+    co-location rows of that incumbent proves the brute-force optimum on both solvers."""
+    inst = CASES[i]
+    if any(t.encodings for t in tables(inst).tensors):
+        pytest.skip("the starts enumerated here are raw; forms are covered by the bound test")
+    plans = _feasible_plans(inst)
+    best = optima[i][0]
+    for period, start in {id(p): p for p in (plans[0], plans[len(plans) // 2], plans[-1])}.values():
+        for solver in ("highs", "ortools"):
+            plan = splitplan.solve(inst, solver=solver, initial=start)
+            assert plan.status == "optimal", (solver, plan.status, period)
+            assert close(plan.objective, best), (solver, plan.objective, best, period)
+
+
+def _colocate_rows_hold(inst: splitplan.Instance, start: dict[str, str], incumbent: float) -> int:
+    """The number of co-location rows of the model below `incumbent`; asserts `start` meets them."""
+    milp = build_milp(inst, incumbent_s=incumbent)
+    sf = milp.matrix
+    fams = [f for f in milp.families if f.kind == "con" and f.name == "colocate"]
+    if not fams:
+        return 0
+    values = np.zeros(sf.c.shape[0])
+    for col, value in milp.start_vector(start).items():
+        values[col] = value
+    fam = fams[0]
+    for r in range(fam.start, fam.start + len(fam.keys)):
+        a, b = sf.A_start[r], sf.A_start[r + 1]
+        body = float(values[sf.A_index[a:b]] @ sf.A_value[a:b])
+        assert sf.row_lb[r] - 1e-9 <= body <= sf.row_ub[r] + 1e-9, fam.keys[r - fam.start]
+    return len(fam.keys)
+
+
+def test_every_incumbent_meets_its_own_rows():
+    """A feasible plan never sends a tensor its own rows tie (its MIP start stays feasible), and
+    the rows exist on the slow instances (the test is not vacuous)."""
+    rows = 0
+    for inst in CASES:
+        if any(t.encodings for t in tables(inst).tensors):
+            continue
+        for period, start in _feasible_plans(inst)[::7]:
+            rows += _colocate_rows_hold(inst, start, period)
+    assert rows > 0
+
+
+def test_the_profiled_resnet_bound():
+    """A profiled ResNet-50 op graph on eight GPUs behind 10 Gbit/s links
+    (benchmarks/make_gpu_clusters.py): its activations are too big to cross below the period of
+    the plan that runs everything on the first H100, so the co-location bound is far above the
+    crossing bound (0.000202 s), at the period of a layer-4 tensor (401,408 B at 1.25 GB/s)."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "resnet50-op-gpu8.json"
+    tb = tables(splitplan.load_instance(path))
+    assert colocation_bound(tb) == pytest.approx(401408 / 1.25e9, rel=1e-9)
+    assert crossing_bound(tb, [tb.source]) < 0.7 * colocation_bound(tb)
