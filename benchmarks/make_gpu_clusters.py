@@ -1,10 +1,12 @@
 """Profiled DAGs on GPU clusters, for the throughput benchmarks (issue 13's "profiled DAGs of
 300+ layers on 8-16 GPUs").
 
-    python benchmarks/make_gpu_clusters.py     # writes benchmarks/data/*-gpu*.json (a minute)
+    python benchmarks/make_gpu_clusters.py [--models resnet101,...]
+        # writes benchmarks/data/MODEL-op-gpu{8,16}.json (a minute)
 
 Each file is a zoo model profiled by `splitplan profile --granularity op` (torch.fx: every
-operation a layer, so ViT-Tiny has 261 layers and ResNet-50 175, with their skip connections)
+operation a layer, so ViT-Tiny has 261 layers, ResNet-50 175 and ResNet-101 345, with their skip
+connections)
 over a cluster network written here: 8 or 16 GPUs in four classes of equal size (H100, A100, T4,
 RTX 2080 Ti; roofline times from `splitplan.devices`, estimates, not measurements: no GPU was
 available), every pair linked at 10 Gbit/s (1.25e9 B/s, 20 us), the input arriving at and the
@@ -14,6 +16,7 @@ profiling are in the files but no node has that class.
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -26,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "data"
 CLASSES = ("h100", "a100", "t4", "rtx-2080-ti")
 LINK = {"bandwidth_bytes_per_s": 1.25e9, "latency_s": 20e-6}
-MODELS = ("vit-tiny", "resnet50")
+MODELS = ("vit-tiny", "resnet50", "resnet101")
 
 
 def cluster(n_gpus: int) -> dict:
@@ -71,12 +74,15 @@ def cluster(n_gpus: int) -> dict:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default=",".join(MODELS), help="zoo models, comma-separated")
+    models = ap.parse_args().models.split(",")
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for n_gpus in (8, 16):
             net = Path(tmp) / f"cluster-{n_gpus}.json"
             net.write_text(json.dumps(cluster(n_gpus)))
-            for model in MODELS:
+            for model in models:
                 out = OUT / f"{model}-op-gpu{n_gpus}.json"
                 subprocess.run(
                     [

@@ -54,6 +54,14 @@ FAMILIES = [
         "profiled ResNet-50 175-op DAG x 16 GPUs",
         dict(file="benchmarks/data/resnet50-op-gpu16.json"),
     ),
+    (
+        "profiled ResNet-101 345-op DAG x 8 GPUs",
+        dict(file="benchmarks/data/resnet101-op-gpu8.json"),
+    ),
+    (
+        "profiled ResNet-101 345-op DAG x 16 GPUs",
+        dict(file="benchmarks/data/resnet101-op-gpu16.json"),
+    ),
 ]
 QUICK = [
     ("chain 30x4 hetero", dict(n_layers=30, n_nodes=4)),

@@ -78,6 +78,7 @@ SMALL_ZOO = {
     # every zoo architecture at a small size (the 224 x 224 ones take too long for a test)
     "resnet18": (lambda: zoo.ResNet(zoo.BasicBlock, [1, 1, 1, 1], num_classes=10), (1, 3, 32, 32)),
     "resnet50": (lambda: zoo.ResNet(zoo.Bottleneck, [1, 1, 1, 1], num_classes=10), (1, 3, 32, 32)),
+    "resnet101": (lambda: zoo.ResNet(zoo.Bottleneck, [1, 1, 2, 1], num_classes=10), (1, 3, 32, 32)),
     "mobilenetv2": (lambda: zoo.MobileNetV2(num_classes=10), (1, 3, 32, 32)),
     "vgg16": (lambda: zoo.vgg16(num_classes=10, image=32), (1, 3, 32, 32)),
     "vit-tiny": (

@@ -363,14 +363,179 @@ def colocation_bound(tb: Tables) -> float:
     return float(best) if np.isfinite(best) else 0.0
 
 
+def _tied(tb: Tables, times: np.ndarray, T: float) -> _Groups:
+    """The groups of layers that the tensors with crossing time above T tie together."""
+    groups = _Groups(tb)
+    for ti in np.flatnonzero(times > T):
+        ends = _members(tb, tb.tensors[ti], groups)
+        for e in ends[1:]:
+            groups.union(ends[0], e)
+    return groups
+
+
+def _pivot_test(tb: Tables, times: np.ndarray, T: float) -> bool:
+    """False only if no plan has period <= T (the test of `knapsack_bound`)."""
+    g = _tied(tb, times, T)
+    if g.least_period() > T * (1 + 1e-9):
+        return False
+    V = len(tb.layers)
+    src, snk = g.find(g.src), g.find(g.snk)
+    roots = {g.find(v) for v in range(V)} | {src, snk}
+    if tb.sink is None:
+        roots.discard(snk)
+    need = {r: g._times(r) for r in roots}
+    pivot = max(roots, key=lambda r: float(need[r].min()))
+    # per tensor: the group that makes it and the groups that use it
+    ends = []
+    for t in tb.tensors:
+        e = _members(tb, t, g)
+        ends.append((g.find(e[0]), {g.find(x) for x in e[1:]}))
+    for h in np.flatnonzero(np.isfinite(need[pivot])):
+        home = {pivot}
+        if h == tb.source:
+            home.add(src)
+        if h == tb.sink:
+            home.add(snk)
+        if _knapsack_fails(tb, times, T, int(h), home, need, ends):
+            continue
+        return True
+    return False
+
+
+def _knapsack_fails(
+    tb: Tables,
+    times: np.ndarray,
+    T: float,
+    h: int,
+    home: set[int],
+    need: dict[int, np.ndarray],
+    ends: list[tuple[int, set[int]]],
+) -> bool:
+    """Whether, with the groups of `home` on node h, no choice of the other groups to keep on h
+    or send away keeps h's compute and its arcs' traffic at most T: the LP relaxation of that
+    choice (y_G in [0, 1] away; a tensor's traffic d_t >= y_user - y_maker out of h, and
+    >= y_maker - y_user into h; Σ τ_t d_t <= arcs at h x T), solved by HiGHS, leaves more than T
+    on h even at its best."""
+    import highspy
+
+    if any(not np.isfinite(need[r][h]) for r in home):
+        return True
+    groups = sorted(need)
+    col = {r: i for i, r in enumerate(groups)}
+    others = np.ones(len(tb.nodes), dtype=bool)
+    others[h] = False
+    lower: list[float] = []
+    upper: list[float] = []
+    gain: list[float] = []
+    total = 0.0
+    for r in groups:
+        on_h = float(need[r][h])
+        away_ok = bool(np.isfinite(need[r][others]).any())
+        if r in home or not away_ok:
+            y = (0.0, 0.0)  # on h
+            total += on_h  # inf when no node can hold it: then no plan at all
+        elif not np.isfinite(on_h):
+            y, on_h = (1.0, 1.0), 0.0  # away
+        else:
+            y = (0.0, 1.0)
+            total += on_h
+        lower.append(y[0])
+        upper.append(y[1])
+        gain.append(-on_h)  # minimise minus the time sent away
+    if not np.isfinite(total):
+        return True
+    n = len(groups)
+    starts, index, value, row_lo = [0], [], [], []
+    budget_cols, budget_vals = [], []
+    for ti, (made, used) in enumerate(ends):
+        tau = float(times[ti])
+        d_out, d_in = n + 2 * ti, n + 2 * ti + 1
+        for u in used - {made}:
+            # d_out >= y_u - y_made, d_in >= y_made - y_u
+            for d, plus, minus in ((d_out, u, made), (d_in, made, u)):
+                index += [d, col[plus], col[minus]]
+                value += [1.0, -1.0, 1.0]
+                starts.append(len(index))
+                row_lo.append(0.0)
+        budget_cols += [d_out, d_in]
+        budget_vals += [tau, tau]
+    n_arcs = sum(1 for a in tb.arcs if h in (a.tail, a.head))
+    finite = np.isfinite(budget_vals)
+    index += [c for c, ok in zip(budget_cols, finite, strict=True) if ok]
+    value += [v for v, ok in zip(budget_vals, finite, strict=True) if ok]
+    starts.append(len(index))
+    m = len(starts) - 1
+    lp = highspy.HighsLp()
+    lp.num_col_ = n + 2 * len(ends)
+    lp.num_row_ = m
+    lp.col_cost_ = np.array(gain + [0.0] * (2 * len(ends)))
+    lp.col_lower_ = np.array(lower + [0.0] * (2 * len(ends)))
+    lp.col_upper_ = np.array(upper + [1.0] * (2 * len(ends)))
+    lp.row_lower_ = np.array([*row_lo, -highspy.kHighsInf])
+    lp.row_upper_ = np.array([highspy.kHighsInf] * (m - 1) + [n_arcs * T])
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
+    lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
+    lp.a_matrix_.value_ = np.array(value, dtype=float)
+    solver = highspy.Highs()
+    solver.setOptionValue("output_flag", False)
+    solver.passModel(lp)
+    solver.run()
+    status = solver.getModelStatus()
+    if status == highspy.HighsModelStatus.kInfeasible:
+        return True  # the groups that must be away already carry more than the arcs can
+    if status != highspy.HighsModelStatus.kOptimal:
+        return False  # no verdict: assume a plan exists
+    left = total + solver.getInfo().objective_function_value
+    return left > T * (1 + 1e-6) + 1e-9 * total
+
+
+def knapsack_bound(tb: Tables, lower: float = 0.0, rtol: float = 1e-3) -> float:
+    """A lower bound on the period (s) from the biggest group of tied layers and the arcs of the
+    node that runs it (§9, the knapsack bound).
+
+    Suppose a plan has period T. The tensors whose `crossing_time_s` exceeds T tie the layers
+    into groups that each run whole on one node (`colocation_bound`); take the group with the
+    largest least time, the pivot, and the node h that runs it (any node that can: the test
+    must fail on every one). The groups tied to the source run on the source and those tied to
+    the sink on the sink. Every other group runs on h or away from it. A tensor made on h and
+    used by groups away from h leaves h over an arc out of h, loading it by at least its
+    crossing time τ_t, once however many groups use it (split evenly over them here, which only
+    undercounts); a tensor made away from h and used on h enters over an arc into h. Every arc
+    carries at most T, so the groups away from h carry at most (arcs at h) x T of this traffic,
+    while the time of the groups left on h is at most T. Relaxing "away or not" to a fraction
+    gives a fractional knapsack, solved exactly by the greedy order; if even its best leaves
+    more than T on h, for every h, no plan has period T. The test only gets harder as T falls
+    (groups merge, the arcs carry less), so the largest T that fails it, found by bisection to
+    a relative `rtol`, is a lower bound. `lower` is a known bound to start from.
+    """
+    times = crossing_time_s(tb)
+    lo = lower
+    if lo <= 0 or not (times > lo).any() or _pivot_test(tb, times, lo):
+        return lower  # (no tensor too big to cross at the known bound: nothing to tie)
+    hi = 2.0 * lo
+    while not _pivot_test(tb, times, hi):
+        lo, hi = hi, 2.0 * hi
+        if not np.isfinite(hi):
+            return lo
+    while hi > lo * (1 + rtol):
+        mid = 0.5 * (lo + hi)
+        if _pivot_test(tb, times, mid):
+            hi = mid
+        else:
+            lo = mid
+    return lo
+
+
 def period_lower_bound(tb: Tables) -> float:
     """The largest of the combinatorial period bounds (s): the busiest layer's best time
-    max_v min_k c[v,k], `crossing_bound` over `crossing_sets` and `colocation_bound`; shrunk by a
-    relative 1e-9 against rounding."""
+    max_v min_k c[v,k], `crossing_bound` over `crossing_sets` and `colocation_bound`, raised by
+    `knapsack_bound` from there; shrunk by a relative 1e-9 against rounding."""
     bound = max(busiest_layer_s(tb), colocation_bound(tb))
     graph = _graph(tb)
     for S in crossing_sets(tb):
         bound = max(bound, crossing_bound(tb, S, graph, beat=bound))
+    bound = max(bound, knapsack_bound(tb, bound))
     return bound * (1.0 - _MARGIN)
 
 

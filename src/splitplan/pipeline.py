@@ -895,6 +895,253 @@ def _moves(place: list[int], K: int, tb: Tables):
                 yield cand
 
 
+class _Incremental:
+    """A plan (`place`: node per layer, raw tensors) with the totals the evaluator computes, kept
+    up to date under moves of a few layers: node loads, arc loads, latency, energy and memory.
+    `try_move` costs a move by what it changes (the tensors its layers produce or consume), so a
+    candidate costs O(its layers' degree) instead of a whole evaluation; the search's result is
+    evaluated by `splitplan.evaluate` again before use. Plain Python floats: the arrays are short
+    and numpy's per-call overhead would dominate."""
+
+    def __init__(self, inst: Instance, place: list[int]) -> None:
+        tb = tables(inst)
+        self.tb = tb
+        self.K = K = len(tb.nodes)
+        self.place = list(place)
+        self.period = inst.objective.kind == "throughput"
+        w = None if self.period else inst.objective.weights()
+        self.w_lat = 1.0 if w is None else w.latency
+        self.w_energy = 0.0 if w is None else w.energy
+        self.limit = inst.constraints.max_latency_s
+        self.target: float | None = None  # a period to get every load under (`period_search`)
+        self.c = tb.compute_s.tolist()
+        self.power = tb.compute_power_w.tolist()
+        self.param = tb.param_bytes.tolist()
+        self.work = tb.work_bytes.tolist()
+        # memory that cannot bind needs no bookkeeping
+        self.cap = [m if tb.memory_may_bind(k) else None for k, m in enumerate(tb.memory_bytes)]
+        self.touch: list[list[int]] = [[] for _ in tb.layers]  # tensors per layer
+        for ti, t in enumerate(tb.tensors):
+            for v in {t.producer, *t.consumers} - {-1}:
+                self.touch[v].append(ti)
+        # resources: nodes 0..K-1, then arcs K..K+A-1
+        self.load = [0.0] * (K + len(tb.arcs))
+        self.latency = self.energy = 0.0
+        for v, k in enumerate(self.place):
+            self.load[k] += self.c[v][k]
+            self.latency += self.c[v][k]
+            self.energy += self.c[v][k] * self.power[k]
+        self.contrib = [self._contrib(ti, self.place) for ti in range(len(tb.tensors))]
+        self.unreachable = 0
+        for arcs, secs, joules, bad in self.contrib:
+            for i, x in arcs:
+                self.load[i] += x
+            self.latency += secs
+            self.energy += joules
+            self.unreachable += bad
+        self.params = [0.0] * K
+        for v, k in enumerate(self.place):
+            self.params[k] += self.param[v]
+        self.used = [self._used(k, self.place, self.params) for k in range(K)]
+
+    def _contrib(
+        self, ti: int, place: list[int]
+    ) -> tuple[list[tuple[int, float]], float, float, int]:
+        """Tensor ti's (resource, load) pairs on arcs, its time, energy, unreachable dests."""
+        tb = self.tb
+        t = tb.tensors[ti]
+        src = tb.source if t.producer < 0 else place[t.producer]
+        dests = {place[c] for c in t.consumers}
+        if t.to_sink and tb.sink is not None:
+            dests.add(tb.sink)
+        dests.discard(src)
+        arcs: list[tuple[int, float]] = []
+        secs = joules = 0.0
+        bad = 0
+        for d in dests:
+            pc = tb.path_cost(t.size_bytes, src, d)
+            if pc is None:
+                bad += 1
+                continue
+            arcs += [(self.K + a, x) for a, x in zip(pc.arcs, pc.loads_s, strict=True)]
+            secs += pc.time_s
+            joules += pc.energy_j
+        return arcs, secs, joules, bad
+
+    def _used(self, k: int, place: list[int], params: list[float]) -> float:
+        """Memory used on node k (parameters + largest working set, §6); 0 without a limit."""
+        if self.cap[k] is None:
+            return 0.0
+        work = max((self.work[v] for v, q in enumerate(place) if q == k), default=0.0)
+        return params[k] + work if work or params[k] else 0.0
+
+    def _key(self, load: list[float], latency: float, energy: float, bad: int, used) -> tuple:
+        excess = sum(
+            max(0.0, u - m * (1 + 1e-9)) / m for u, m in zip(used, self.cap, strict=True) if m
+        )
+        over = 0.0 if self.limit is None else max(0.0, latency - self.limit * (1 + 1e-9))
+        infeasible = bad + excess + over
+        if not self.period:
+            return (infeasible, self.w_lat * latency + self.w_energy * energy)
+        top = max(load)
+        if self.target is not None:  # total load above the target period, then the period
+            target = self.target
+            return (infeasible, sum(x - target for x in load if x > target), top)
+        cut = top * (1 - 1e-12)
+        at_top = sum(1 for x in load if x >= cut)
+        below = max((x for x in load if x < cut), default=0.0)
+        return (infeasible, top, at_top, below)
+
+    def key(self) -> tuple:
+        return self._key(self.load, self.latency, self.energy, self.unreachable, self.used)
+
+    def try_move(self, layers: range, k: int, commit: bool = False) -> tuple:
+        """The key of the plan with `layers` moved to node k (committed when `commit`)."""
+        place, c = self.place, self.c
+        old = place[layers.start : layers.stop]
+        load = list(self.load)
+        params = list(self.params)
+        d_lat = d_energy = 0.0
+        for v, q in zip(layers, old, strict=True):
+            load[q] -= c[v][q]
+            load[k] += c[v][k]
+            d_lat += c[v][k] - c[v][q]
+            d_energy += c[v][k] * self.power[k] - c[v][q] * self.power[q]
+            params[q] -= self.param[v]
+            params[k] += self.param[v]
+        place[layers.start : layers.stop] = [k] * len(old)
+        bad = self.unreachable
+        new = {}
+        for ti in {ti for v in layers for ti in self.touch[v]}:
+            a0, s0, j0, b0 = self.contrib[ti]
+            a1, s1, j1, b1 = new[ti] = self._contrib(ti, place)
+            for i, x in a0:
+                load[i] -= x
+            for i, x in a1:
+                load[i] += x
+            d_lat += s1 - s0
+            d_energy += j1 - j0
+            bad += b1 - b0
+        used = list(self.used)
+        for q in {k, *old}:
+            used[q] = self._used(q, place, params)
+        key = self._key(load, self.latency + d_lat, self.energy + d_energy, bad, used)
+        if commit:
+            self.load, self.params, self.used = load, params, used
+            self.latency += d_lat
+            self.energy += d_energy
+            self.unreachable = bad
+            for ti, cont in new.items():
+                self.contrib[ti] = cont
+        else:
+            place[layers.start : layers.stop] = old
+        return key
+
+
+_WINDOWS = (1, 2, 3, 4, 6, 8, 12, 16)
+
+
+def period_search(
+    inst: Instance, starts: list[dict[str, str]], deadline: float, lower: float = 0.0
+) -> dict[str, str] | None:
+    """Bisection on a target period between `lower` (a lower bound) and the best period found,
+    each round a `window_search` for a plan with every load under the target: the first round
+    from each of `starts`, the others from the best plan so far. Until `deadline`, or the
+    target is within 1 % of the best. The best feasible plan (None if none is)."""
+    from .cost import evaluate
+
+    def period(a: dict[str, str]) -> float:
+        ev = evaluate(inst, a)
+        return ev.period_s if ev.feasible else math.inf
+
+    scored = sorted(((period(a), i, a) for i, a in enumerate(starts)), key=lambda p: p[:2])
+    best_p, _, best = scored[0]
+    lo, hi = lower, best_p
+    queue = [a for _, _, a in scored]
+    while time.perf_counter() < deadline and (not math.isfinite(hi) or hi > lo * 1.01):
+        target = 0.5 * (lo + hi) if math.isfinite(hi) else math.inf
+        origin = queue.pop(0) if queue else best
+        found = window_search(inst, origin, deadline, target=target)
+        p = period(found)
+        if p < best_p:
+            best, best_p = found, p
+        if p <= target:
+            hi = p
+        elif not queue:
+            lo = target  # not found: look higher (a heuristic bound, not a proof)
+    return best if math.isfinite(best_p) else None
+
+
+def window_search(
+    inst: Instance, assignment: dict[str, str], deadline: float, target: float | None = None
+) -> dict[str, str]:
+    """First-improvement descent from `assignment` until no move improves or `deadline`: move a
+    window of 1-32 consecutive layers (in the topological order) to another node that may run
+    them all. Each candidate is costed incrementally (`_Incremental`); the key is infeasibility
+    (memory excess, latency limit, unreachable routes), the objective, then for the period how
+    many resources sit at it and the next busiest, so that moves off one of several equal
+    bottlenecks count. Unlike `local_search` it splits runs, which is what offloading part of a
+    residual block on a DAG takes. With a `target` period the key is instead the total load
+    above the target (then the period): a move that puts a big tensor on a link to unload the
+    bottleneck node is then not a trap, it can be undone once other moves made room."""
+    tb = tables(inst)
+    V, K = len(tb.layers), len(tb.nodes)
+    ok = np.zeros((V, K), dtype=bool)
+    for v, ks in enumerate(tb.allowed):
+        ok[v, ks] = True
+    state = _Incremental(inst, [tb.node_index[assignment[name]] for name in tb.layers])
+    state.target = target
+    best = state.key()
+    hot: set[int] = set()  # with a target: the resources above it
+
+    def heat() -> None:
+        hot.clear()
+        if target is not None:
+            hot.update(r for r, x in enumerate(state.load) if x > target)
+
+    def may_help(window: range) -> bool:
+        """With a target, only a move of a layer on a node above it, or of one that sends or
+        receives a tensor over an arc above it, can lower the load above the target."""
+        if target is None:
+            return True
+        place, contrib, touch = state.place, state.contrib, state.touch
+        return any(place[v] in hot for v in window) or any(
+            r in hot for v in window for ti in touch[v] for r, _ in contrib[ti][0]
+        )
+
+    heat()
+    improved = True
+    while improved and time.perf_counter() < deadline:
+        improved = False
+        for i in range(V):
+            if time.perf_counter() >= deadline:
+                break
+            for n in _WINDOWS:
+                if i + n > V:
+                    break
+                window = range(i, i + n)
+                if not may_help(window):
+                    continue
+                fits = ok[i : i + n].all(axis=0)
+                for k in np.flatnonzero(fits):
+                    if all(q == k for q in state.place[i : i + n]):
+                        continue
+                    key = state.try_move(window, int(k))
+                    if key < best:
+                        best = state.try_move(window, int(k), commit=True)
+                        improved = True
+                        if target is not None and best[0] == 0 and best[1] == 0:
+                            return _named(tb, state.place)  # every load under the target
+                        heat()
+                        if not may_help(window):
+                            break
+    return _named(tb, state.place)
+
+
+def _named(tb: Tables, place: list[int]) -> dict[str, str]:
+    return {tb.layers[v]: tb.nodes[k] for v, k in enumerate(place)}
+
+
 # --------------------------------------------------------------------------- MIP start
 
 
@@ -968,6 +1215,21 @@ def best_start(inst: Instance, time_budget_s: float = 1.0) -> dict[str, str] | N
     if not feasible():
         return None
     best = min(feasible(), key=lambda c: c[0])[1]
+    if kind == "throughput":
+        # windows of layers moved off the busiest resources, by bisection on the period, from
+        # the best plan and from everything on the source (on a DAG of big activations the stage
+        # plans cross big tensors that a plan offloading parts of blocks avoids)
+        starts = [best]
+        if all(tb.source in ks for ks in tb.allowed):
+            starts.append({name: tb.nodes[tb.source] for name in tb.layers})
+        from . import cuts
+
+        lower = max(period_lower_bound(tb), cuts.colocation_bound(tb))
+        found = period_search(inst, starts, start + 0.9 * time_budget_s, lower)
+        if found is not None and _key(inst, found) < _key(inst, best):
+            best = found
+    else:
+        best = window_search(inst, best, start + 0.9 * time_budget_s)
     return local_search(inst, best, deadline)
 
 

@@ -248,6 +248,7 @@ ZOO: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     # name: (constructor, input shape including the batch of 1)
     "resnet18": (lambda: ResNet(BasicBlock, [2, 2, 2, 2]), (1, 3, 224, 224)),
     "resnet50": (lambda: ResNet(Bottleneck, [3, 4, 6, 3]), (1, 3, 224, 224)),
+    "resnet101": (lambda: ResNet(Bottleneck, [3, 4, 23, 3]), (1, 3, 224, 224)),
     "mobilenetv2": (MobileNetV2, (1, 3, 224, 224)),
     "vgg16": (vgg16, (1, 3, 224, 224)),
     "vit-tiny": (ViT, (1, 3, 224, 224)),
