@@ -516,8 +516,8 @@ def knapsack_bound(tb: Tables, lower: float = 0.0, rtol: float = 1e-3) -> float:
     hi = 2.0 * lo
     while not _pivot_test(tb, times, hi):
         lo, hi = hi, 2.0 * hi
-        if not np.isfinite(hi):
-            return lo
+        if hi > 1e6 * lower:  # failing everywhere: no plan at all; claim nothing new
+            return lower
     while hi > lo * (1 + rtol):
         mid = 0.5 * (lo + hi)
         if _pivot_test(tb, times, mid):
@@ -590,7 +590,7 @@ def add_cuts(ctx, incumbent_s: float | None = None) -> float:
     tb, rec = ctx.tb, ctx.rec
     b = rec.block("period_cuts", "§9: valid inequalities for the period")
     lb = period_lower_bound(tb)
-    if lb > 0:
+    if lb > 0 and np.isfinite(lb):
         rec.constraints(
             b, "period_bound", {0: (lb, [(1.0, P)], None)}, "P >= crossing/co-location bound"
         )

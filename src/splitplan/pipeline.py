@@ -1215,21 +1215,31 @@ def best_start(inst: Instance, time_budget_s: float = 1.0) -> dict[str, str] | N
     if not feasible():
         return None
     best = min(feasible(), key=lambda c: c[0])[1]
-    if kind == "throughput":
-        # windows of layers moved off the busiest resources, by bisection on the period, from
-        # the best plan and from everything on the source (on a DAG of big activations the stage
-        # plans cross big tensors that a plan offloading parts of blocks avoids)
+    return improve_start(inst, best, start + 0.9 * time_budget_s, deadline)
+
+
+def improve_start(
+    inst: Instance, plan: dict[str, str], search_deadline: float, deadline: float
+) -> dict[str, str]:
+    """A feasible `plan` improved until `deadline` (perf_counter s): for the period, windows of
+    layers moved off the busiest resources by bisection on the period (`period_search`) from the
+    plan and from everything on the source (on a DAG of big activations the stage plans cross
+    big tensors that a plan offloading parts of blocks avoids); for the other objectives
+    `window_search`; both until `search_deadline`, then `local_search`. Never worse than `plan`."""
+    tb = tables(inst)
+    best = plan
+    if inst.objective.kind == "throughput":
         starts = [best]
         if all(tb.source in ks for ks in tb.allowed):
             starts.append({name: tb.nodes[tb.source] for name in tb.layers})
         from . import cuts
 
         lower = max(period_lower_bound(tb), cuts.colocation_bound(tb))
-        found = period_search(inst, starts, start + 0.9 * time_budget_s, lower)
+        found = period_search(inst, starts, search_deadline, lower)
         if found is not None and _key(inst, found) < _key(inst, best):
             best = found
     else:
-        best = window_search(inst, best, start + 0.9 * time_budget_s)
+        best = window_search(inst, best, search_deadline)
     return local_search(inst, best, deadline)
 
 

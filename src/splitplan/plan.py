@@ -195,7 +195,8 @@ def solve(
     through Pyomo, solved by Pyomo's solver NAME, e.g. "pyomo:appsi_highs"). The plan's
     objective is the evaluator's cost of its assignment; status "infeasible" comes with `reasons`
     where they can be told. `verbose` shows the solver's log. `initial` ({layer: node}, e.g. a
-    heuristic's plan) is handed to the solver as a MIP start.
+    heuristic's plan) is handed to the solver as a MIP start; for the period, first improved by
+    `pipeline.improve_start` within the share of the limit a start gets (`start_budget_s`).
     """
     from .milp import BuildTimeout, build_milp
     from .solvers import check_solver, solve_milp
@@ -214,6 +215,11 @@ def solve(
         # a fast construction as the MIP start, within a share of the user's limit (the limit
         # covers it): the period and binding memory are where the search is hard
         initial = best_start(instance, start_budget_s(instance, time_limit_s))
+    elif initial is not None and instance.objective.kind == "throughput":
+        from .pipeline import start_budget_s
+
+        # the user's start, improved by the same search within the same share
+        initial = _improved(instance, initial, start_budget_s(instance, time_limit_s))
     fallback = None
     if initial is not None and set(initial) >= set(instance.layer_names):
         fallback = evaluate(instance, {name: initial[name] for name in instance.layer_names})
@@ -253,6 +259,18 @@ def solve(
     plan = _verdict(instance, solver, result, found, fallback, time_limit_s, deadline)
     plan.build_time_s = build
     return plan
+
+
+def _improved(instance: Instance, initial: Mapping[str, str], budget_s: float) -> dict[str, str]:
+    """The user's start for the period, improved by `pipeline.improve_start` within `budget_s`
+    when it is a feasible plan (as it is; the start is the user's otherwise)."""
+    from .pipeline import improve_start
+
+    plan = dict(initial)
+    if set(plan) < set(instance.layer_names) or not evaluate(instance, plan).feasible:
+        return plan
+    now = time.perf_counter()
+    return improve_start(instance, plan, now + 0.9 * budget_s, now + budget_s)
 
 
 def _incumbent_period(instance: Instance, start: Evaluation | None) -> float | None:
