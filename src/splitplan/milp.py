@@ -26,7 +26,6 @@ from .cost import Tables
 from .cuts import add_cuts, busiest_layer_s
 from .families import BuildTimeout, Terms
 from .instance import Instance
-from .symmetry import add_symmetry, canonical
 
 __all__ = ["BuildTimeout", "Family", "Milp", "StandardForm", "build_milp", "merge_duplicates"]
 
@@ -205,8 +204,6 @@ class Milp:
     families: list[Family] = field(repr=False)
     blocks: dict[str, str] = field(repr=False)  # block name -> doc
     form: dict[tuple[int, int], int] = field(default_factory=dict)  # e[t,j] -> column, j >= 1
-    # classes of interchangeable nodes ordered by first use (`symmetry.add_symmetry`), if any
-    symmetry: list[list[int]] = field(default_factory=list)
 
     def family(self, block: str, name: str) -> Family:
         """The variable or constraint family `name` of `block`."""
@@ -239,12 +236,8 @@ class Milp:
         }
 
     def start_vector(self, assignment: Mapping[str, str]) -> dict[int, float]:
-        """A MIP start: the x columns of `assignment` ({layer: node}); the solver completes it.
-        With symmetry rows, the assignment is first permuted into the order they ask for
-        (`symmetry.canonical`, same evaluation), or the solver would reject the start."""
+        """A MIP start: the x columns of `assignment` ({layer: node}); the solver completes it."""
         tb = self.tables
-        if self.symmetry:
-            assignment = canonical(tb, self.symmetry, assignment)
         return {
             j: float(assignment.get(tb.layers[v]) == tb.nodes[k]) for (v, k), j in self.x.items()
         }
@@ -324,8 +317,7 @@ def build_milp(inst: Instance, deadline: float | None = None, cuts: bool = True)
     """Build the MILP of an instance (see models/formulation.md): the families of
     `splitplan.families`, in order, and the objective over the costs they return. Raises
     `BuildTimeout` once `time.perf_counter()` passes `deadline` (checked as it goes). `cuts=False`
-    leaves out the valid inequalities of `splitplan.cuts` and the symmetry rows of
-    `splitplan.symmetry` (to measure what they bring)."""
+    leaves out the valid inequalities of `splitplan.cuts` (to measure what they bring)."""
     rec = _Recorder()
     ctx = families.Context(inst, rec, deadline)
     costs = families.define_assignment(ctx)
@@ -340,7 +332,6 @@ def build_milp(inst: Instance, deadline: float | None = None, cuts: bool = True)
     families.define_accuracy_limit(ctx, costs)
     families.define_objective(ctx, costs)
     period_bound = add_cuts(ctx) if cuts else 0.0
-    classes = add_symmetry(ctx) if cuts else []
     sf = rec.standard_form()
     sf.objective_floor = _objective_floor(ctx, sf, period_bound)
     return Milp(
@@ -352,7 +343,6 @@ def build_milp(inst: Instance, deadline: float | None = None, cuts: bool = True)
         rec.families,
         rec.blocks,
         form,
-        classes,
     )
 
 
