@@ -8,6 +8,13 @@ Per instance (splitplan.generate.pipeline_instance, throughput) and solver: the 
 limit), the plan's `build_time_s` (the MIP start, the model and reading it back) and
 `solve_time_s` (the solver's own call), and what is left (the verdict). Each solve runs `--repeats`
 times; the table shows the largest overshoot. Results go to benchmarks/deadline.json.
+
+`--callbacks` (about 1 minute) asks instead whether HiGHS' interrupt callbacks could stop it
+sooner than its own `time_limit`: HiGHS 1.12 alone on the 1000 x 16 model with its MIP start
+and a limit of 3 s, with feasibility jump on and off, once with only the `time_limit` and once
+with callbacks (simplex, IPM and MIP interrupt) that interrupt at the same deadline. Per run:
+its wall time, how often each callback was called, and the longest time between two calls of
+the MIP one (the first counted from the start of the run).
 """
 
 from __future__ import annotations
@@ -59,6 +66,80 @@ def run(families, limit_s: float, repeats: int) -> list[dict]:
     return rows
 
 
+def callback_runs(limit_s: float = 3.0) -> list[dict]:
+    import numpy as np
+
+    from splitplan.milp import build_milp
+    from splitplan.pipeline import best_start
+    from splitplan.solvers import scale
+
+    inst = pipeline_instance(1000, 16)
+    milp = build_milp(inst)
+    sf, units = scale(milp.matrix)
+    start = milp.start_vector(best_start(inst, 5.0))
+    cols = np.array(list(start), dtype=np.int32)
+    values = np.array([start[j] / units.col_unit[j] for j in cols])
+    rows = []
+    for jump in (True, False):
+        for with_callbacks in (False, True):
+            row = _callback_run(sf, cols, values, jump, with_callbacks, limit_s)
+            rows.append(row)
+            print(
+                f"  jump {jump!s:<5} callbacks {with_callbacks!s:<5} wall {row['wall_s']:.2f} s "
+                f"{row['status']}, calls {row['calls']}, longest MIP gap "
+                f"{row['longest_mip_gap_s']}",
+                flush=True,
+            )
+    return rows
+
+
+def _callback_run(sf, cols, values, jump: bool, with_callbacks: bool, limit_s: float) -> dict:
+    import highspy
+    import numpy as np
+
+    kinds = {
+        "simplex": highspy.cb.HighsCallbackType.kCallbackSimplexInterrupt,
+        "ipm": highspy.cb.HighsCallbackType.kCallbackIpmInterrupt,
+        "mip": highspy.cb.HighsCallbackType.kCallbackMipInterrupt,
+    }
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("presolve", "off")
+    h.setOptionValue("mip_heuristic_run_feasibility_jump", jump)
+    h.passModel(
+        len(sf.c), len(sf.row_lb), len(sf.A_value), 2, 1, float(sf.offset),
+        sf.c, sf.col_lb, sf.col_ub, sf.row_lb, sf.row_ub,
+        sf.A_start.astype(np.int32), sf.A_index.astype(np.int32), sf.A_value,
+        sf.integer.astype(np.int32),
+    )  # fmt: skip
+    h.setSolution(len(cols), cols, values)
+    h.setOptionValue("time_limit", limit_s)
+    calls: dict[str, list[float]] = {k: [] for k in kinds}
+    began = time.perf_counter()
+
+    def interrupt(event, kind: str) -> None:
+        now = time.perf_counter() - began
+        calls[kind].append(now)
+        if now > limit_s:
+            event.interrupt()
+
+    if with_callbacks:
+        for kind, kind_id in kinds.items():
+            h.callbacks[int(kind_id)].subscribe(lambda e, kind=kind: interrupt(e, kind))
+    h.run()
+    wall = time.perf_counter() - began
+    mip = [0.0, *calls["mip"]]
+    return {
+        "feasibility_jump": jump,
+        "callbacks": with_callbacks,
+        "limit_s": limit_s,
+        "wall_s": wall,
+        "status": h.modelStatusToString(h.getModelStatus()),
+        "calls": {k: len(v) for k, v in calls.items()},
+        "longest_mip_gap_s": float(max(np.diff(mip))) if with_callbacks else None,
+    }
+
+
 def markdown(rows: list[dict]) -> str:
     out = [
         "| instance | solver | limit s | wall s | overshoot s | build s | solve s | rest s "
@@ -79,8 +160,18 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="one small instance, a 1 s limit")
     ap.add_argument("--limit", type=float, default=None, help="time limit, s (10; quick: 1)")
     ap.add_argument("--repeats", type=int, default=None, help="solves per row (2; quick: 1)")
+    ap.add_argument("--callbacks", action="store_true", help="HiGHS' interrupt callbacks")
     ap.add_argument("-o", "--output", default=str(Path(__file__).with_name("deadline.json")))
     args = ap.parse_args()
+    if args.callbacks:
+        before = machine()
+        runs = callback_runs()
+        out = Path(args.output).with_name("deadline_callbacks.json")
+        result = {"machine": before, "loadavg_1min_after": machine()["loadavg_1min"], "runs": runs}
+        out.write_text(json.dumps(result, indent=1) + "\n")
+        after = result["loadavg_1min_after"]
+        print(f"load average {before['loadavg_1min']:.2f} before, {after:.2f} after")
+        return
     limit = args.limit if args.limit is not None else (1.0 if args.quick else 10.0)
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 2)
     before = machine()

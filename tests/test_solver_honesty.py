@@ -221,7 +221,8 @@ def test_highs_stopped_by_a_short_limit_claims_nothing_unproven():
     _interrupted_result_is_honest(result)
     plan = splitplan.solve(inst, "highs", time_limit_s=1.0)
     assert plan.solved and plan.evaluation.feasible  # the MIP start, at least
-    assert plan.status in ("time_limit", "optimal"), (plan.status, plan.reasons)
+    # feasible: the limit ran out while the model was being built (the start is returned)
+    assert plan.status in ("time_limit", "feasible", "optimal"), (plan.status, plan.reasons)
     if plan.status == "optimal":
         assert plan.bound is not None and plan.gap is not None and plan.gap <= REL
     elif plan.bound is not None:
