@@ -13,8 +13,9 @@ times; the table shows the largest overshoot. Results go to benchmarks/deadline.
 sooner than its own `time_limit`: HiGHS 1.12 alone on the 1000 x 16 model with its MIP start
 and a limit of 3 s, with feasibility jump on and off, once with only the `time_limit` and once
 with callbacks (simplex, IPM and MIP interrupt) that interrupt at the same deadline. Per run:
-its wall time, how often each callback was called, and the longest time between two calls of
-the MIP one (the first counted from the start of the run).
+its wall time, how often each callback was called, when the MIP one was called and the
+longest time between two of its calls (the first counted from the start of the run), and when
+the simplex one was called last.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def callback_runs(limit_s: float = 3.0) -> list[dict]:
             print(
                 f"  jump {jump!s:<5} callbacks {with_callbacks!s:<5} wall {row['wall_s']:.2f} s "
                 f"{row['status']}, calls {row['calls']}, longest MIP gap "
-                f"{row['longest_mip_gap_s']}",
+                f"{row['longest_mip_gap_s']}, MIP calls at {row['mip_calls_at_s']}, last simplex "
+                f"call at {row['last_simplex_call_at_s']}",
                 flush=True,
             )
     return rows
@@ -137,6 +139,8 @@ def _callback_run(sf, cols, values, jump: bool, with_callbacks: bool, limit_s: f
         "status": h.modelStatusToString(h.getModelStatus()),
         "calls": {k: len(v) for k, v in calls.items()},
         "longest_mip_gap_s": float(max(np.diff(mip))) if with_callbacks else None,
+        "mip_calls_at_s": calls["mip"],
+        "last_simplex_call_at_s": calls["simplex"][-1] if calls["simplex"] else None,
     }
 
 

@@ -384,7 +384,7 @@ def _highs(sf, time_limit_s, relax, gaps, threads, verbose, start) -> _Raw:
 # HiGHS 1.12 on a MIP, between the first checks of its clock: building its MIP data, symmetry
 # detection and the presolve of the root LP, none of which looks at the time limit or calls the
 # interrupt callbacks (benchmarks/deadline.py --callbacks: on the 1000 x 16 throughput model,
-# 853,053 nonzeros, with its MIP start and a 3 s limit, HiGHS stopped after 5.6 s, with or
+# 853,053 nonzeros, with its MIP start and a 3 s limit, HiGHS stopped after 4.8-5.7 s, with or
 # without callbacks, on 2 shared cores). With less time left than this estimate HiGHS is not
 # started (`time_limit`, no point, no bound): before its root LP it has no plan but the MIP
 # start, which `plan.solve` holds anyway, and only the bound of its domain propagation.
@@ -440,8 +440,8 @@ def _highs_run(sf, time_limit_s, relax, gaps, threads, verbose, start, presolve:
         h.setSolution(len(cols), cols, np.array([start[j] for j in cols], dtype=float))
         # Feasibility jump (HiGHS 1.12, before the root LP) looks for a first feasible point
         # from the columns' bounds; it stops on an effort count, never on the clock (on the
-        # 1000 x 16 throughput model it made the longest stretch without a check 5.7 s instead
-        # of 3.2 s, benchmarks/deadline.py --callbacks). With a MIP start there is a point.
+        # 1000 x 16 throughput model the longest stretch without a check was 0.4-2.5 s longer
+        # with it, benchmarks/deadline.py --callbacks). With a MIP start there is a point.
         h.setOptionValue("mip_heuristic_run_feasibility_jump", False)
     if time_limit_s is not None:
         # HiGHS' clock starts at run(), not when the model is handed over
