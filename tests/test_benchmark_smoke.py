@@ -25,6 +25,10 @@ def test_benchmark_quick_mode_runs():
     assert "optimal" in out
 
 
+def test_deadline_quick_mode_runs():
+    assert "| chain 30x4 hetero | highs | 1 |" in run_benchmark("deadline.py")
+
+
 def test_compare_quick_mode_runs():
     assert "| chain 20x2 | 0.0 % (" in run_benchmark("compare.py", "--time-limit", "0.1")
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import splitplan
-from splitplan import solvers
+from splitplan import generate, pipeline, solvers
 from splitplan.generate import TOPOLOGIES, random_instance
 from splitplan.milp import build_milp
 
@@ -185,6 +185,64 @@ def test_time_limit_is_read_from_the_solver(solver):
     result, _ = solvers.solve_milp(milp, solver, time_limit_s=0.001)
     assert result.termination == "time_limit", (result.termination, result.message)
     assert result.status in ("time_limit", "feasible")
+
+
+def _interrupted_result_is_honest(result: solvers.SolverResult) -> None:
+    """A run stopped by the clock: `time_limit`, and `optimal` only with the gap closed."""
+    assert result.termination in ("time_limit", "optimal"), (result.termination, result.message)
+    if result.termination == "time_limit":
+        assert result.status in ("time_limit", "feasible", "optimal")
+    if result.status == "optimal":
+        assert solvers.gap_closed(result.objective, result.bound, result.abs_gap, result.rel_gap)
+    if result.values is None:
+        assert result.objective is None and result.status == "time_limit"
+
+
+@pytest.mark.parametrize("start", [False, True])
+def test_highs_is_not_started_after_the_deadline(start):
+    """With no time left (or less than HiGHS' unchecked set-up needs) HiGHS is not run: a
+    well-formed `time_limit` result without a point or a bound, MIP start or not."""
+    inst = generate.pipeline_instance(60, 6)
+    milp = build_milp(inst)
+    kw = {"start": milp.start_vector(pipeline.best_start(inst, 1.0))} if start else {}
+    result, _ = solvers.solve_milp(milp, "highs", time_limit_s=0.0, **kw)
+    assert result.termination == "time_limit" and result.status == "time_limit"
+    assert result.values is None and result.objective is None and result.bound is None
+    assert "before HiGHS was run" in result.message
+
+
+def test_highs_stopped_by_a_short_limit_claims_nothing_unproven():
+    """HiGHS started with a limit far too short for the model returns at its limit: no claim of
+    optimality unless its bound closes the gap, here and in `plan.solve`'s verdict."""
+    inst = generate.pipeline_instance(300, 8)
+    milp = build_milp(inst)
+    start = milp.start_vector(pipeline.best_start(inst, 1.0))
+    # 1.5 s is above the set-up estimate (HIGHS_ROOT_S_PER_NZ): HiGHS runs, and stops itself
+    result, _ = solvers.solve_milp(milp, "highs", time_limit_s=1.5, start=start)
+    assert "before HiGHS was run" not in result.message
+    _interrupted_result_is_honest(result)
+    plan = splitplan.solve(inst, "highs", time_limit_s=1.0)
+    assert plan.solved and plan.evaluation.feasible  # the MIP start, at least
+    # feasible: the limit ran out while the model was being built (the start is returned)
+    assert plan.status in ("time_limit", "feasible", "optimal"), (plan.status, plan.reasons)
+    if plan.status == "optimal":
+        assert plan.bound is not None and plan.gap is not None and plan.gap <= REL
+    elif plan.bound is not None:
+        assert plan.bound <= plan.objective
+
+
+def test_plan_when_highs_is_skipped(monkeypatch):
+    """`plan.solve` when HiGHS never runs (every model too big for the time left): the MIP start
+    comes back as `time_limit` with no bound; without a start, no plan and the reason."""
+    monkeypatch.setattr(solvers, "HIGHS_ROOT_S_PER_NZ", 1e3)
+    inst = generate.pipeline_instance(20, 3)
+    plan = splitplan.solve(inst, "highs", time_limit_s=30.0)
+    assert plan.status == "time_limit" and plan.termination == "time_limit"
+    assert plan.solved and plan.evaluation.feasible and plan.bound is None and plan.gap is None
+    latency = random_instance(20, 3, seed=1, objective="latency")
+    plan = splitplan.solve(latency, "highs", time_limit_s=30.0)
+    assert plan.status == "time_limit" and not plan.solved
+    assert plan.reasons == ["no feasible plan found within the time limit of 30.0 s"]
 
 
 # --------------------------------------------------------------------------- scaling

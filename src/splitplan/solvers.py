@@ -282,8 +282,11 @@ def solve_standard_form(
     """
     if solver not in SOLVERS:
         raise ValueError(f"unknown solver {solver!r}; expected one of {', '.join(SOLVERS)}")
+    began = time.perf_counter()
     # CP-SAT's integer grid keeps the objective's largest coefficient as its unit
     scaled, units = scale(sf, floor=solver != "ortools-cpsat")
+    if time_limit_s is not None:  # the limit covers scaling too
+        time_limit_s = float(time_limit_s) - (time.perf_counter() - began)
     abs_gap = ABS_GAP * units.objective_unit if mip_abs_gap is None else float(mip_abs_gap)
     gaps = (abs_gap / units.objective_unit, mip_rel_gap)
     start_scaled = {j: v / units.col_unit[j] for j, v in (start or {}).items()}
@@ -378,9 +381,28 @@ def _highs(sf, time_limit_s, relax, gaps, threads, verbose, start) -> _Raw:
     return _highs_run(sf, time_limit_s, relax, gaps, threads, verbose, start, presolve=not mip)
 
 
+# HiGHS 1.12 on a MIP, between the first checks of its clock: building its MIP data, symmetry
+# detection and the presolve of the root LP, none of which looks at the time limit or calls the
+# interrupt callbacks (benchmarks/deadline.py --callbacks: on the 1000 x 16 throughput model,
+# 853,053 nonzeros, with its MIP start and a 3 s limit, HiGHS stopped after 4.8-5.7 s, with or
+# without callbacks, on 2 shared cores). With less time left than this estimate HiGHS is not
+# started (`time_limit`, no point, no bound): before its root LP it has no plan but the MIP
+# start, which `plan.solve` holds anyway, and only the bound of its domain propagation.
+HIGHS_ROOT_S_PER_NZ = 7e-6
+
+
 def _highs_run(sf, time_limit_s, relax, gaps, threads, verbose, start, presolve: bool) -> _Raw:
+    """One HiGHS run on the scaled `sf`, stopped at `time_limit_s` seconds after the call.
+
+    HiGHS checks its `time_limit` (and calls its interrupt callbacks, at the same places) only
+    between phases; on a 1000 x 16 throughput model phases that check neither took seconds
+    (benchmarks/deadline.py). Three of them are ours to avoid: loading the model (numpy arrays
+    handed over as pointers, not converted element by element), feasibility jump (below), and
+    a run started when the limit has already passed (no run: `time_limit` without a point).
+    """
     import highspy
 
+    began = time.perf_counter()
     h = highspy.Highs()
     if not presolve:
         h.setOptionValue("presolve", "off")
@@ -394,34 +416,46 @@ def _highs_run(sf, time_limit_s, relax, gaps, threads, verbose, start, presolve:
     # largest coefficient is now ~1); see `_highs` for why presolve is off on MIPs.
     if threads is not None:
         h.setOptionValue("threads", int(threads))
-    began = time.perf_counter()
-    lp = highspy.HighsLp()
-    lp.num_col_ = len(sf.c)
-    lp.num_row_ = len(sf.row_lb)
-    lp.col_cost_ = sf.c
-    lp.offset_ = sf.offset
-    lp.col_lower_ = sf.col_lb
-    lp.col_upper_ = sf.col_ub
-    lp.row_lower_ = sf.row_lb
-    lp.row_upper_ = sf.row_ub
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-    lp.a_matrix_.start_ = sf.A_start
-    lp.a_matrix_.index_ = sf.A_index
-    lp.a_matrix_.value_ = sf.A_value
     mip = not relax and bool(sf.integer.any())
-    if mip:
-        lp.integrality_ = [
-            highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
-            for i in sf.integer
-        ]
-    h.passModel(lp)
+    integrality = sf.integer.astype(np.int32) if mip else np.zeros(len(sf.c), dtype=np.int32)
+    h.passModel(
+        len(sf.c),
+        len(sf.row_lb),
+        len(sf.A_value),
+        int(highspy.MatrixFormat.kRowwise),
+        int(highspy.ObjSense.kMinimize),
+        float(sf.offset),
+        np.ascontiguousarray(sf.c, dtype=float),
+        np.ascontiguousarray(sf.col_lb, dtype=float),
+        np.ascontiguousarray(sf.col_ub, dtype=float),
+        np.ascontiguousarray(sf.row_lb, dtype=float),
+        np.ascontiguousarray(sf.row_ub, dtype=float),
+        sf.A_start.astype(np.int32),
+        sf.A_index.astype(np.int32),
+        np.ascontiguousarray(sf.A_value, dtype=float),
+        integrality,  # 1 = HighsVarType.kInteger, 0 = kContinuous
+    )
     if start and mip:
         cols = np.array(list(start), dtype=np.int32)
         h.setSolution(len(cols), cols, np.array([start[j] for j in cols], dtype=float))
+        # Feasibility jump (HiGHS 1.12, before the root LP) looks for a first feasible point
+        # from the columns' bounds; it stops on an effort count, never on the clock (on the
+        # 1000 x 16 throughput model the longest stretch without a check was 0.4-2.5 s longer
+        # with it, benchmarks/deadline.py --callbacks). With a MIP start there is a point.
+        h.setOptionValue("mip_heuristic_run_feasibility_jump", False)
     if time_limit_s is not None:
         # HiGHS' clock starts at run(), not when the model is handed over
         left = float(time_limit_s) - (time.perf_counter() - began)
-        h.setOptionValue("time_limit", max(left, 1e-3))
+        if left <= (HIGHS_ROOT_S_PER_NZ * len(sf.A_value) if mip else 0.0):
+            return _Raw(
+                "time_limit",
+                None,
+                None,
+                time.perf_counter() - began,
+                0 if mip else None,
+                "time limit reached before HiGHS was run",
+            )
+        h.setOptionValue("time_limit", left)
     h.run()
     elapsed = time.perf_counter() - began
     ms = h.getModelStatus()
@@ -463,6 +497,7 @@ def _scip(sf, time_limit_s, relax, gaps, threads, verbose, start) -> _Raw:
     from ortools.math_opt import model_pb2
     from ortools.math_opt.python import mathopt
 
+    began = time.perf_counter()  # the limit covers handing the model over
     n, m = len(sf.c), len(sf.row_lb)
     proto = model_pb2.ModelProto()
     proto.variables.ids.extend(range(n))
@@ -489,8 +524,6 @@ def _scip(sf, time_limit_s, relax, gaps, threads, verbose, start) -> _Raw:
         relative_gap_tolerance=gaps[1] / 2,
         absolute_gap_tolerance=gaps[0] / 2,
     )
-    if time_limit_s is not None:
-        params.time_limit = timedelta(seconds=max(float(time_limit_s), 0.001))
     for name, value in SCIP_PARAMS.items():
         params.gscip.bool_params[name] = value
     params.gscip.real_params["numerics/feastol"] = FEASIBILITY_TOL
@@ -498,7 +531,12 @@ def _scip(sf, time_limit_s, relax, gaps, threads, verbose, start) -> _Raw:
     if start and not relax:
         hint = mathopt.SolutionHint(variable_values={variables[j]: v for j, v in start.items()})
         model_params = mathopt.ModelSolveParameters(solution_hints=[hint])
-    began = time.perf_counter()
+    if time_limit_s is not None:
+        left = float(time_limit_s) - (time.perf_counter() - began)
+        if left <= 0:  # a 1000 x 16 model took seconds to hand over: SCIP would only add more
+            elapsed = time.perf_counter() - began
+            return _Raw("time_limit", None, None, elapsed, 0, "time limit reached before SCIP ran")
+        params.time_limit = timedelta(seconds=left)
     result = mathopt.solve(
         model, mathopt.SolverType.GSCIP, params=params, model_params=model_params
     )
@@ -567,7 +605,8 @@ def _cpsat(sf, time_limit_s, gaps, threads, verbose, start, boolean) -> _Raw:
     hi = np.where(grid, np.ceil(hi_float * step), np.floor(hi_float + 1e-9))
     began = time.perf_counter()
     model, ys, charge = _cp_model(sf, grid, step, lo, hi, start, relaxed=True)
-    solver, code = _cp_solve(model, time_limit_s, gaps, threads, verbose)
+    left = None if time_limit_s is None else time_limit_s - (time.perf_counter() - began)
+    solver, code = _cp_solve(model, left, gaps, threads, verbose)  # the limit covers _cp_model
     values = bound = None
     if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         values = np.array([solver.value(y) for y in ys], dtype=float) / step
