@@ -64,6 +64,12 @@ def identical_workers(
     )
 
 
+def _profiled(name: str):
+    """A loader of benchmarks/data/NAME.json."""
+    path = Path(__file__).resolve().parent / "data" / f"{name}.json"
+    return lambda: splitplan.load_instance(path)
+
+
 FAMILIES = [
     # (label, builder)
     ("throughput chain 100x8", lambda: random_instance(100, 8, objective="throughput")),
@@ -90,6 +96,12 @@ FAMILIES = [
     (
         "latency DAG 1000x16 mesh",
         lambda: random_instance(1000, 16, topology="mesh", skip_prob=0.2),
+    ),
+    # profiled op-level DAGs on GPU clusters (benchmarks/make_gpu_clusters.py)
+    *(
+        (f"throughput profiled {model} x {n} GPUs", _profiled(f"{model}-op-gpu{n}"))
+        for model in ("vit-tiny", "resnet50", "resnet101")
+        for n in (8, 16)
     ),
 ]
 QUICK = [

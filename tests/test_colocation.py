@@ -31,6 +31,25 @@ def _slow(inst: splitplan.Instance, factor: float) -> splitplan.Instance:
     return replace(inst, network=replace(inst.network, links=links), name=f"{inst.name}-x{factor}")
 
 
+def _cluster(name: str, layers: list, input_bytes: float, nodes: list, pairs, latency_s: float):
+    """A throughput instance of `layers` (the last is the output) on `nodes` linked in `pairs` at
+    1e8 B/s, input and output at n0."""
+    links = [
+        {"from": f"n{a}", "to": f"n{b}", "bandwidth_bytes_per_s": 1e8, "latency_s": latency_s}
+        for a, b in pairs
+    ]
+    dnn = {"name": name, "input_bytes": input_bytes, "layers": layers}
+    return splitplan.instance_from_dict(
+        {
+            "format": "splitplan-instance/1",
+            "name": name,
+            "dnn": {**dnn, "output": layers[-1]["name"]},
+            "network": {"nodes": nodes, "links": links, "source": "n0", "sink": "n0"},
+            "objective": {"kind": "throughput"},
+        }
+    )
+
+
 def _hourglass(seed: int) -> splitplan.Instance:
     """Five layers whose input, middle and output tensors are small and the others large (1 s on
     a link), with a skip, on three nodes of different speeds: the crossing bounds at the source
@@ -53,19 +72,7 @@ def _hourglass(seed: int) -> splitplan.Instance:
         {"name": f"n{k}", "flops_per_s": float(rng.uniform(1e9, 3e9)), "memory_bytes": 1e10}
         for k in range(3)
     ]
-    links = [
-        {"from": f"n{a}", "to": f"n{b}", "bandwidth_bytes_per_s": 1e8, "latency_s": 1e-3}
-        for a, b in ((0, 1), (0, 2), (1, 2))
-    ]
-    return splitplan.instance_from_dict(
-        {
-            "format": "splitplan-instance/1",
-            "name": f"hourglass-{seed}",
-            "dnn": {"name": "hourglass", "input_bytes": small, "layers": layers, "output": "L4"},
-            "network": {"nodes": nodes, "links": links, "source": "n0", "sink": "n0"},
-            "objective": {"kind": "throughput"},
-        }
-    )
+    return _cluster(f"hourglass-{seed}", layers, small, nodes, ((0, 1), (0, 2), (1, 2)), 1e-3)
 
 
 def _ladder(seed: int) -> splitplan.Instance:
@@ -97,19 +104,7 @@ def _ladder(seed: int) -> splitplan.Instance:
         for k in range(1 + seed % 2 + 1)
     ]
     pairs = ((0, 1),) if len(nodes) == 2 else ((0, 1), (0, 2), (1, 2))
-    links = [
-        {"from": f"n{a}", "to": f"n{b}", "bandwidth_bytes_per_s": 1e8, "latency_s": 1e-4}
-        for a, b in pairs
-    ]
-    return splitplan.instance_from_dict(
-        {
-            "format": "splitplan-instance/1",
-            "name": f"ladder-{seed}",
-            "dnn": {"name": "ladder", "input_bytes": big, "layers": layers, "output": "S2"},
-            "network": {"nodes": nodes, "links": links, "source": "n0", "sink": "n0"},
-            "objective": {"kind": "throughput"},
-        }
-    )
+    return _cluster(f"ladder-{seed}", layers, big, nodes, pairs, 1e-4)
 
 
 CASES = [
