@@ -198,7 +198,7 @@ def test_every_incumbent_meets_its_own_rows():
     for inst in CASES:
         if any(t.encodings for t in tables(inst).tensors):
             continue
-        for period, start in _feasible_plans(inst)[::7]:
+        for period, start in _feasible_plans(inst)[::29]:
             rows += _colocate_rows_hold(inst, start, period)
     assert rows > 0
 
