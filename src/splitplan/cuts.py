@@ -315,12 +315,14 @@ class _Groups:
         return max(self.need, float(self.forced.max(initial=0.0)))
 
 
-def _members(tb: Tables, t: Tensor, groups: _Groups) -> list[int]:
+def _members(tb: Tables, t: Tensor) -> list[int]:
     """The layers (and anchors) a tensor joins when it may not cross: where it is produced (the
-    source's anchor for the raw input), its consumers, and the sink's anchor for the output."""
-    ends = [groups.src if t.producer < 0 else t.producer, *t.consumers]
+    source's anchor, index V, for the raw input), its consumers, and the sink's anchor (V + 1)
+    for the output, as `_Groups` numbers them."""
+    V = len(tb.layers)
+    ends = [V if t.producer < 0 else t.producer, *t.consumers]
     if t.to_sink and tb.sink is not None:
-        ends.append(groups.snk)
+        ends.append(V + 1)
     return ends
 
 
@@ -352,7 +354,7 @@ def colocation_bound(tb: Tables) -> float:
             best = min(best, max(tau, need))
         j = i
         while j < len(order) and times[order[j]] == tau:  # ties merge together
-            ends = _members(tb, tb.tensors[order[j]], groups)
+            ends = _members(tb, tb.tensors[order[j]])
             for e in ends[1:]:
                 groups.union(ends[0], e)
             j += 1
@@ -367,7 +369,7 @@ def _tied(tb: Tables, times: np.ndarray, T: float) -> _Groups:
     """The groups of layers that the tensors with crossing time above T tie together."""
     groups = _Groups(tb)
     for ti in np.flatnonzero(times > T):
-        ends = _members(tb, tb.tensors[ti], groups)
+        ends = _members(tb, tb.tensors[ti])
         for e in ends[1:]:
             groups.union(ends[0], e)
     return groups
@@ -388,7 +390,7 @@ def _pivot_test(tb: Tables, times: np.ndarray, T: float) -> bool:
     # per tensor: the group that makes it and the groups that use it
     ends = []
     for t in tb.tensors:
-        e = _members(tb, t, g)
+        e = _members(tb, t)
         ends.append((g.find(e[0]), {g.find(x) for x in e[1:]}))
     for h in np.flatnonzero(np.isfinite(need[pivot])):
         home = {pivot}
@@ -500,14 +502,16 @@ def knapsack_bound(tb: Tables, lower: float = 0.0, rtol: float = 1e-3) -> float:
     must fail on every one). The groups tied to the source run on the source and those tied to
     the sink on the sink. Every other group runs on h or away from it. A tensor made on h and
     used by groups away from h leaves h over an arc out of h, loading it by at least its
-    crossing time τ_t, once however many groups use it (split evenly over them here, which only
+    crossing time τ_t, once however many groups use it (counted once here, which only
     undercounts); a tensor made away from h and used on h enters over an arc into h. Every arc
     carries at most T, so the groups away from h carry at most (arcs at h) x T of this traffic,
-    while the time of the groups left on h is at most T. Relaxing "away or not" to a fraction
-    gives a fractional knapsack, solved exactly by the greedy order; if even its best leaves
-    more than T on h, for every h, no plan has period T. The test only gets harder as T falls
-    (groups merge, the arcs carry less), so the largest T that fails it, found by bisection to
-    a relative `rtol`, is a lower bound. `lower` is a known bound to start from.
+    while the time of the groups left on h is at most T. The LP relaxation of "away or not"
+    (`_knapsack_fails`: along a path away from h it pays for the farthest group sent away, so a
+    group reached through others is not sent away for free) maximises the time sent away; if
+    even its best leaves more than T on h, for every h, no plan has period T. The test only
+    gets harder as T falls (groups merge, the arcs carry less), so the largest T that fails it,
+    found by bisection to a relative `rtol`, is a lower bound. `lower` is a known bound to
+    start from.
     """
     times = crossing_time_s(tb)
     lo = lower
@@ -552,9 +556,8 @@ def colocation_rows(ctx, incumbent_s: float) -> dict:
     """
     tb, x = ctx.tb, ctx.x
     V = len(tb.layers)
-    groups = _Groups(tb)  # only for the anchors' indices and allowed nodes
     times = crossing_time_s(tb)
-    anchor_node = {groups.src: tb.source, groups.snk: tb.sink}
+    anchor_node = {V: tb.source, V + 1: tb.sink}  # `_members`' anchors
 
     def side(e: int, k: int) -> tuple[float, list[tuple[float, int]]]:
         if e >= V:
@@ -568,7 +571,7 @@ def colocation_rows(ctx, incumbent_s: float) -> dict:
     for ti, t in enumerate(tb.tensors):
         if times[ti] <= incumbent_s * (1.0 + _TIE_MARGIN):
             continue
-        ends = _members(tb, t, groups)
+        ends = _members(tb, t)
         for e in ends[1:]:
             for k in sorted(set(nodes(ends[0])) | set(nodes(e))):
                 c0, t0 = side(ends[0], k)

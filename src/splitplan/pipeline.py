@@ -1076,12 +1076,12 @@ def window_search(
     inst: Instance, assignment: dict[str, str], deadline: float, target: float | None = None
 ) -> dict[str, str]:
     """First-improvement descent from `assignment` until no move improves or `deadline`: move a
-    window of 1-32 consecutive layers (in the topological order) to another node that may run
-    them all. Each candidate is costed incrementally (`_Incremental`); the key is infeasibility
-    (memory excess, latency limit, unreachable routes), the objective, then for the period how
-    many resources sit at it and the next busiest, so that moves off one of several equal
-    bottlenecks count. Unlike `local_search` it splits runs, which is what offloading part of a
-    residual block on a DAG takes. With a `target` period the key is instead the total load
+    window of 1-16 consecutive layers (`_WINDOWS`, in the topological order) to another node
+    that may run them all. Each candidate is costed incrementally (`_Incremental`); the key is
+    infeasibility (memory excess, latency limit, unreachable routes), the objective, then for the
+    period how many resources sit at it and the next busiest, so that moves off one of several
+    equal bottlenecks count. Unlike `local_search` it splits runs, which is what offloading part
+    of a residual block on a DAG takes. With a `target` period the key is instead the total load
     above the target (then the period): a move that puts a big tensor on a link to unload the
     bottleneck node is then not a trap, it can be undone once other moves made room."""
     tb = tables(inst)
