@@ -556,3 +556,13 @@ def test_class_dp_counts_the_output_transfer(seed):
         plans = list(stage_plans(st_, classes))
         found = pl.class_dp(inst, classes)
         assert same(st_.value(*found), min(st_.value(*p) for p in plans))
+
+
+def test_a_start_naming_an_unknown_layer_is_still_improved_and_solved():
+    """For the period `solve` improves a user's start; a start that also names a layer the
+    instance lacks is read as the fallback reads it (the extra name dropped), not rejected."""
+    inst = random_instance(4, 3, seed=0, objective="throughput")
+    start = {name: inst.network.source for name in inst.layer_names}
+    plan = splitplan.solve(inst, initial={**start, "ghost": inst.network.source})
+    assert plan.status == "optimal"
+    assert plan.objective <= splitplan.evaluate(inst, start).period_s * (1 + 1e-9)

@@ -266,11 +266,14 @@ def solve(
 
 def _improved(instance: Instance, initial: Mapping[str, str], budget_s: float) -> dict[str, str]:
     """The user's start for the period, improved by `pipeline.improve_start` within `budget_s`
-    when it is a feasible plan (as it is; the start is the user's otherwise)."""
+    when it places every layer (names of no layer dropped, as the fallback's evaluation does)
+    and is feasible; otherwise the start as it is."""
     from .pipeline import improve_start
 
-    plan = dict(initial)
-    if set(plan) < set(instance.layer_names) or not evaluate(instance, plan).feasible:
+    if not set(initial) >= set(instance.layer_names):
+        return dict(initial)  # not a plan: handed on as it is, as before
+    plan = {name: initial[name] for name in instance.layer_names}
+    if not evaluate(instance, plan).feasible:
         return plan
     now = time.perf_counter()
     return improve_start(instance, plan, now + 0.9 * budget_s, now + budget_s)
