@@ -17,8 +17,9 @@ from splitplan.cuts import (
     crossing_bound,
     crossing_sets,
     period_lower_bound,
+    work_bound,
 )
-from splitplan.generate import random_instance
+from splitplan.generate import pipeline_instance, random_instance
 from splitplan.instance import RAW
 from splitplan.milp import build_milp
 from splitplan.solvers import solve_standard_form
@@ -87,6 +88,64 @@ def test_period_bounds_never_exceed_the_optimum(i, optima):
     for size in range(1, K):
         for S in itertools.combinations(range(K), size):
             assert crossing_bound(tb, list(S)) <= best[0] * (1 + 1e-9), S
+
+
+def _fast_node_limited(seed: int, fraction: float = 0.3) -> splitplan.Instance:
+    """A hetero pipeline instance whose fastest node holds only `fraction` of the parameters
+    (plus the largest working set): it cannot take the share of the work its speed would give."""
+    inst = pipeline_instance(6, 3, seed=seed)
+    tb = tables(inst)
+    fast = int(tb.compute_s.sum(axis=0).argmin())
+    cap = fraction * float(tb.param_bytes.sum()) + float(tb.work_bytes.max())
+    nodes = tuple(
+        replace(n, memory_bytes=cap) if k == fast else n for k, n in enumerate(inst.network.nodes)
+    )
+    return replace(inst, network=replace(inst.network, nodes=nodes), name=f"fast-limited-{seed}")
+
+
+# Instances where the work every node shares sets the bound: identical workers, and nodes whose
+# memory keeps the fastest from taking its share (the memory duals of `work_bound` matter).
+WORK = [
+    pipeline_instance(5, 3, seed=1, family="identical"),
+    pipeline_instance(5, 3, seed=2),
+    _fast_node_limited(1),
+    _fast_node_limited(3),
+    pipeline_instance(6, 3, seed=4, family="identical", memory_fraction=0.35),
+    pipeline_instance(5, 3, seed=5, skip_prob=0.5, memory_fraction=0.4),
+]
+
+
+@pytest.mark.parametrize("i", range(len(WORK)))
+def test_work_bound_never_exceeds_the_optimum(i):
+    inst = WORK[i]
+    best = brute_force(inst)
+    assert best is not None
+    tb = tables(inst)
+    assert work_bound(tb) <= best[0] * (1 + 1e-9)
+    assert period_lower_bound(tb) <= best[0] * (1 + 1e-9)
+
+
+def test_work_bound_on_identical_workers_is_the_average_work():
+    """Without memory limits, identical nodes share the work evenly at best: the bound is the
+    total work over the nodes, computed here without the LP."""
+    for inst in [WORK[0], pipeline_instance(40, 6, seed=7, family="identical")]:
+        tb = tables(inst)
+        expected = tb.compute_s.min(axis=1).sum() / len(tb.nodes)
+        assert work_bound(tb) == pytest.approx(expected, rel=1e-9)
+
+
+def test_work_bound_reads_the_memory_limits():
+    """Where a node's memory keeps it from its share, the bound is higher than the same
+    instance's without the limits, and still at most the optimum."""
+    for inst in WORK[2:4]:
+        free = replace(
+            inst,
+            network=replace(
+                inst.network,
+                nodes=tuple(replace(n, memory_bytes=None) for n in inst.network.nodes),
+            ),
+        )
+        assert work_bound(tables(inst)) > work_bound(tables(free)) * (1 + 1e-3)
 
 
 def test_the_bounds_are_not_vacuous(optima):

@@ -17,6 +17,7 @@ from splitplan import pipeline as pl
 from splitplan.cost import tables
 from splitplan.generate import pipeline_instance, random_instance
 from splitplan.instance import Constraints, Instance, Link, Network, Node
+from splitplan.milp import build_milp
 
 
 def contiguous_optimum(inst: Instance, cost=None) -> float | None:
@@ -233,12 +234,48 @@ def test_solve_returns_the_start_when_the_solver_finds_nothing(monkeypatch):
     monkeypatch.setattr(solvers, "solve_milp", nothing)
     inst = pipeline_instance(20, 4, seed=1, memory_fraction=0.4)
     plan = splitplan.solve(inst, time_limit_s=5)
-    # stopped at the limit with the start in hand: the start, with the solver's bound
+    # stopped at the limit with the start in hand: the start, with the solver's bound or the
+    # tables' (the model's objective floor), whichever is higher
+    floor = build_milp(inst).matrix.objective_floor
     assert plan.status == "time_limit" and plan.solved and plan.evaluation.feasible
-    assert plan.bound == 0.01 and plan.objective == plan.evaluation.period_s
+    assert plan.bound == max(0.01, floor) and plan.objective == plan.evaluation.period_s
     # no start for a latency objective whose memory cannot bind: exit 4 remains honest
     lat = random_instance(4, 2, seed=0)
     assert splitplan.solve(lat, time_limit_s=5).status == "time_limit"
+
+
+def test_the_tables_bound_stands_when_the_solver_proves_none(monkeypatch):
+    """A solver stopped before its root LP proves no bound; the period's bound from the tables
+    (`cuts.period_lower_bound`, the model's objective floor) is then the plan's bound."""
+    from splitplan import solvers
+    from splitplan.cuts import busiest_layer_s, period_lower_bound
+
+    def nothing(milp, solver, **kw):
+        return solvers.SolverResult("time_limit", None, None, None, 1e-9, 1e-6, 0.01, solver), None
+
+    monkeypatch.setattr(solvers, "solve_milp", nothing)
+    inst = pipeline_instance(30, 4, seed=2, family="identical")
+    plan = splitplan.solve(inst, time_limit_s=5)
+    tb = tables(inst)
+    lb = max(period_lower_bound(tb), busiest_layer_s(tb))
+    assert plan.solved and plan.bound == pytest.approx(lb, rel=1e-12)
+    assert plan.bound <= plan.objective
+    assert plan.gap < 0.05  # the average work of identical workers is close to the period
+
+
+def test_a_floor_above_a_feasible_plan_is_not_claimed():
+    from splitplan import solvers
+    from splitplan.plan import _verdict
+
+    inst = pipeline_instance(10, 3, seed=0)
+    start = splitplan.evaluate(inst, {name: "n0" for name in inst.layer_names})
+    result = solvers.SolverResult("time_limit", None, None, None, 1e-9, 1e-6, 0.01, "highs")
+    cost = start.objective(inst)
+    plan = _verdict(inst, "highs", result, None, start, 5.0, None, floor=2 * cost)
+    assert plan.bound is None and plan.status == "time_limit"
+    assert any("not a bound" in r for r in plan.reasons)
+    plan = _verdict(inst, "highs", result, None, start, 5.0, None, floor=cost)
+    assert plan.bound == cost and plan.status == "optimal"
 
 
 def with_copy(inst: Instance, node: str) -> Instance:

@@ -531,11 +531,106 @@ def knapsack_bound(tb: Tables, lower: float = 0.0, rtol: float = 1e-3) -> float:
     return lo
 
 
+def work_bound(tb: Tables) -> float:
+    """A lower bound on the period (s) from the work every node shares (§9, the work bound).
+
+    For any weights lambda_k >= 0 summing to 1 and mu_k >= 0 (mu_k = 0 on a node without a
+    memory limit), every plan satisfies P >= max_k load_k >= Σ_k lambda_k Σ_a c[a,k] x[a,k]
+    and 0 >= Σ_k mu_k (Σ_a param_a x[a,k] - mem_k) (the parameters on a node fit its memory,
+    §6), so P >= Σ_a min_{k allowed} (lambda_k c[a,k] + mu_k param_a) - Σ_k mu_k mem_k. The
+    weights come from the duals of the LP "spread the layers fractionally over the nodes,
+    within memory, for the least largest load" (HiGHS), whose optimum this bound then equals;
+    whatever the LP returns, the bound is evaluated from the formula, so it is valid for any
+    weights (the busiest layer and speed-proportional weights are the fallback).
+    """
+    c = np.where(tb.compute_s > 0, tb.compute_s, 0.0)
+    V, K = c.shape
+    allowed = np.zeros((V, K), dtype=bool)
+    for v, ks in enumerate(tb.allowed):
+        allowed[v, ks] = True
+    if V == 0 or not allowed.any(axis=1).all():
+        return 0.0
+    params = tb.param_bytes.astype(float)
+    mem = np.array(
+        [
+            m if m is not None and tb.memory_may_bind(k) else np.inf
+            for k, m in enumerate(tb.memory_bytes)
+        ],
+        dtype=float,
+    )
+
+    def value(lam: np.ndarray, mu: np.ndarray) -> float:
+        if lam.sum() <= 0 or (lam < 0).any() or (mu < 0).any():
+            return 0.0
+        lam, mu = lam / lam.sum(), mu / lam.sum()
+        mu = np.where(np.isfinite(mem), mu, 0.0)
+        per = np.where(allowed, lam[None, :] * c + mu[None, :] * params[:, None], np.inf)
+        return float(per.min(axis=1).sum() - (mu * np.where(np.isfinite(mem), mem, 0.0)).sum())
+
+    best = value(_work_weights(tb, list(range(K))), np.zeros(K))
+    duals = _work_lp_duals(c, allowed, params, mem)
+    if duals is not None:
+        best = max(best, value(*duals))
+    return best
+
+
+def _work_lp_duals(
+    c: np.ndarray, allowed: np.ndarray, params: np.ndarray, mem: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(lambda, mu) from the duals of min P s.t. Σ_k x[a,k] = 1, Σ_a c[a,k] x[a,k] <= P,
+    Σ_a param_a x[a,k] <= mem_k (rows scaled to units near 1), or None without an optimum."""
+    import highspy
+
+    V, K = c.shape
+    unit = float(c.max()) if c.max() > 0 else 1.0
+    vs, ks = np.nonzero(allowed)
+    n = len(vs)  # columns: x over the allowed pairs, then P
+    limited = np.flatnonzero(np.isfinite(mem))
+    mem_row = np.full(K, -1)
+    mem_row[limited] = V + K + np.arange(len(limited))
+    # column-wise: x[v,k] is in v's assignment row, k's load row and k's memory row (if any)
+    has_mem = mem_row[ks] >= 0
+    per_col = 2 + has_mem.astype(int)
+    start = np.append(0, np.cumsum(per_col))
+    index = np.empty(start[-1] + K, dtype=np.int32)
+    value = np.empty(start[-1] + K)
+    index[start[:-1]], value[start[:-1]] = vs, 1.0
+    index[start[:-1] + 1], value[start[:-1] + 1] = V + ks, c[vs, ks] / unit
+    at = start[:-1][has_mem] + 2
+    index[at] = mem_row[ks[has_mem]]
+    value[at] = params[vs[has_mem]] / mem[ks[has_mem]]
+    index[start[-1] :], value[start[-1] :] = V + np.arange(K), -1.0  # P in every load row
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = n + 1, V + K + len(limited)
+    lp.col_cost_ = np.append(np.zeros(n), 1.0)
+    lp.col_lower_ = np.zeros(n + 1)
+    lp.col_upper_ = np.append(np.ones(n), highspy.kHighsInf)
+    lp.row_lower_ = np.concatenate([np.ones(V), np.full(K + len(limited), -highspy.kHighsInf)])
+    lp.row_upper_ = np.concatenate([np.ones(V), np.zeros(K), np.ones(len(limited))])
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = np.append(start, start[-1] + K).astype(np.int32)
+    lp.a_matrix_.index_ = index
+    lp.a_matrix_.value_ = value
+    solver = highspy.Highs()
+    solver.setOptionValue("output_flag", False)
+    solver.passModel(lp)
+    solver.run()
+    if solver.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    dual = np.asarray(solver.getSolution().row_dual)
+    lam = np.abs(dual[V : V + K])
+    mu = np.zeros(K)
+    # a memory row of node k in units of mem_k: its dual per byte is |dual| / mem_k, in units
+    # of `unit` seconds: back to the load rows' units (s) by the same factor as lambda
+    mu[limited] = np.abs(dual[V + K :]) * unit / mem[limited]
+    return lam, mu
+
+
 def period_lower_bound(tb: Tables) -> float:
     """The largest of the combinatorial period bounds (s): the busiest layer's best time
     max_v min_k c[v,k], `crossing_bound` over `crossing_sets` and `colocation_bound`, raised by
     `knapsack_bound` from there; shrunk by a relative 1e-9 against rounding."""
-    bound = max(busiest_layer_s(tb), colocation_bound(tb))
+    bound = max(busiest_layer_s(tb), colocation_bound(tb), work_bound(tb))
     graph = _graph(tb)
     for S in crossing_sets(tb):
         bound = max(bound, crossing_bound(tb, S, graph, beat=bound))

@@ -259,7 +259,16 @@ def solve(
     found = None
     if result.values is not None:
         found = milp.read_assignment(result.values), milp.read_encodings(result.values)
-    plan = _verdict(instance, solver, result, found, fallback, time_limit_s, deadline)
+    plan = _verdict(
+        instance,
+        solver,
+        result,
+        found,
+        fallback,
+        time_limit_s,
+        deadline,
+        floor=milp.matrix.objective_floor,
+    )
     plan.build_time_s = build
     return plan
 
@@ -295,6 +304,7 @@ def _verdict(
     start: Evaluation | None,
     time_limit_s: float | None,
     deadline: float | None,
+    floor: float = 0.0,
 ) -> Plan:
     """The plan and its status from what the solver returned, its claims checked.
 
@@ -307,6 +317,10 @@ def _verdict(
       abs gap): if not, that is a bug, said in `reasons`, and no bound is claimed.
     - A feasible MIP start (`start`, its evaluation) is kept when the solver returns nothing
       better, and refutes a claim of infeasibility.
+    - `floor` (> 0: `StandardForm.objective_floor`, a lower bound computed from the cost tables
+      before solving, e.g. the period bounds of `splitplan.cuts`) is the bound when the solver
+      proved less or nothing (it stopped before its root LP, or was not started); it is
+      checked against the plan's cost like the solver's.
     - "infeasible" from HiGHS is reported as such; from SCIP or CP-SAT it is confirmed with
       HiGHS first (both have claimed it wrongly: SCIP's presolve, CP-SAT's presolve on large
       coefficients), and reported as `error` when HiGHS finds a plan or cannot decide.
@@ -356,6 +370,8 @@ def _verdict(
     plan.encodings = dict(ev.encodings)
     tolerance = max(abs_gap, rel_gap * abs(cost))
     bound = result.bound
+    if floor > 0 and (bound is None or floor > bound):
+        bound = floor
     if result.termination == "infeasible":
         reasons.append(
             f"{solver} reported the instance infeasible, but this plan is feasible "
