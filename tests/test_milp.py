@@ -91,3 +91,13 @@ def test_building_stops_at_the_deadline():
     plan = splitplan.solve(inst, time_limit_s=1e-9)
     assert plan.status == "time_limit" and plan.assignment is None
     assert plan.reasons == ["the time limit ran out while the model was being built"]
+
+
+def test_a_start_comes_back_when_the_build_runs_out_of_time():
+    """The period's MIP start is returned when the limit ends during the build: status
+    time_limit, as when the solver stops with a plan in hand, and the reason says so."""
+    from splitplan.generate import pipeline_instance
+
+    plan = splitplan.solve(pipeline_instance(50, 4), time_limit_s=1e-6)
+    assert plan.status == "time_limit" and plan.solved and plan.evaluation.feasible
+    assert plan.bound is None and "while the model was being built" in plan.reasons[0]

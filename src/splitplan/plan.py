@@ -238,7 +238,11 @@ def solve(
             reasons=["the time limit ran out while the model was being built"],
         )
         if fallback is not None and fallback.feasible:  # we hold a plan: return it, unproven
-            plan.status, plan.reasons = "feasible", []
+            # status time_limit, as when the solver stops at the limit with a plan in hand
+            plan.reasons = [
+                "the time limit ran out while the model was being built: the plan is the MIP "
+                "start, without a bound"
+            ]
             plan.assignment, plan.evaluation = dict(fallback.assignment), fallback
             plan.objective = fallback.objective(instance)
         return plan
