@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 from pathlib import Path
+
+from _common import machine
 
 import splitplan
 from splitplan.baselines import METHODS, compare
-from splitplan.generate import random_instance
+from splitplan.generate import pipeline_instance, random_instance
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = [
@@ -49,6 +50,19 @@ FAMILIES = [
     ),
     ("chain 300x16 mesh", dict(n_layers=300, n_nodes=16, topology="mesh")),
     ("DAG 1000x16 mesh", dict(n_layers=1000, n_nodes=16, topology="mesh", skip_prob=0.2)),
+]
+# Throughput rows, where the pipeline planners' DPs apply (`generate.pipeline_instance`, seed 0;
+# benchmarks/pipeline.py has the larger families)
+PIPELINE = [
+    ("pipeline chain 100x8 hetero, throughput", dict(n_layers=100, n_nodes=8)),
+    (
+        "pipeline chain 50x4 hetero, memory, throughput",
+        dict(n_layers=50, n_nodes=4, memory_fraction=0.3),
+    ),
+    (
+        "pipeline DAG 100x8 identical, throughput",
+        dict(n_layers=100, n_nodes=8, family="identical", skip_prob=0.2),
+    ),
 ]
 QUICK = [
     ("chain 20x2", dict(n_layers=20, n_nodes=2)),
@@ -87,6 +101,9 @@ def main() -> None:
     cases += [
         (label, random_instance(seed=0, **kw)) for label, kw in (QUICK if args.quick else FAMILIES)
     ]
+    if not args.quick:
+        cases += [(label, pipeline_instance(seed=0, **kw)) for label, kw in PIPELINE]
+    began = machine()
     table, results = [], []
     for solver in ("highs", "ortools"):  # imports and solver start-up are not counted
         splitplan.solve(random_instance(10, 3, seed=0), solver=solver)
@@ -116,8 +133,10 @@ def main() -> None:
         Path(args.output).write_text(
             json.dumps(
                 {
-                    "machine": f"{platform.machine()}, Python {platform.python_version()}",
+                    "machine": began,
+                    "loadavg_1min_at_end": machine()["loadavg_1min"],
                     "time_limit_s": args.time_limit,
+                    "milp_time_limit_s": args.milp_time_limit,
                     "results": results,
                 },
                 indent=1,
