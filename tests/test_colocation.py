@@ -139,7 +139,26 @@ def _long_ladder(seed: int) -> splitplan.Instance:
     return _cluster(f"long-ladder-{seed}", layers, big, nodes, ((0, 1),), 1e-4)
 
 
+def _pinned_fan(seed: int) -> splitplan.Instance:
+    """Three layers pinned to n0 each send a medium tensor to one layer pinned to n1, over one
+    arc: any plan's period is at least the three crossings together, which only the knapsack
+    test's infeasible LP sees (its verdict then comes from a dual ray)."""
+    rng = np.random.default_rng(300 + seed)
+    medium = float(rng.uniform(2e7, 4e7))
+    layers = [
+        {"name": f"B{i}", "inputs": ["input"], "flops": 1e7, "out_bytes": medium}
+        for i in range(3)
+    ]
+    layers.append({"name": "L", "inputs": ["B0", "B1", "B2"], "flops": 1e7, "out_bytes": 1e3})
+    nodes = [{"name": f"n{k}", "flops_per_s": 1e9, "memory_bytes": 1e10} for k in range(2)]
+    # a large input ties the three to the source, so that the knapsack test runs at all
+    inst = _cluster(f"pinned-fan-{seed}", layers, 1e9, nodes, ((0, 1),), 1e-4)
+    pins = {**{f"B{i}": ("n0",) for i in range(3)}, "L": ("n1",)}
+    return replace(inst, constraints=replace(inst.constraints, pin=pins))
+
+
 CASES = [
+    *(_pinned_fan(seed) for seed in range(2)),
     *(_ladder(seed) for seed in range(6)),
     *(_long_ladder(seed) for seed in (1, 3, 4, 7)),
     *THROUGHPUT,
@@ -271,12 +290,14 @@ def test_knapsack_bound_rises_on_some(optima):
 
 
 def test_rounded_budgets_rise_above_the_pooled_one(optima):
-    """On the long ladders a whole number of middles fits the arc: the rounded rows lift the
-    knapsack bound strictly above the pooled budget's, to the brute-force optimum (and never
-    above it: `test_colocation_bound_never_exceeds_the_optimum`)."""
+    """On the long ladders a whole number of middles fits the arc, and on the pinned fans the
+    arc out of n0 carries three crossings while the arc into it has room: the rounded rows, and
+    the budgets out of and into h kept apart, lift the knapsack bound strictly above the pooled
+    budget's, to the brute-force optimum (and never above it:
+    `test_colocation_bound_never_exceeds_the_optimum`)."""
     rose = 0
     for i, inst in enumerate(CASES):
-        if not inst.name.startswith("long-ladder"):
+        if not inst.name.startswith(("long-ladder", "pinned-fan")):
             continue
         tb = tables(inst)
         start, best = colocation_bound(tb), optima[i][0]
@@ -285,4 +306,51 @@ def test_rounded_budgets_rise_above_the_pooled_one(optima):
         assert pooled <= rounded <= best * (1 + 1e-9), (inst.name, pooled, rounded, best)
         assert rounded >= best * (1 - 1e-5), (inst.name, rounded, best)
         rose += rounded > pooled * (1 + 1e-2)
-    assert rose == 4
+    assert rose == 6
+
+
+def _small_lp(row_lo: float, row_up: float):
+    """min -x0 - 2 x1 over row_lo <= x0 + x1 <= row_up, x in [0, 1]², row-wise for `_dual_bound`
+    and HiGHS' solution of it."""
+    import highspy
+
+    c, lo, up = np.array([-1.0, -2.0]), np.zeros(2), np.ones(2)
+    A = (np.array([0, 2], dtype=np.int32), np.array([0, 1], dtype=np.int32), np.ones(2))
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = 2, 1
+    lp.col_cost_, lp.col_lower_, lp.col_upper_ = c, lo, up
+    lp.row_lower_ = np.array([row_lo if np.isfinite(row_lo) else -highspy.kHighsInf])
+    lp.row_upper_ = np.array([row_up if np.isfinite(row_up) else highspy.kHighsInf])
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A
+    solver = highspy.Highs()
+    solver.setOptionValue("output_flag", False)
+    solver.passModel(lp)
+    solver.run()
+    rows = (np.array([row_lo]), np.array([row_up]))
+    return solver, c, A, rows, lo, up
+
+
+def test_the_dual_bound_is_weak_duality():
+    """`_dual_bound` is at most the LP's optimum for any multipliers, equals it at HiGHS' duals,
+    and a HiGHS dual ray of an infeasible LP makes it positive (the knapsack test's verdicts)."""
+    import highspy
+
+    from splitplan.cuts import _dual_bound
+
+    solver, c, A, (r_lo, r_up), lo, up = _small_lp(-np.inf, 1.5)  # optimum -2.5 (x = 0.5, 1)
+    duals = np.asarray(solver.getSolution().row_dual)
+    assert _dual_bound(c, A, r_lo, r_up, lo, up, duals) == pytest.approx(-2.5)
+    for pi in np.linspace(-3.0, 3.0, 25):
+        assert _dual_bound(c, A, r_lo, r_up, lo, up, np.array([pi])) <= -2.5 + 1e-12
+    solver, c, A, (r_lo, r_up), lo, up = _small_lp(3.0, np.inf)  # x0 + x1 >= 3: infeasible
+    assert solver.getModelStatus() == highspy.HighsModelStatus.kInfeasible
+    _, has_ray, ray = solver.getDualRay()
+    assert has_ray
+    zero = np.zeros(2)
+    proofs = [_dual_bound(zero, A, r_lo, r_up, lo, up, s * np.asarray(ray)) for s in (1, -1)]
+    assert max(proofs) > 0
+    # and no multiplier "proves" a feasible LP infeasible
+    solver, c, A, (r_lo, r_up), lo, up = _small_lp(1.0, np.inf)
+    for pi in np.linspace(-3.0, 3.0, 25):
+        assert _dual_bound(zero, A, r_lo, r_up, lo, up, np.array([pi])) <= 1e-12

@@ -523,7 +523,7 @@ def _knapsack_fails(
     status = solver.getModelStatus()
     if status == highspy.HighsModelStatus.kInfeasible:
         # the groups that must be away already carry more than the arcs can: a dual ray proves it
-        has_ray, ray = solver.getDualRay()
+        _, has_ray, ray = solver.getDualRay()
         if not has_ray:
             return False
         ray = np.asarray(ray, dtype=float)
