@@ -146,8 +146,7 @@ def _pinned_fan(seed: int) -> splitplan.Instance:
     rng = np.random.default_rng(300 + seed)
     medium = float(rng.uniform(2e7, 4e7))
     layers = [
-        {"name": f"B{i}", "inputs": ["input"], "flops": 1e7, "out_bytes": medium}
-        for i in range(3)
+        {"name": f"B{i}", "inputs": ["input"], "flops": 1e7, "out_bytes": medium} for i in range(3)
     ]
     layers.append({"name": "L", "inputs": ["B0", "B1", "B2"], "flops": 1e7, "out_bytes": 1e3})
     nodes = [{"name": f"n{k}", "flops_per_s": 1e9, "memory_bytes": 1e10} for k in range(2)]

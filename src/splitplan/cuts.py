@@ -404,16 +404,33 @@ def _pivot_test(tb: Tables, times: np.ndarray, T: float, rounding: bool = True) 
     return False
 
 
-def _unit_scales(times: np.ndarray, T: float, most: int = 8) -> list[float]:
-    """The scales alpha of the rounded budget rows of `_knapsack_fails`: 1/tau (a hair above,
-    so that a crossing of exactly j tau counts j units despite the rounding guard) for the
-    distinct crossing times tau <= T that carry the most time in all, and q/T for q = 2..5
-    (a crossing longer than T/q counts one unit, q to an arc). Any alpha > 0 gives a valid row;
-    these are the ones that bite on the ResNets' multiples of one activation size."""
+def _rounded_budgets(times: np.ndarray, T: float, most: int = 8) -> list[tuple[np.ndarray, float]]:
+    """The rounded budget rows of `_knapsack_fails`, as (units per tensor, units per arc).
+
+    If the crossings on one arc have loads l_i with Σ l_i <= T, and m_i are integers with
+    0 <= m_i < α l_i (strictly, where m_i > 0), then Σ m_i < α T, so Σ m_i <= ceil(α T) - 1.
+    With m_i = floor(α τ_i (1 - 1e-9)) (τ_i <= l_i; the factor makes the inequality strict and
+    absorbs the rounding of the product) this holds for any α > 0. Two families: α = q/T for
+    q = 2..6, where α T = q exactly by definition and each arc takes q - 1 units (q = 2: at most
+    one crossing longer than T/2 per arc, the bin-packing count that sums of times miss); and
+    α a hair above 1/τ for the distinct crossing times τ <= T carrying the most time, where
+    ceil is taken of α T (1 + 1e-9), a hair up against rounding (a crossing of exactly j τ
+    counts j units; the ResNets' activations are multiples of one size)."""
+    shrink = 1.0 - 1e-9
     ok = times[(times > 0) & (times <= T) & np.isfinite(times)]
     values, counts = np.unique(ok, return_counts=True)
     heavy = values[np.argsort(-(values * counts), kind="stable")[:most]]
-    return [(1.0 + 1e-7) / float(tau) for tau in heavy] + [q / T for q in range(2, 6)]
+    scales = [(q / T, float(q - 1)) for q in range(2, 7)]
+    for tau in heavy:
+        alpha = (1.0 + 1e-7) / float(tau)
+        scales.append((alpha, float(np.ceil(alpha * T * (1.0 + 1e-9)) - 1.0)))
+    finite = times[np.isfinite(times)]
+    rows = []
+    for alpha, cap in scales:
+        units = np.floor(alpha * finite * shrink)
+        if units.any():
+            rows.append((units, cap))
+    return rows
 
 
 def _knapsack_fails(
@@ -430,8 +447,8 @@ def _knapsack_fails(
     or send away keeps h's compute and its arcs' traffic at most T: the LP relaxation of that
     choice (y_G in [0, 1] away; a tensor's traffic d_t >= y_user - y_maker out of h, and
     d'_t >= y_maker - y_user into h; Σ τ_t d_t <= (arcs out of h) x T, Σ τ_t d'_t <= (arcs into
-    h) x T, and with `rounding` the rows Σ floor(α τ_t) d_t <= (arcs out of h) x floor(α T)
-    for the scales α of `_unit_scales`, likewise into h) leaves more than T on h even at its
+    h) x T, and with `rounding` the rows Σ m_t d_t <= (arcs out of h) x (units per arc) of
+    `_rounded_budgets`, likewise into h) leaves more than T on h even at its
     best. HiGHS solves the LP, but only its duals are used: any multipliers give, by weak
     duality over the variables' box, an upper bound on the time sent away (`_dual_bound`), and
     that bound is what is compared with T; a dual ray likewise proves an infeasible LP."""
@@ -483,11 +500,7 @@ def _knapsack_fails(
     # (coefficient per tensor, capacity per arc) of each budget row, out of h and into h alike
     budgets = [(times[finite], T)]
     if rounding:
-        guard = 1.0 - 1e-9  # rounding may only shrink a coefficient and grow a capacity
-        for alpha in _unit_scales(times, T):
-            units = np.floor(alpha * times[finite] * guard)
-            if units.any():
-                budgets.append((units, float(np.floor(alpha * T / guard))))
+        budgets += _rounded_budgets(times, T)
     # each row: the columns d_out (shift 0) and/or d_in (1) it sums, and its arcs at h
     sides = [((0,), n_out), ((1,), n_in)] if rounding else [((0, 1), n_out + n_in)]
     for coef, cap in budgets:
