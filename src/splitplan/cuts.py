@@ -586,21 +586,24 @@ def knapsack_bound(
     """A lower bound on the period (s) from the biggest group of tied layers and the arcs of the
     node that runs it (§9, the knapsack bound).
 
-    Suppose a plan has period T. The tensors whose `crossing_time_s` exceeds T tie the layers
-    into groups that each run whole on one node (`colocation_bound`); take the group with the
-    largest least time, the pivot, and the node h that runs it (any node that can: the test
+    Suppose a plan has period at most T. The tensors whose `crossing_time_s` exceeds T tie the
+    layers into groups that each run whole on one node (`colocation_bound`); take the group with
+    the largest least time, the pivot, and the node h that runs it (any node that can: the test
     must fail on every one). The groups tied to the source run on the source and those tied to
     the sink on the sink. Every other group runs on h or away from it. A tensor made on h and
-    used by groups away from h leaves h over an arc out of h, loading it by at least its
-    crossing time τ_t, once however many groups use it (counted once here, which only
-    undercounts); a tensor made away from h and used on h enters over an arc into h. Every arc
-    carries at most T, so the groups away from h carry at most (arcs at h) x T of this traffic,
-    while the time of the groups left on h is at most T. The LP relaxation of "away or not"
-    (`_knapsack_fails`: along a path away from h it pays for the farthest group sent away, so a
-    group reached through others is not sent away for free) maximises the time sent away; if
-    even its best leaves more than T on h, for every h, no plan has period T. The test only
-    gets harder as T falls (groups merge, the arcs carry less), so the largest T that fails it,
-    found by bisection to a relative `rtol`, is a lower bound. `lower` is a known bound to
+    used by groups away from h leaves h over an arc out of h (the first arc of its route),
+    loading it by at least its crossing time τ_t, once however many groups use it (counted once
+    here, which only undercounts); a tensor made away from h and used on h enters over an arc
+    into h. Every arc carries at most T, so the crossings out of h sum to at most (arcs out of
+    h) x T, and into h likewise; with `rounding`, whole crossings per arc are counted too
+    (`_rounded_budgets`); the time of the groups left on h is at most T. The LP relaxation of
+    "away or not" (`_knapsack_fails`: along a path away from h it pays for the farthest group
+    sent away, so a group reached through others is not sent away for free; its verdict is
+    drawn from a weak-duality bound, not from the solver's objective) maximises the time sent
+    away; if even its best leaves more than T on h, for every h, no plan has period <= T.
+    Any T that fails the test is thus a lower bound; bisection to a relative `rtol` returns the
+    largest failing T it met. `rounding=False` is the first version (all arcs at h in one
+    pooled row), kept to measure the difference. `lower` is a known bound to
     start from.
     """
     times = crossing_time_s(tb)
