@@ -156,7 +156,94 @@ def _pinned_fan(seed: int) -> splitplan.Instance:
     return replace(inst, constraints=replace(inst.constraints, pin=pins))
 
 
+def _residual(seed: int) -> splitplan.Instance:
+    """Random residual blocks (a medium middle per block, a spine often tied by a big tensor;
+    sizes whole multiples of one unit) on 2-4 nodes, complete, a chain (routes over two hops)
+    or a star around n1, memory that may bind, a pin, the sink at n0 or the last node: the fuzz
+    this file's knapsack cases were checked with, two seeds where the rounded budgets rise."""
+    rng = np.random.default_rng(1000 + seed)
+    K = int(rng.choice([2, 3, 3, 4]))
+    blocks = 3 if K == 2 else 2
+    unit = float(rng.uniform(2e7, 5e7))
+    layers = []
+    for b in range(blocks):
+        sin = "input" if b == 0 else f"S{b}"
+        for name, inputs in ((f"P{b}", [sin]), (f"M{b}", [f"P{b}"])):
+            low, high = (1e7, 2e8) if name[0] == "P" else (3e8, 1.2e9)
+            flops = float(rng.uniform(low, high))
+            out = unit * int(rng.integers(1, 4))
+            layers.append(
+                {
+                    "name": name,
+                    "inputs": inputs,
+                    "flops": flops,
+                    "out_bytes": out,
+                    "param_bytes": float(rng.uniform(1e6, 5e6)),
+                }
+            )
+        flops = float(rng.uniform(5e7, 4e8))
+        out = 1e3
+        if b < blocks - 1:  # the spine: often too big to cross
+            out = 1e9 if rng.random() < 0.7 else unit * int(rng.integers(1, 5))
+        layers.append(
+            {
+                "name": f"S{b + 1}",
+                "inputs": [f"M{b}", sin],
+                "flops": flops,
+                "out_bytes": out,
+                "param_bytes": float(rng.uniform(1e6, 5e6)),
+            }
+        )
+    topo = rng.choice(["complete", "chain", "star1"])
+    if K == 2:
+        pairs = [(0, 1)]
+    elif topo == "complete":
+        pairs = [(a, b) for a in range(K) for b in range(a + 1, K)]
+    elif topo == "chain":
+        pairs = [(a, a + 1) for a in range(K - 1)]
+    else:
+        pairs = [(1, b) for b in range(K) if b != 1]
+    links = [
+        {
+            "from": f"n{a}",
+            "to": f"n{b}",
+            "bandwidth_bytes_per_s": float(rng.choice([1e8, 1e8, 2e8])),
+            "latency_s": 1e-4,
+        }
+        for a, b in pairs
+    ]
+    mem = float(rng.uniform(8e6, 2e7)) if rng.random() < 0.3 else 1e10
+    nodes = [
+        {
+            "name": f"n{k}",
+            "flops_per_s": float(rng.uniform(1e9, 3.5e9)),
+            "memory_bytes": mem + 3e8 if k == 0 else mem + 2e9 * (rng.random() < 0.5),
+        }
+        for k in range(K)
+    ]
+    sink = "n0" if rng.random() < 0.7 else f"n{K - 1}"
+    input_bytes = float(rng.choice([1e9, 1e3]))
+    d = {
+        "format": "splitplan-instance/1",
+        "name": f"residual-{seed}",
+        "dnn": {
+            "name": "x",
+            "input_bytes": input_bytes,
+            "layers": layers,
+            "output": layers[-1]["name"],
+        },
+        "network": {"nodes": nodes, "links": links, "source": "n0", "sink": sink},
+        "objective": {"kind": "throughput"},
+    }
+    if rng.random() < 0.3:
+        d["constraints"] = {
+            "pin": {f"M{int(rng.integers(0, blocks))}": [f"n{int(rng.integers(0, K))}"]}
+        }
+    return splitplan.instance_from_dict(d)
+
+
 CASES = [
+    *(_residual(seed) for seed in (14, 32)),
     *(_pinned_fan(seed) for seed in range(2)),
     *(_ladder(seed) for seed in range(6)),
     *(_long_ladder(seed) for seed in (1, 3, 4, 7)),
@@ -302,16 +389,17 @@ def test_rounded_budgets_rise_above_the_pooled_one(optima):
     `test_colocation_bound_never_exceeds_the_optimum`)."""
     rose = 0
     for i, inst in enumerate(CASES):
-        if not inst.name.startswith(("long-ladder", "pinned-fan")):
+        if not inst.name.startswith(("long-ladder", "pinned-fan", "residual")):
             continue
         tb = tables(inst)
         start, best = colocation_bound(tb), optima[i][0]
         pooled = knapsack_bound(tb, start, rtol=1e-6, rounding=False)
         rounded = knapsack_bound(tb, start, rtol=1e-6)
         assert pooled <= rounded <= best * (1 + 1e-9), (inst.name, pooled, rounded, best)
-        assert rounded >= best * (1 - 1e-5), (inst.name, rounded, best)
+        if not inst.name.startswith("residual"):
+            assert rounded >= best * (1 - 1e-5), (inst.name, rounded, best)
         rose += rounded > pooled * (1 + 1e-2)
-    assert rose == 6
+    assert rose == 8
 
 
 def _small_lp(row_lo: float, row_up: float):
