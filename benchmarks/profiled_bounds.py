@@ -12,9 +12,10 @@ search, their periods by `splitplan.evaluate`, and the gap of the period row to 
 - ResNet-101 over 8 GPUs, "middles": everything on the first H100 but the 3x3 convolution of
   layer-3 blocks 1-21 (with the batch norm and ReLUs around it), three per other GPU;
 - ResNet-101 over 8 GPUs, "tail": the second H100 runs layer 4 from block 1 on (to the fc)
-  and block 1's middle, the other six GPUs three middles each (blocks 2-19);
-- ResNet-101 over 16 GPUs, "tail": one GPU runs layer 4 from block 1 on, one block 0's middle
-  and its last 1x1 convolution, two a layer-2 middle each, eleven two layer-3 middles each.
+  and layer-3 block 1's middle, the other six GPUs three middles each (blocks 2-19);
+- ResNet-101 over 16 GPUs, "tail": one GPU runs layer 4 from block 1 on, one block 0's 3x3
+  and last 1x1 convolutions of layer 4, two a layer-2 middle each, eleven two layer-3 middles
+  each.
 """
 
 from __future__ import annotations
