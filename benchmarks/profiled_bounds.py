@@ -1,13 +1,21 @@
-"""The period bounds of `splitplan.cuts` on the profiled GPU-cluster DAGs, and a hand-built plan.
+"""The period bounds of `splitplan.cuts` on the profiled GPU-cluster DAGs, and hand-built plans.
 
-    python benchmarks/profiled_bounds.py     # seconds; prints a table (no JSON)
+    python benchmarks/profiled_bounds.py     # seconds; prints tables (no JSON)
 
 For each benchmarks/data/*-op-gpu*.json file (benchmarks/make_gpu_clusters.py): the crossing
 bound at the source, the co-location bound, the knapsack bound started from the larger of the
-two (with its wall time) and `period_lower_bound` as the model's row uses it. Then, on ResNet-101
-over 8 GPUs, the plan that keeps everything on the first H100 but moves the 3x3 convolution of
-layer-3 blocks 1-21 (with the batch norm and ReLUs around it) to the other seven GPUs, three each:
-its period by `splitplan.evaluate`, a plan known without any search.
+two with the pooled budget of its first version (`rounding=False`: all arcs at the pivot's node
+in one row) and with the rounded budgets out of and into that node (the default), each with its
+wall time, and `period_lower_bound` as the model's row uses it. Then plans known without any
+search, their periods by `splitplan.evaluate`, and the gap of the period row to the best:
+
+- ResNet-101 over 8 GPUs, "middles": everything on the first H100 but the 3x3 convolution of
+  layer-3 blocks 1-21 (with the batch norm and ReLUs around it), three per other GPU;
+- ResNet-101 over 8 GPUs, "tail": the second H100 runs layer 4 from block 1 on (to the fc)
+  and layer-3 block 1's middle, the other six GPUs three middles each (blocks 2-19);
+- ResNet-101 over 16 GPUs, "tail": one GPU runs layer 4 from block 1 on, one block 0's 3x3
+  and last 1x1 convolutions of layer 4, two a layer-2 middle each, eleven two layer-3 middles
+  each.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from splitplan import cuts
 from splitplan.cost import tables
 
 DATA = Path(__file__).resolve().parent / "data"
+MIDDLE = ("bn1", "relu", "conv2", "bn2", "relu'")
 
 
 def hand_plan(inst: splitplan.Instance, per_gpu: int = 3) -> dict[str, str]:
@@ -30,30 +39,71 @@ def hand_plan(inst: splitplan.Instance, per_gpu: int = 3) -> dict[str, str]:
     others = itertools.cycle([n for n in nodes if n != inst.network.source])
     for block in range(1, 1 + per_gpu * (len(nodes) - 1)):
         gpu = next(others)
-        for part in ("bn1", "relu", "conv2", "bn2", "relu'"):
+        for part in MIDDLE:
             plan[f"layer3.{block}.{part}"] = gpu
     return plan
 
 
+def tail_plan(inst: splitplan.Instance) -> dict[str, str]:
+    """Everything on the source but what each other GPU takes, in node order: "tail" (layer 4
+    from block 1 to the fc), "layer4.0" (block 0's middle and last 1x1 convolution), or a
+    block's middle ("layer3.5")."""
+    nodes = [n.name for n in inst.network.nodes if n.name != inst.network.source]
+    if len(nodes) == 7:
+        loads = [["tail", "layer3.1"], *[[f"layer3.{b + i}" for i in range(3)] for b in (2, 5, 8)]]
+        loads += [[f"layer3.{b + i}" for i in range(3)] for b in (11, 14, 17)]
+    else:
+        loads = [["tail"], ["layer4.0"], ["layer2.1"], ["layer2.2"]]
+        loads += [[f"layer3.{b}", f"layer3.{b + 1}"] for b in range(1, 23, 2)]
+    names = inst.layer_names
+    plan = {name: inst.network.source for name in names}
+    for gpu, load in zip(nodes, loads, strict=False):
+        for part in load:
+            if part == "tail":
+                layers = names[names.index("layer4.0.relu''") + 1 :]
+            elif part == "layer4.0":
+                layers = [f"layer4.0.{p}" for p in ("conv2", "bn2", "relu'", "conv3", "bn3")]
+            else:
+                layers = [f"{part}.{p}" for p in MIDDLE]
+            for layer in layers:
+                plan[layer] = gpu
+    return plan
+
+
 def main() -> None:
-    print("| file | crossing bound s | co-location s | knapsack s (wall s) | period row s |")
-    print("|---|---|---|---|---|")
+    print(
+        "| file | crossing bound s | co-location s | knapsack pooled s (wall s) "
+        "| knapsack rounded s (wall s) | period row s |"
+    )
+    print("|---|---|---|---|---|---|")
+    rows = {}
     for path in sorted(DATA.glob("*-op-gpu*.json")):
         tb = tables(splitplan.load_instance(path))
         crossing = cuts.crossing_bound(tb, [tb.source])
         colocation = cuts.colocation_bound(tb)
+        cells = []
+        for rounding in (False, True):
+            began = time.perf_counter()
+            knapsack = cuts.knapsack_bound(tb, max(crossing, colocation), rounding=rounding)
+            cells.append(f"{knapsack:.6g} ({time.perf_counter() - began:.2f})")
         began = time.perf_counter()
-        knapsack = cuts.knapsack_bound(tb, max(crossing, colocation))
-        wall = time.perf_counter() - began
-        row = cuts.period_lower_bound(tb)
+        rows[path.name] = row = cuts.period_lower_bound(tb)
+        row_wall = time.perf_counter() - began
         print(
-            f"| {path.name} | {crossing:.6g} | {colocation:.6g} | {knapsack:.6g} ({wall:.2f}) "
-            f"| {row:.6g} |"
+            f"| {path.name} | {crossing:.6g} | {colocation:.6g} | {cells[0]} | {cells[1]} "
+            f"| {row:.6g} ({row_wall:.2f}) |"
         )
-    inst = splitplan.load_instance(DATA / "resnet101-op-gpu8.json")
-    ev = splitplan.evaluate(inst, hand_plan(inst))
-    print(f"\nhand-built plan, ResNet-101 x 8 GPUs: period {ev.period_s:.6g} s ", end="")
-    print(f"(feasible: {ev.feasible})")
+    print("\n| plan | period s (feasible) | gap of the period row |")
+    print("|---|---|---|")
+    for name in ("resnet101-op-gpu8.json", "resnet101-op-gpu16.json"):
+        inst = splitplan.load_instance(DATA / name)
+        plans = [("tail", tail_plan(inst))]
+        if len(inst.network.nodes) == 8:
+            plans.insert(0, ("middles", hand_plan(inst)))
+        for label, plan in plans:
+            ev = splitplan.evaluate(inst, plan)
+            gap = (ev.period_s - rows[name]) / ev.period_s
+            print(f"| {name} {label} | {ev.period_s:.6g} ({ev.feasible}) | {100 * gap:.2f} % |")
 
 
 if __name__ == "__main__":

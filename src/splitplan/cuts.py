@@ -375,7 +375,7 @@ def _tied(tb: Tables, times: np.ndarray, T: float) -> _Groups:
     return groups
 
 
-def _pivot_test(tb: Tables, times: np.ndarray, T: float) -> bool:
+def _pivot_test(tb: Tables, times: np.ndarray, T: float, rounding: bool = True) -> bool:
     """False only if no plan has period <= T (the test of `knapsack_bound`)."""
     g = _tied(tb, times, T)
     if g.least_period() > T * (1 + 1e-9):
@@ -398,10 +398,39 @@ def _pivot_test(tb: Tables, times: np.ndarray, T: float) -> bool:
             home.add(src)
         if h == tb.sink:
             home.add(snk)
-        if _knapsack_fails(tb, times, T, int(h), home, need, ends):
+        if _knapsack_fails(tb, times, T, int(h), home, need, ends, rounding):
             continue
         return True
     return False
+
+
+def _rounded_budgets(times: np.ndarray, T: float, most: int = 8) -> list[tuple[np.ndarray, float]]:
+    """The rounded budget rows of `_knapsack_fails`, as (units per tensor, units per arc).
+
+    If the crossings on one arc have loads l_i with Σ l_i <= T, and m_i are integers with
+    0 <= m_i < α l_i (strictly, where m_i > 0), then Σ m_i < α T, so Σ m_i <= ceil(α T) - 1.
+    With m_i = floor(α τ_i (1 - 1e-9)) (τ_i <= l_i; the factor makes the inequality strict and
+    absorbs the rounding of the product) this holds for any α > 0. Two families: α = q/T for
+    q = 2..6, where α T = q exactly by definition and each arc takes q - 1 units (q = 2: at most
+    one crossing longer than T/2 per arc, the bin-packing count that sums of times miss); and
+    α a hair above 1/τ for the distinct crossing times τ <= T carrying the most time, where
+    ceil is taken of α T (1 + 1e-9), a hair up against rounding (a crossing of exactly j τ
+    counts j units; the ResNets' activations are multiples of one size)."""
+    shrink = 1.0 - 1e-9
+    ok = times[(times > 0) & (times <= T) & np.isfinite(times)]
+    values, counts = np.unique(ok, return_counts=True)
+    heavy = values[np.argsort(-(values * counts), kind="stable")[:most]]
+    scales = [(q / T, float(q - 1)) for q in range(2, 7)]
+    for tau in heavy:
+        alpha = (1.0 + 1e-7) / float(tau)
+        scales.append((alpha, float(np.ceil(alpha * T * (1.0 + 1e-9)) - 1.0)))
+    finite = times[np.isfinite(times)]
+    rows = []
+    for alpha, cap in scales:
+        units = np.floor(alpha * finite * shrink)
+        if units.any():
+            rows.append((units, cap))
+    return rows
 
 
 def _knapsack_fails(
@@ -412,12 +441,17 @@ def _knapsack_fails(
     home: set[int],
     need: dict[int, np.ndarray],
     ends: list[tuple[int, set[int]]],
+    rounding: bool = True,
 ) -> bool:
     """Whether, with the groups of `home` on node h, no choice of the other groups to keep on h
     or send away keeps h's compute and its arcs' traffic at most T: the LP relaxation of that
     choice (y_G in [0, 1] away; a tensor's traffic d_t >= y_user - y_maker out of h, and
-    >= y_maker - y_user into h; Σ τ_t d_t <= arcs at h x T), solved by HiGHS, leaves more than T
-    on h even at its best."""
+    d'_t >= y_maker - y_user into h; Σ τ_t d_t <= (arcs out of h) x T, Σ τ_t d'_t <= (arcs into
+    h) x T, and with `rounding` the rows Σ m_t d_t <= (arcs out of h) x (units per arc) of
+    `_rounded_budgets`, likewise into h) leaves more than T on h even at its
+    best. HiGHS solves the LP, but only its duals are used: any multipliers give, by weak
+    duality over the variables' box, an upper bound on the time sent away (`_dual_bound`), and
+    that bound is what is compared with T; a dual ray likewise proves an infeasible LP."""
     import highspy
 
     if any(not np.isfinite(need[r][h]) for r in home):
@@ -446,11 +480,11 @@ def _knapsack_fails(
         gain.append(-on_h)  # minimise minus the time sent away
     if not np.isfinite(total):
         return True
+    if sum(-g for g, u in zip(gain, upper, strict=True) if u == 0.0) > T * (1 + 1e-6):
+        return True  # the groups that must stay on h alone need more than T
     n = len(groups)
-    starts, index, value, row_lo = [0], [], [], []
-    budget_cols, budget_vals = [], []
+    starts, index, value, row_lo, row_up = [0], [], [], [], []
     for ti, (made, used) in enumerate(ends):
-        tau = float(times[ti])
         d_out, d_in = n + 2 * ti, n + 2 * ti + 1
         for u in used - {made}:
             # d_out >= y_u - y_made, d_in >= y_made - y_u
@@ -459,72 +493,131 @@ def _knapsack_fails(
                 value += [1.0, -1.0, 1.0]
                 starts.append(len(index))
                 row_lo.append(0.0)
-        budget_cols += [d_out, d_in]
-        budget_vals += [tau, tau]
-    n_arcs = sum(1 for a in tb.arcs if h in (a.tail, a.head))
-    finite = np.isfinite(budget_vals)
-    index += [c for c, ok in zip(budget_cols, finite, strict=True) if ok]
-    value += [v for v, ok in zip(budget_vals, finite, strict=True) if ok]
-    starts.append(len(index))
+                row_up.append(np.inf)
+    n_out = sum(1 for a in tb.arcs if a.tail == h)
+    n_in = sum(1 for a in tb.arcs if a.head == h)
+    finite = np.flatnonzero(np.isfinite(times))
+    # (coefficient per tensor, capacity per arc) of each budget row, out of h and into h alike
+    budgets = [(times[finite], T)]
+    if rounding:
+        budgets += _rounded_budgets(times, T)
+    # each row: the columns d_out (shift 0) and/or d_in (1) it sums, and its arcs at h
+    sides = [((0,), n_out), ((1,), n_in)] if rounding else [((0, 1), n_out + n_in)]
+    for coef, cap in budgets:
+        nz = coef > 0
+        for shifts, arcs in sides:
+            for shift in shifts:
+                index += list(n + 2 * finite[nz] + shift)
+                value += list(coef[nz])
+            starts.append(len(index))
+            row_lo.append(-np.inf)
+            row_up.append(arcs * cap)
     m = len(starts) - 1
+    n_col = n + 2 * len(ends)
+    c = np.array(gain + [0.0] * (2 * len(ends)))
+    lo_col = np.array(lower + [0.0] * (2 * len(ends)))
+    up_col = np.array(upper + [1.0] * (2 * len(ends)))
+    A = (np.array(starts, dtype=np.int32), np.array(index, dtype=np.int32), np.array(value))
+    r_lo, r_up = np.array(row_lo), np.array(row_up)
     lp = highspy.HighsLp()
-    lp.num_col_ = n + 2 * len(ends)
+    lp.num_col_ = n_col
     lp.num_row_ = m
-    lp.col_cost_ = np.array(gain + [0.0] * (2 * len(ends)))
-    lp.col_lower_ = np.array(lower + [0.0] * (2 * len(ends)))
-    lp.col_upper_ = np.array(upper + [1.0] * (2 * len(ends)))
-    lp.row_lower_ = np.array([*row_lo, -highspy.kHighsInf])
-    lp.row_upper_ = np.array([highspy.kHighsInf] * (m - 1) + [n_arcs * T])
+    lp.col_cost_ = c
+    lp.col_lower_ = lo_col
+    lp.col_upper_ = up_col
+    lp.row_lower_ = np.where(np.isfinite(r_lo), r_lo, -highspy.kHighsInf)
+    lp.row_upper_ = np.where(np.isfinite(r_up), r_up, highspy.kHighsInf)
     lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-    lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
-    lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
-    lp.a_matrix_.value_ = np.array(value, dtype=float)
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A
     solver = highspy.Highs()
     solver.setOptionValue("output_flag", False)
     solver.passModel(lp)
     solver.run()
     status = solver.getModelStatus()
     if status == highspy.HighsModelStatus.kInfeasible:
-        return True  # the groups that must be away already carry more than the arcs can
+        # the groups that must be away already carry more than the arcs can: a dual ray proves it
+        _, has_ray, ray = solver.getDualRay()
+        if not has_ray:
+            return False
+        ray = np.asarray(ray, dtype=float)
+        zero = np.zeros(n_col)
+        return any(
+            _dual_bound(zero, A, r_lo, r_up, lo_col, up_col, sign * ray) > 0.0 for sign in (1, -1)
+        )
     if status != highspy.HighsModelStatus.kOptimal:
         return False  # no verdict: assume a plan exists
-    left = total + solver.getInfo().objective_function_value
+    duals = np.asarray(solver.getSolution().row_dual, dtype=float)
+    # the least -(time sent away) any plan can reach: >= the LP's optimum, from the duals alone
+    floor = _dual_bound(c, A, r_lo, r_up, lo_col, up_col, duals)
+    left = total + floor
     return left > T * (1 + 1e-6) + 1e-9 * total
 
 
-def knapsack_bound(tb: Tables, lower: float = 0.0, rtol: float = 1e-3) -> float:
+def _dual_bound(
+    c: np.ndarray,
+    A: tuple[np.ndarray, np.ndarray, np.ndarray],
+    row_lo: np.ndarray,
+    row_up: np.ndarray,
+    col_lo: np.ndarray,
+    col_up: np.ndarray,
+    pi: np.ndarray,
+) -> float:
+    """A lower bound on min c·x over row_lo <= A x <= row_up, col_lo <= x <= col_up (A row-wise:
+    start, index, value), valid for any multipliers pi (weak duality): every such x has
+    pi·(A x) >= Σ_i (pi_i row_lo_i if pi_i > 0 else pi_i row_up_i) =: beta, so c·x >=
+    min over the box of (c - Aᵀpi)·x + beta. A multiplier whose side of its row is infinite
+    is dropped (0). With c = 0, a positive value proves the rows infeasible (a Farkas ray).
+    -inf where the box is unbounded in a direction that lowers the value."""
+    start, index, value = A
+    pi = np.where((pi > 0) & np.isfinite(row_lo) | (pi < 0) & np.isfinite(row_up), pi, 0.0)
+    beta = float(np.where(pi > 0, pi * np.where(np.isfinite(row_lo), row_lo, 0.0), 0.0).sum())
+    beta += float(np.where(pi < 0, pi * np.where(np.isfinite(row_up), row_up, 0.0), 0.0).sum())
+    rows = np.repeat(np.arange(len(start) - 1), np.diff(start))
+    reduced = c - np.bincount(index, weights=value * pi[rows], minlength=len(c))
+    at = np.where(reduced > 0, col_lo, col_up)
+    if not np.isfinite(at[reduced != 0]).all():
+        return -np.inf
+    return float((reduced * np.where(reduced != 0, at, 0.0)).sum() + beta)
+
+
+def knapsack_bound(
+    tb: Tables, lower: float = 0.0, rtol: float = 1e-3, rounding: bool = True
+) -> float:
     """A lower bound on the period (s) from the biggest group of tied layers and the arcs of the
     node that runs it (§9, the knapsack bound).
 
-    Suppose a plan has period T. The tensors whose `crossing_time_s` exceeds T tie the layers
-    into groups that each run whole on one node (`colocation_bound`); take the group with the
-    largest least time, the pivot, and the node h that runs it (any node that can: the test
+    Suppose a plan has period at most T. The tensors whose `crossing_time_s` exceeds T tie the
+    layers into groups that each run whole on one node (`colocation_bound`); take the group with
+    the largest least time, the pivot, and the node h that runs it (any node that can: the test
     must fail on every one). The groups tied to the source run on the source and those tied to
     the sink on the sink. Every other group runs on h or away from it. A tensor made on h and
-    used by groups away from h leaves h over an arc out of h, loading it by at least its
-    crossing time τ_t, once however many groups use it (counted once here, which only
-    undercounts); a tensor made away from h and used on h enters over an arc into h. Every arc
-    carries at most T, so the groups away from h carry at most (arcs at h) x T of this traffic,
-    while the time of the groups left on h is at most T. The LP relaxation of "away or not"
-    (`_knapsack_fails`: along a path away from h it pays for the farthest group sent away, so a
-    group reached through others is not sent away for free) maximises the time sent away; if
-    even its best leaves more than T on h, for every h, no plan has period T. The test only
-    gets harder as T falls (groups merge, the arcs carry less), so the largest T that fails it,
-    found by bisection to a relative `rtol`, is a lower bound. `lower` is a known bound to
+    used by groups away from h leaves h over an arc out of h (the first arc of its route),
+    loading it by at least its crossing time τ_t, once however many groups use it (counted once
+    here, which only undercounts); a tensor made away from h and used on h enters over an arc
+    into h. Every arc carries at most T, so the crossings out of h sum to at most (arcs out of
+    h) x T, and into h likewise; with `rounding`, whole crossings per arc are counted too
+    (`_rounded_budgets`); the time of the groups left on h is at most T. The LP relaxation of
+    "away or not" (`_knapsack_fails`: along a path away from h it pays for the farthest group
+    sent away, so a group reached through others is not sent away for free; its verdict is
+    drawn from a weak-duality bound, not from the solver's objective) maximises the time sent
+    away; if even its best leaves more than T on h, for every h, no plan has period <= T.
+    Any T that fails the test is thus a lower bound; bisection to a relative `rtol` returns the
+    largest failing T it met. `rounding=False` is the first version (all arcs at h in one
+    pooled row), kept to measure the difference. `lower` is a known bound to
     start from.
     """
     times = crossing_time_s(tb)
     lo = lower
-    if lo <= 0 or not (times > lo).any() or _pivot_test(tb, times, lo):
+    if lo <= 0 or not (times > lo).any() or _pivot_test(tb, times, lo, rounding):
         return lower  # (no tensor too big to cross at the known bound: nothing to tie)
     hi = 2.0 * lo
-    while not _pivot_test(tb, times, hi):
+    while not _pivot_test(tb, times, hi, rounding):
         lo, hi = hi, 2.0 * hi
         if hi > 1e6 * lower:  # failing everywhere: no plan at all; claim nothing new
             return lower
     while hi > lo * (1 + rtol):
         mid = 0.5 * (lo + hi)
-        if _pivot_test(tb, times, mid):
+        if _pivot_test(tb, times, mid, rounding):
             hi = mid
         else:
             lo = mid
