@@ -1433,7 +1433,9 @@ def improve_start(
     """A feasible `plan` improved until `deadline` (perf_counter s): for the period, windows of
     layers moved off the busiest resources by bisection on the period (`period_search`) from the
     plan and from everything on the source (on a DAG of big activations the stage plans cross
-    big tensors that a plan offloading parts of blocks avoids); for the other objectives
+    big tensors that a plan offloading parts of blocks avoids), and, best move first, from
+    everything on the fastest node where that alone is feasible and within `_ONE_NODE` times
+    the plan's period (one node does most of the work); for the other objectives
     `window_search`; both until `search_deadline`, then `local_search`. Never worse than `plan`."""
     tb = tables(inst)
     best = plan
@@ -1447,7 +1449,8 @@ def improve_start(
             # work: what to offload is a knapsack over the links' capacity)
             fastest = min(everywhere, key=lambda k: (total[k], k != tb.source))
             whole = {name: tb.nodes[fastest] for name in tb.layers}
-            if _key(inst, whole)[1] <= _ONE_NODE * _key(inst, best)[1]:
+            alone = _key(inst, whole)
+            if alone[0] == 0 and alone[1] <= _ONE_NODE * _key(inst, best)[1]:
                 starts.append(whole)
                 modes.append(True)
         if tb.source in everywhere:
