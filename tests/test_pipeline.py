@@ -16,7 +16,17 @@ from splitplan import baselines as B
 from splitplan import pipeline as pl
 from splitplan.cost import tables
 from splitplan.generate import pipeline_instance, random_instance
-from splitplan.instance import Constraints, Instance, Link, Network, Node
+from splitplan.instance import (
+    DNN,
+    INPUT,
+    Constraints,
+    Instance,
+    Layer,
+    Link,
+    Network,
+    Node,
+    Objective,
+)
 from splitplan.milp import build_milp
 
 
@@ -603,3 +613,104 @@ def test_a_start_naming_an_unknown_layer_is_still_improved_and_solved():
     plan = splitplan.solve(inst, initial={**start, "ghost": inst.network.source})
     assert plan.status == "optimal"
     assert plan.objective <= splitplan.evaluate(inst, start).period_s * (1 + 1e-9)
+
+
+def offload_dag(sizes=(4e5, 2e5, 2e5)) -> Instance:
+    """A residual chain on two equal nodes, everything best on n0 but the blocks' middles: the
+    spine (stem, joins) sends 10 MB tensors that cannot cross the 1 GB/s link, a middle m_b
+    (0.1 ms on either node) receives and sends `sizes[b]` bytes. At a period of 0.46 ms the link
+    carries the first block's middle (0.4 ms each way) or the two others (0.2 ms each), and
+    only the two others take n0 down to 0.46 ms."""
+    layers = [Layer("stem", (INPUT,), flops=3e8, out_bytes=1e7)]
+    spine = "stem"
+    for b, x in enumerate(sizes):
+        layers += [
+            Layer(f"a{b}", (spine,), flops=1e7, out_bytes=x),
+            Layer(f"m{b}", (f"a{b}",), flops=1e8, out_bytes=x),
+            Layer(f"j{b}", (f"m{b}", spine), flops=1e7, out_bytes=1e7),
+        ]
+        spine = f"j{b}"
+    net = Network((Node("n0", 1e12), Node("n1", 1e12)), (Link("n0", "n1", 1e9),), "n0", "n0")
+    dnn = DNN("offload", 1e7, tuple(layers))
+    return Instance(dnn, net, Objective("throughput"), Constraints(), "offload")
+
+
+def test_best_first_offloads_the_cheap_crossings_where_topological_order_stalls():
+    inst = offload_dag()
+    whole = {name: "n0" for name in inst.layer_names}
+    optimum, _ = brute_force(inst)
+    assert close(optimum, 4.6e-4)
+
+    def offloaded(best_first: bool) -> tuple[float, set[str]]:
+        plan = pl.window_search(inst, whole, math.inf, target=4.2e-4, best_first=best_first)
+        ev = splitplan.evaluate(inst, plan)
+        return ev.period_s, {name for name, node in plan.items() if node != "n0"}
+
+    # in topological order the first block's middle fills the link, then nothing helps alone
+    period, moved = offloaded(False)
+    assert moved == {"m0"} and close(period, 5.6e-4)
+    period, moved = offloaded(True)
+    assert moved == {"m1", "m2"} and close(period, optimum)
+    plan = pl.best_start(inst, 5.0)
+    assert close(splitplan.evaluate(inst, plan).period_s, optimum)
+
+
+def above(inst: Instance, plan: dict[str, str], target: float) -> float:
+    ev = splitplan.evaluate(inst, plan)
+    loads = [*ev.node_compute_s.values(), *ev.link_load_s.values()]
+    return sum(x - target for x in loads if x > target)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_best_first_never_worsens_its_start(seed):
+    family = ["hetero", "identical"][seed % 2]
+    inst = pipeline_instance(30, 5, seed=seed, skip_prob=0.3, family=family)
+    tb = tables(inst)
+    rng = np.random.default_rng(seed)
+    start = {name: tb.nodes[int(rng.integers(len(tb.nodes)))] for name in tb.layers}
+    period = splitplan.evaluate(inst, start).period_s
+    for target in (0.3 * period, 0.7 * period):
+        found = pl.window_search(inst, start, math.inf, target=target, best_first=True)
+        assert above(inst, found, target) <= above(inst, start, target) * (1 + 1e-9)
+        if above(inst, found, target) > 1e-12 * target:  # a local optimum: no move helps
+            again = pl.window_search(inst, found, math.inf, target=target, best_first=True)
+            assert above(inst, again, target) >= above(inst, found, target) * (1 - 1e-9)
+    # a passed deadline: the start itself, unchanged
+    assert pl.window_search(inst, start, 0.0, target=0.5 * period, best_first=True) == start
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_incremental_load_above_the_target_matches_a_recount(seed):
+    inst = pipeline_instance(25, 6, seed=seed, skip_prob=0.3)
+    tb = tables(inst)
+    rng = np.random.default_rng(seed)
+    state = pl._Incremental(inst, [int(rng.integers(len(tb.nodes))) for _ in tb.layers])
+    target = 0.5 * max(state.load)
+    state.set_target(target)
+    for _ in range(40):
+        i = int(rng.integers(len(tb.layers)))
+        window = range(i, min(len(tb.layers), i + int(rng.integers(1, 5))))
+        k = int(rng.integers(len(tb.nodes)))
+        key = state.try_move(window, k, commit=bool(rng.integers(2)))
+        loads = state.last_load
+        assert key[1] == pytest.approx(sum(x - target for x in loads if x > target), abs=1e-12)
+        assert state.above == pytest.approx(
+            sum(x - target for x in state.load if x > target), abs=1e-12
+        )
+    plan = pl._named(tb, state.place)
+    ev = splitplan.evaluate(inst, plan)
+    assert max(state.load) == pytest.approx(ev.period_s, rel=1e-9)
+
+
+def test_idle_hosts_of_a_class_give_the_same_key():
+    inst = pipeline_instance(20, 7, seed=1)  # hosts of a class interchangeable
+    tb = tables(inst)
+    state = pl._Incremental(inst, [tb.source] * len(tb.layers))
+    state.set_target(0.5 * max(state.load))
+    idle = pl._idle_hosts(state)
+    assert sum(len(c) for c in idle) == len(tb.nodes) - 1  # all but the source
+    skip = pl._idle_twins(state)
+    for hosts in filter(None, idle):
+        assert not skip[hosts[0]] and all(skip[k] for k in hosts[1:])
+        keys = {state.try_move(range(3, 9), k) for k in hosts}
+        assert len({round(key[1], 15) for key in keys}) == 1

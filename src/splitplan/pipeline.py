@@ -895,6 +895,9 @@ def _moves(place: list[int], K: int, tb: Tables):
                 yield cand
 
 
+_Contrib = tuple[list[tuple[int, float]], float, float, int, tuple[int, ...]]
+
+
 class _Incremental:
     """A plan (`place`: node per layer, raw tensors) with the totals the evaluator computes, kept
     up to date under moves of a few layers: node loads, arc loads, latency, energy and memory.
@@ -914,12 +917,18 @@ class _Incremental:
         self.w_energy = 0.0 if w is None else w.energy
         self.limit = inst.constraints.max_latency_s
         self.target: float | None = None  # a period to get every load under (`period_search`)
+        self.above = 0.0  # the committed plan's total load above the target
         self.c = tb.compute_s.tolist()
         self.power = tb.compute_power_w.tolist()
         self.param = tb.param_bytes.tolist()
         self.work = tb.work_bytes.tolist()
         # memory that cannot bind needs no bookkeeping
         self.cap = [m if tb.memory_may_bind(k) else None for k, m in enumerate(tb.memory_bytes)]
+        self.any_cap = any(m is not None for m in self.cap)
+        # the node classes whose idle hosts are interchangeable (`_idle_twins`); None: none
+        classes = node_classes(tb)
+        self.classes = classes if self.period and interchangeable(tb, classes) else None
+        self._memo: dict[tuple, _Contrib] = {}
         self.touch: list[list[int]] = [[] for _ in tb.layers]  # tensors per layer
         for ti, t in enumerate(tb.tensors):
             for v in {t.producer, *t.consumers} - {-1}:
@@ -933,7 +942,7 @@ class _Incremental:
             self.energy += self.c[v][k] * self.power[k]
         self.contrib = [self._contrib(ti, self.place) for ti in range(len(tb.tensors))]
         self.unreachable = 0
-        for arcs, secs, joules, bad in self.contrib:
+        for arcs, secs, joules, bad, _ in self.contrib:
             for i, x in arcs:
                 self.load[i] += x
             self.latency += secs
@@ -943,11 +952,11 @@ class _Incremental:
         for v, k in enumerate(self.place):
             self.params[k] += self.param[v]
         self.used = [self._used(k, self.place, self.params) for k in range(K)]
+        self.last_load = self.load
 
-    def _contrib(
-        self, ti: int, place: list[int]
-    ) -> tuple[list[tuple[int, float]], float, float, int]:
-        """Tensor ti's (resource, load) pairs on arcs, its time, energy, unreachable dests."""
+    def _contrib(self, ti: int, place: list[int]) -> _Contrib:
+        """Tensor ti's (resource, load) pairs on arcs, its time, energy, unreachable dests and
+        the resources of those pairs (cached per tensor, source node and destination nodes)."""
         tb = self.tb
         t = tb.tensors[ti]
         src = tb.source if t.producer < 0 else place[t.producer]
@@ -955,6 +964,15 @@ class _Incremental:
         if t.to_sink and tb.sink is not None:
             dests.add(tb.sink)
         dests.discard(src)
+        memo = (ti, src, frozenset(dests))
+        found = self._memo.get(memo)
+        if found is None:
+            found = self._memo[memo] = self._route(ti, src, dests)
+        return found
+
+    def _route(self, ti: int, src: int, dests: set[int]) -> _Contrib:
+        tb = self.tb
+        t = tb.tensors[ti]
         arcs: list[tuple[int, float]] = []
         secs = joules = 0.0
         bad = 0
@@ -966,7 +984,7 @@ class _Incremental:
             arcs += [(self.K + a, x) for a, x in zip(pc.arcs, pc.loads_s, strict=True)]
             secs += pc.time_s
             joules += pc.energy_j
-        return arcs, secs, joules, bad
+        return arcs, secs, joules, bad, tuple(i for i, _ in arcs)
 
     def _used(self, k: int, place: list[int], params: list[float]) -> float:
         """Memory used on node k (parameters + largest working set, §6); 0 without a limit."""
@@ -975,10 +993,22 @@ class _Incremental:
         work = max((self.work[v] for v, q in enumerate(place) if q == k), default=0.0)
         return params[k] + work if work or params[k] else 0.0
 
-    def _key(self, load: list[float], latency: float, energy: float, bad: int, used) -> tuple:
-        excess = sum(
-            max(0.0, u - m * (1 + 1e-9)) / m for u, m in zip(used, self.cap, strict=True) if m
-        )
+    def _key(
+        self,
+        load: list[float],
+        latency: float,
+        energy: float,
+        bad: int,
+        used,
+        changed: set[int] | None = None,
+    ) -> tuple:
+        """The search's key of a plan with these totals; `changed`: the resources whose load
+        differs from the committed plan's (the load above a target is then updated from them)."""
+        excess = 0.0
+        if self.any_cap:
+            excess = sum(
+                max(0.0, u - m * (1 + 1e-9)) / m for u, m in zip(used, self.cap, strict=True) if m
+            )
         over = 0.0 if self.limit is None else max(0.0, latency - self.limit * (1 + 1e-9))
         infeasible = bad + excess + over
         if not self.period:
@@ -986,7 +1016,18 @@ class _Incremental:
         top = max(load)
         if self.target is not None:  # total load above the target period, then the period
             target = self.target
-            return (infeasible, sum(x - target for x in load if x > target), top)
+            if changed is None:
+                return (infeasible, sum(x - target for x in load if x > target), top)
+            if top <= target:
+                return (infeasible, 0.0, top)
+            above = self.above
+            for r in changed:
+                x0, x1 = self.load[r], load[r]
+                if x1 > target:
+                    above += x1 - target
+                if x0 > target:
+                    above -= x0 - target
+            return (infeasible, max(above, 0.0), top)
         cut = top * (1 - 1e-12)
         at_top = sum(1 for x in load if x >= cut)
         below = max((x for x in load if x < cut), default=0.0)
@@ -994,6 +1035,12 @@ class _Incremental:
 
     def key(self) -> tuple:
         return self._key(self.load, self.latency, self.energy, self.unreachable, self.used)
+
+    def set_target(self, target: float | None) -> None:
+        """Minimise the total load above `target` (then the period) instead of the period."""
+        self.target = target
+        if target is not None:
+            self.above = sum(x - target for x in self.load if x > target)
 
     def try_move(self, layers: range, k: int, commit: bool = False) -> tuple:
         """The key of the plan with `layers` moved to node k (committed when `commit`)."""
@@ -1012,20 +1059,29 @@ class _Incremental:
         place[layers.start : layers.stop] = [k] * len(old)
         bad = self.unreachable
         new = {}
+        nodes = {k, *old}
+        changed = set(nodes)
         for ti in {ti for v in layers for ti in self.touch[v]}:
-            a0, s0, j0, b0 = self.contrib[ti]
-            a1, s1, j1, b1 = new[ti] = self._contrib(ti, place)
-            for i, x in a0:
-                load[i] -= x
-            for i, x in a1:
-                load[i] += x
+            a0, s0, j0, b0, r0 = self.contrib[ti]
+            a1, s1, j1, b1, r1 = new[ti] = self._contrib(ti, place)
+            if a0 is not a1:
+                for i, x in a0:
+                    load[i] -= x
+                for i, x in a1:
+                    load[i] += x
+                changed.update(r0)
+                changed.update(r1)
             d_lat += s1 - s0
             d_energy += j1 - j0
             bad += b1 - b0
-        used = list(self.used)
-        for q in {k, *old}:
-            used[q] = self._used(q, place, params)
-        key = self._key(load, self.latency + d_lat, self.energy + d_energy, bad, used)
+        used = self.used
+        if self.any_cap:
+            used = list(used)
+            for q in nodes:
+                used[q] = self._used(q, place, params)
+        key = self._key(load, self.latency + d_lat, self.energy + d_energy, bad, used, changed)
+        self.last_load = load  # the candidate's loads (`_best_first` prices a move by them)
+        self.last_changed = changed
         if commit:
             self.load, self.params, self.used = load, params, used
             self.latency += d_lat
@@ -1033,6 +1089,8 @@ class _Incremental:
             self.unreachable = bad
             for ti, cont in new.items():
                 self.contrib[ti] = cont
+            if self.target is not None:
+                self.above = key[1]
         else:
             place[layers.start : layers.stop] = old
         return key
@@ -1042,11 +1100,17 @@ _WINDOWS = (1, 2, 3, 4, 6, 8, 12, 16)
 
 
 def period_search(
-    inst: Instance, starts: list[dict[str, str]], deadline: float, lower: float = 0.0
+    inst: Instance,
+    starts: list[dict[str, str]],
+    deadline: float,
+    lower: float = 0.0,
+    best_first: Sequence[bool] = (),
 ) -> dict[str, str] | None:
     """Bisection on a target period between `lower` (a lower bound) and the best period found,
     each round a `window_search` for a plan with every load under the target: the first round
-    from each of `starts`, the others from the best plan so far. Until `deadline`, or the
+    from each of `starts`, the others from the best plan so far. `best_first[i]`: whether the
+    rounds from start i descend best move first (`_best_first`; default: in topological order);
+    a round from the best plan descends as the round that found it. Until `deadline`, or the
     target is within 1 % of the best. The best feasible plan (None if none is)."""
     from .cost import evaluate
 
@@ -1054,17 +1118,19 @@ def period_search(
         ev = evaluate(inst, a)
         return ev.period_s if ev.feasible else math.inf
 
+    modes = [i < len(best_first) and bool(best_first[i]) for i in range(len(starts))]
     scored = sorted(((period(a), i, a) for i, a in enumerate(starts)), key=lambda p: p[:2])
-    best_p, _, best = scored[0]
+    best_p, first, best = scored[0]
+    best_mode = modes[first]
     lo, hi = lower, best_p
-    queue = [a for _, _, a in scored]
+    queue = [(a, modes[i]) for _, i, a in scored]
     while time.perf_counter() < deadline and (not math.isfinite(hi) or hi > lo * 1.01):
         target = 0.5 * (lo + hi) if math.isfinite(hi) else math.inf
-        origin = queue.pop(0) if queue else best
-        found = window_search(inst, origin, deadline, target=target)
+        origin, mode = queue.pop(0) if queue else (best, best_mode)
+        found = window_search(inst, origin, deadline, target=target, best_first=mode)
         p = period(found)
         if p < best_p:
-            best, best_p = found, p
+            best, best_p, best_mode = found, p, mode
         if p <= target:
             hi = p
         elif not queue:
@@ -1072,8 +1138,39 @@ def period_search(
     return best if math.isfinite(best_p) else None
 
 
+def _idle_hosts(state: _Incremental) -> list[list[int]]:
+    """Per class of `state.classes` (none when it is None), its idle hosts: no layer, no load
+    on them or their arcs."""
+    tb, K = state.tb, state.K
+    if state.classes is None:
+        return []
+    busy = [False] * K
+    for k in state.place:
+        busy[k] = True
+    for r, arc in enumerate(tb.arcs):
+        if state.load[K + r] > 0.0:
+            busy[arc.tail] = busy[arc.head] = True
+    return [[k for k in c if not busy[k] and state.load[k] == 0.0] for c in state.classes]
+
+
+def _idle_twins(state: _Incremental) -> np.ndarray:
+    """The nodes a move need not try: idle ones (`_idle_hosts`) after the first idle node of
+    their class, when the period is the objective and the hosts of every class are
+    interchangeable (`interchangeable`): a swap of two idle hosts of a class maps the network
+    and the plan onto themselves, so moving a window onto either gives the same loads up to
+    that relabelling, the same key (up to how the routes break ties)."""
+    skip = np.zeros(state.K, dtype=bool)
+    for idle in _idle_hosts(state):
+        skip[idle[1:]] = True
+    return skip
+
+
 def window_search(
-    inst: Instance, assignment: dict[str, str], deadline: float, target: float | None = None
+    inst: Instance,
+    assignment: dict[str, str],
+    deadline: float,
+    target: float | None = None,
+    best_first: bool = False,
 ) -> dict[str, str]:
     """First-improvement descent from `assignment` until no move improves or `deadline`: move a
     window of 1-16 consecutive layers (`_WINDOWS`, in the topological order) to another node
@@ -1083,18 +1180,25 @@ def window_search(
     equal bottlenecks count. Unlike `local_search` it splits runs, which is what offloading part
     of a residual block on a DAG takes. With a `target` period the key is instead the total load
     above the target (then the period): a move that puts a big tensor on a link to unload the
-    bottleneck node is then not a trap, it can be undone once other moves made room."""
+    bottleneck node is then not a trap, it can be undone once other moves made room.
+    `best_first` (with a target): `_best_first`'s order instead of the topological one. For the
+    period, of the idle hosts of a class only the first is tried (`_idle_twins`)."""
     tb = tables(inst)
     V, K = len(tb.layers), len(tb.nodes)
     ok = np.zeros((V, K), dtype=bool)
     for v, ks in enumerate(tb.allowed):
         ok[v, ks] = True
     state = _Incremental(inst, [tb.node_index[assignment[name]] for name in tb.layers])
-    state.target = target
+    state.set_target(target)
+    if target is not None and best_first:
+        _best_first(state, ok, target, deadline)
+        return _named(tb, state.place)
     best = state.key()
     hot: set[int] = set()  # with a target: the resources above it
+    skip = _idle_twins(state)
 
     def heat() -> None:
+        skip[:] = _idle_twins(state)
         hot.clear()
         if target is not None:
             hot.update(r for r, x in enumerate(state.load) if x > target)
@@ -1106,7 +1210,7 @@ def window_search(
             return True
         place, contrib, touch = state.place, state.contrib, state.touch
         return any(place[v] in hot for v in window) or any(
-            r in hot for v in window for ti in touch[v] for r, _ in contrib[ti][0]
+            r in hot for v in window for ti in touch[v] for r in contrib[ti][4]
         )
 
     heat()
@@ -1122,9 +1226,9 @@ def window_search(
                 window = range(i, i + n)
                 if not may_help(window):
                     continue
-                fits = ok[i : i + n].all(axis=0)
+                fits = ok[i : i + n].all(axis=0) & ~skip
                 for k in np.flatnonzero(fits):
-                    if all(q == k for q in state.place[i : i + n]):
+                    if skip[k] or all(q == k for q in state.place[i : i + n]):
                         continue
                     key = state.try_move(window, int(k))
                     if key < best:
@@ -1136,6 +1240,108 @@ def window_search(
                         if not may_help(window):
                             break
     return _named(tb, state.place)
+
+
+_NEAR_BEST = 0.8  # `_best_first` commits a move within this factor of the next one's efficiency
+_MAX_PASSED = 100  # or the best of this many re-costed moves
+
+
+def _best_first(state: _Incremental, ok: np.ndarray, target: float, deadline: float) -> None:
+    """`window_search`'s descent towards a `target` period, best move first: a scan costs every
+    window move that may help (it touches a resource above the target) and keeps those that
+    lower the key; they are then committed in order of efficiency, the load taken off above
+    the target per unit of the slack the move uses up below it (Σ over the resources it loads
+    of the added load over the target minus their load), each re-costed when it comes up
+    (lazily: a move whose efficiency fell below the next one's goes back into the heap, one
+    that no longer improves is dropped). Then a new scan, until one finds nothing. So the
+    offloads that use the least of the links' capacity go first (a greedy for the knapsack of
+    what the bottleneck sheds), instead of the first in topological order, which can fill a
+    link with one big tensor where two small ones would shed twice the work."""
+    import heapq
+
+    V = len(ok)
+    best = state.key()
+    hot: set[int] = set()
+
+    def may_help(window: range) -> bool:
+        place, contrib, touch = state.place, state.contrib, state.touch
+        return any(place[v] in hot for v in window) or any(
+            r in hot for v in window for ti in touch[v] for r in contrib[ti][4]
+        )
+
+    def efficiency(key: tuple) -> tuple[float, float]:
+        cost = 0.0
+        for x0, x1 in zip(state.load, state.last_load, strict=True):
+            if x1 > x0 and x0 < target:
+                cost += (x1 - x0) / (target - x0)
+        return (best[0] - key[0], (best[1] - key[1]) / (cost + 1e-12))
+
+    cls = {k: c for c, hosts in enumerate(state.classes or []) for k in hosts}
+    idle: list[list[int]] = []
+
+    def heat() -> None:
+        hot.clear()
+        hot.update(r for r, x in enumerate(state.load) if x > target)
+        idle[:] = _idle_hosts(state)
+
+    heat()
+    while time.perf_counter() < deadline:
+        skip = _idle_twins(state)
+        heap: list[tuple[float, float, int, int, int, int]] = []
+        now = time.perf_counter()
+        scan_deadline = now + 0.8 * (deadline - now)  # a cut scan still leaves time to commit
+        for i in range(V):  # the scan
+            if time.perf_counter() >= scan_deadline:
+                break
+            for n in _WINDOWS:
+                if i + n > V:
+                    break
+                window = range(i, i + n)
+                if not may_help(window):
+                    continue
+                for node in np.flatnonzero(ok[i : i + n].all(axis=0) & ~skip).tolist():
+                    if all(q == node for q in state.place[i : i + n]):
+                        continue
+                    key = state.try_move(window, node)
+                    if key < best:
+                        e0, e1 = efficiency(key)
+                        j = 0 if node in cls and node in idle[cls[node]] else -1
+                        heap.append((-e0, -e1, i, n, node, j))
+        heapq.heapify(heap)
+        twins = [list(hosts) for hosts in idle]  # idle at the scan
+        moved = False
+        runner_up: tuple[float, float, int, int, int] | None = None  # best re-costed since
+        passed = 0  # the last commit, and how many were re-costed and put back
+        while heap and time.perf_counter() < deadline:
+            n0, n1, i, n, k, j = heapq.heappop(heap)
+            if j >= 0 and k not in idle[cls[k]] and j + 1 < len(twins[cls[k]]):
+                # scanned onto the first idle host of its class (j = 0), or the j-th, which is
+                # busy now: the same move onto the next one stands for what the scan skipped
+                heapq.heappush(heap, (n0, n1, i, n, twins[cls[k]][j + 1], j + 1))
+            window = range(i, i + n)
+            if all(q == k for q in state.place[i : i + n]) or not may_help(window):
+                continue
+            key = state.try_move(window, k)
+            if not key < best:
+                continue
+            e0, e1 = efficiency(key)
+            if heap and (e0, e1) < (-heap[0][0], -heap[0][1] * _NEAR_BEST):
+                heapq.heappush(heap, (-e0, -e1, i, n, k, j))  # no longer the best: later
+                if runner_up is None or (e0, e1) > runner_up[:2]:
+                    runner_up = (e0, e1, i, n, k)
+                passed += 1
+                if passed < _MAX_PASSED:
+                    continue
+                i, n, k = runner_up[2:]  # the best of those: re-costed in this very plan
+                window = range(i, i + n)
+            runner_up, passed = None, 0
+            best = state.try_move(window, k, commit=True)
+            moved = True
+            if best[0] == 0 and best[1] == 0:
+                return  # every load under the target
+            heat()
+        if not moved:
+            return
 
 
 def _named(tb: Tables, place: list[int]) -> dict[str, str]:
@@ -1218,24 +1424,42 @@ def best_start(inst: Instance, time_budget_s: float = 1.0) -> dict[str, str] | N
     return improve_start(inst, best, start + 0.9 * time_budget_s, deadline)
 
 
+_ONE_NODE = 2.0  # `improve_start`: the largest period ratio of everything on one node to the plan
+
+
 def improve_start(
     inst: Instance, plan: dict[str, str], search_deadline: float, deadline: float
 ) -> dict[str, str]:
     """A feasible `plan` improved until `deadline` (perf_counter s): for the period, windows of
     layers moved off the busiest resources by bisection on the period (`period_search`) from the
     plan and from everything on the source (on a DAG of big activations the stage plans cross
-    big tensors that a plan offloading parts of blocks avoids); for the other objectives
+    big tensors that a plan offloading parts of blocks avoids), and, best move first, from
+    everything on the fastest node where that alone is feasible and within `_ONE_NODE` times
+    the plan's period (one node does most of the work); for the other objectives
     `window_search`; both until `search_deadline`, then `local_search`. Never worse than `plan`."""
     tb = tables(inst)
     best = plan
     if inst.objective.kind == "throughput":
-        starts = [best]
-        if all(tb.source in ks for ks in tb.allowed):
+        starts, modes = [best], [False]
+        total = tb.compute_s.sum(axis=0)
+        everywhere = [k for k in range(len(tb.nodes)) if all(k in ks for ks in tb.allowed)]
+        if everywhere:
+            # everything on the fastest node (the source on a tie), offloaded best first, where
+            # that node alone is within _ONE_NODE of the plan's period (it does most of the
+            # work: what to offload is a knapsack over the links' capacity)
+            fastest = min(everywhere, key=lambda k: (total[k], k != tb.source))
+            whole = {name: tb.nodes[fastest] for name in tb.layers}
+            alone = _key(inst, whole)
+            if alone[0] == 0 and alone[1] <= _ONE_NODE * _key(inst, best)[1]:
+                starts.append(whole)
+                modes.append(True)
+        if tb.source in everywhere:
             starts.append({name: tb.nodes[tb.source] for name in tb.layers})
+            modes.append(False)
         from . import cuts
 
         lower = max(period_lower_bound(tb), cuts.colocation_bound(tb))
-        found = period_search(inst, starts, search_deadline, lower)
+        found = period_search(inst, starts, search_deadline, lower, modes)
         if found is not None and _key(inst, found) < _key(inst, best):
             best = found
     else:
