@@ -918,6 +918,7 @@ class _Incremental:
         self.limit = inst.constraints.max_latency_s
         self.target: float | None = None  # a period to get every load under (`period_search`)
         self.above = 0.0  # the committed plan's total load above the target
+        self.last_above = 0.0  # the last costed plan's, unsnapped (`_key`)
         self.c = tb.compute_s.tolist()
         self.power = tb.compute_power_w.tolist()
         self.param = tb.param_bytes.tolist()
@@ -1016,18 +1017,29 @@ class _Incremental:
         top = max(load)
         if self.target is not None:  # total load above the target period, then the period
             target = self.target
+            # both on a grid of 1e-9 of the target: loads kept by additions and subtractions
+            # drift by rounding, and a "move" that lowers them by that drift alone would
+            # improve the key without end (snapped, each commit lowers one by >= a step)
+            q = 1e-9 * target
+
+            def snap(x: float) -> float:
+                return round(x / q) * q if q > 0 else x
+
             if changed is None:
-                return (infeasible, sum(x - target for x in load if x > target), top)
-            if top <= target:
-                return (infeasible, 0.0, top)
-            above = self.above
-            for r in changed:
-                x0, x1 = self.load[r], load[r]
-                if x1 > target:
-                    above += x1 - target
-                if x0 > target:
-                    above -= x0 - target
-            return (infeasible, max(above, 0.0), top)
+                above = sum(x - target for x in load if x > target)
+            elif top <= target:
+                above = 0.0
+            else:
+                above = self.above
+                for r in changed:
+                    x0, x1 = self.load[r], load[r]
+                    if x1 > target:
+                        above += x1 - target
+                    if x0 > target:
+                        above -= x0 - target
+                above = max(above, 0.0)
+            self.last_above = above  # unsnapped: what a commit keeps
+            return (infeasible, snap(above), snap(top))
         cut = top * (1 - 1e-12)
         at_top = sum(1 for x in load if x >= cut)
         below = max((x for x in load if x < cut), default=0.0)
@@ -1090,13 +1102,50 @@ class _Incremental:
             for ti, cont in new.items():
                 self.contrib[ti] = cont
             if self.target is not None:
-                self.above = key[1]
+                self.above = self.last_above
         else:
             place[layers.start : layers.stop] = old
         return key
 
 
 _WINDOWS = (1, 2, 3, 4, 6, 8, 12, 16)
+
+
+def _long_windows(tb: Tables, target: float) -> dict[int, list[int]]:
+    """Windows longer than `_WINDOWS`' for a descent towards a `target` period: {first layer:
+    [lengths]} of each prefix (layers 0..i-1) and suffix (layers i..V-1) of the topological
+    order cut off from the rest by one tensor (one is live between layers i-1 and i) whose
+    crossing takes at most `target` on the fastest link (`cuts.crossing_time_s`) and whose work
+    on the fastest node is at most half the target: moving it to another node sends only that
+    tensor (and the output, or the input, back) and sheds its work off a bottleneck without
+    making one of the node it goes to. On a ResNet the last blocks and the classifier, whose
+    spine tensors are small, become one move."""
+    from .cuts import crossing_time_s
+
+    V = len(tb.layers)
+    live = np.zeros(V + 1, dtype=int)  # live[i]: tensors live between layers i-1 and i
+    which = np.full(V + 1, -1)
+    for ti, t in enumerate(tb.tensors):
+        last = max(t.consumers, default=t.producer)
+        if t.to_sink:
+            last = V
+        first = t.producer + 1  # the raw input (producer -1) is live before layer 0
+        if last >= first:
+            live[first : last + 1] += 1
+            which[first : last + 1] = ti
+    times = crossing_time_s(tb)
+    work = np.concatenate([[0.0], np.cumsum(tb.compute_s.min(axis=1))])  # fastest node's
+    out: dict[int, list[int]] = {}
+    longest = max(_WINDOWS)
+    for i in range(1, V):
+        if live[i] != 1 or times[which[i]] > target:
+            continue
+        # at most half the target's work: more is not shed off a bottleneck, it moves it
+        if i > longest and work[i] <= 0.5 * target:
+            out.setdefault(0, []).append(i)  # the prefix 0..i-1
+        if V - i > longest and work[V] - work[i] <= 0.5 * target:
+            out.setdefault(i, []).append(V - i)  # the suffix i..V-1
+    return out
 
 
 def period_search(
@@ -1214,15 +1263,14 @@ def window_search(
         )
 
     heat()
+    long = _long_windows(tb, target) if target is not None else {}
     improved = True
     while improved and time.perf_counter() < deadline:
         improved = False
         for i in range(V):
             if time.perf_counter() >= deadline:
                 break
-            for n in _WINDOWS:
-                if i + n > V:
-                    break
+            for n in (*(n for n in _WINDOWS if i + n <= V), *long.get(i, ())):
                 window = range(i, i + n)
                 if not may_help(window):
                     continue
@@ -1285,6 +1333,7 @@ def _best_first(state: _Incremental, ok: np.ndarray, target: float, deadline: fl
         idle[:] = _idle_hosts(state)
 
     heat()
+    long = _long_windows(state.tb, target)
     while time.perf_counter() < deadline:
         skip = _idle_twins(state)
         heap: list[tuple[float, float, int, int, int, int]] = []
@@ -1293,9 +1342,7 @@ def _best_first(state: _Incremental, ok: np.ndarray, target: float, deadline: fl
         for i in range(V):  # the scan
             if time.perf_counter() >= scan_deadline:
                 break
-            for n in _WINDOWS:
-                if i + n > V:
-                    break
+            for n in (*(n for n in _WINDOWS if i + n <= V), *long.get(i, ())):
                 window = range(i, i + n)
                 if not may_help(window):
                     continue
