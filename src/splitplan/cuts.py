@@ -1,10 +1,13 @@
 """Valid inequalities that raise the MILP's bound without changing its optimum (formulation §9).
 
-So far one family, for the period (throughput) objective: P >= a combinatorial lower bound on the
-period computed from the cost tables before solving (`period_lower_bound`, the crossing bound).
-`add_cuts` is the one call the model builder makes. Every bound is at most the period of every
-feasible plan, so the optimum is unchanged: the docstrings give the argument, and
-tests/test_cuts.py checks the bounds and the MILP with them against brute force.
+For the period (throughput) objective only: the row P >= a lower bound on the period computed
+from the cost tables before solving (`period_lower_bound`: the busiest layer, the crossing,
+co-location and work bounds, raised by the knapsack bound), and, below a known plan's period,
+the co-location rows x[a,k] = x[b,k] (`colocation_rows`). `add_cuts` is the one call the model
+builder makes. Every bound is at most the period of every feasible plan, and the co-location
+rows keep every plan at least as good as the known one, so the optimum is unchanged: the
+docstrings give the argument, and tests/test_cuts.py and tests/test_colocation.py check the
+bounds and the MILP with them against brute force.
 """
 
 from __future__ import annotations
