@@ -21,8 +21,10 @@ STATUSES = ("optimal", "feasible", "infeasible", "time_limit", "error")  # see _
 class Plan:
     """A placement of every layer on a node, with its cost and the solver's proof.
 
-    `objective` is the evaluator's cost of `assignment` (models/formulation.md); `bound` is the
-    solver's proven lower bound on the optimum and `gap` = (objective - bound) / objective.
+    `objective` is the evaluator's cost of `assignment` (models/formulation.md); `bound` is a
+    proven lower bound on the optimum, the solver's or the model's objective floor from the cost
+    tables where that is higher (§9's period bounds), and `gap` = (objective - bound) /
+    objective.
     `status` is our verdict (`solve` checks the solver's claims); `termination` is what the
     solver itself said (optimal, infeasible, time_limit, other).
     """
