@@ -669,11 +669,11 @@ def test_best_first_never_worsens_its_start(seed):
     rng = np.random.default_rng(seed)
     start = {name: tb.nodes[int(rng.integers(len(tb.nodes)))] for name in tb.layers}
     period = splitplan.evaluate(inst, start).period_s
-    for target in (0.3 * period, 0.7 * period):
-        found = pl.window_search(inst, start, math.inf, target=target, best_first=True)
+    for target, pricing in itertools.product((0.3 * period, 0.7 * period), ("slack", "linear")):
+        found = pl.window_search(inst, start, math.inf, target=target, best_first=pricing)
         assert above(inst, found, target) <= above(inst, start, target) * (1 + 1e-9)
         if above(inst, found, target) > 1e-12 * target:  # a local optimum: no move helps
-            again = pl.window_search(inst, found, math.inf, target=target, best_first=True)
+            again = pl.window_search(inst, found, math.inf, target=target, best_first=pricing)
             assert above(inst, again, target) >= above(inst, found, target) * (1 - 1e-9)
     # a passed deadline: the start itself, unchanged
     assert pl.window_search(inst, start, 0.0, target=0.5 * period, best_first=True) == start
@@ -768,3 +768,24 @@ def test_moving_a_window_away_and_back_does_not_improve_the_key():
         for v, k in zip(window, home, strict=True):
             state.try_move(range(v, v + 1), k, commit=True)
         assert not state.key() < before
+
+
+def test_improve_start_runs_both_pricings_from_the_fastest_node(monkeypatch):
+    """Where one node does most of the work, `improve_start` starts the bisection from
+    everything on it with both pricings of the best-first descent (neither packs best
+    everywhere), and not again from the source when the source is that node."""
+    inst = offload_dag()
+    seen = {}
+    real = pl.period_search
+
+    def spy(inst, starts, deadline, lower=0.0, best_first=()):
+        seen["modes"], seen["starts"] = list(best_first), starts
+        return real(inst, starts, deadline, lower, best_first)
+
+    monkeypatch.setattr(pl, "period_search", spy)
+    start = pl.best_start(inst, 2.0)
+    assert seen["modes"][1:] == ["slack", "linear"]
+    whole = {name: "n0" for name in inst.layer_names}
+    assert seen["starts"][1:] == [whole, whole]  # n0: the fastest node and the source
+    optimum, _ = brute_force(inst)
+    assert close(splitplan.evaluate(inst, start).period_s, optimum)

@@ -1153,13 +1153,15 @@ def period_search(
     starts: list[dict[str, str]],
     deadline: float,
     lower: float = 0.0,
-    best_first: Sequence[bool] = (),
+    best_first: Sequence[bool | str] = (),
 ) -> dict[str, str] | None:
     """Bisection on a target period between `lower` (a lower bound) and the best period found,
     each round a `window_search` for a plan with every load under the target: the first round
     from each of `starts`, the others from the best plan so far. `best_first[i]`: whether the
-    rounds from start i descend best move first (`_best_first`; default: in topological order);
-    a round from the best plan descends as the round that found it. Until `deadline`, or the
+    rounds from start i descend best move first (`_best_first`, True or its pricing of slack,
+    "slack" or "linear"; default False: in topological order); a round from the best plan
+    descends as the round that found it; the first round of a start whose mode is "linear" aims
+    at `lower`, and the best-first starts go first. Until `deadline`, or the
     target is within 1 % of the best. The best feasible plan (None if none is)."""
     from .cost import evaluate
 
@@ -1167,15 +1169,26 @@ def period_search(
         ev = evaluate(inst, a)
         return ev.period_s if ev.feasible else math.inf
 
-    modes = [i < len(best_first) and bool(best_first[i]) for i in range(len(starts))]
+    modes = [best_first[i] if i < len(best_first) else False for i in range(len(starts))]
     scored = sorted(((period(a), i, a) for i, a in enumerate(starts)), key=lambda p: p[:2])
     best_p, first, best = scored[0]
     best_mode = modes[first]
     lo, hi = lower, best_p
-    queue = [(a, modes[i]) for _, i, a in scored]
+    # the best-first starts first: where they apply (one node does most of the work) they are
+    # what finds the plans, and their first rounds (aimed at `lower`) take the longest
+    queue = [
+        (a, modes[i])
+        for _, i, a in sorted(scored, key=lambda p: isinstance(modes[p[1]], str) is False)
+    ]
     while time.perf_counter() < deadline and (not math.isfinite(hi) or hi > lo * 1.01):
         target = 0.5 * (lo + hi) if math.isfinite(hi) else math.inf
         origin, mode = queue.pop(0) if queue else (best, best_mode)
+        if mode == "linear" and origin is not best and lo > 0:
+            # the linear-priced start's first round aims at the bound: it sheds greedily what
+            # it can (it never worsens its start), where the slack-priced one aims at the
+            # midpoint; neither is best everywhere (ResNet-101: the first on 16 GPUs, the
+            # second on 8, where the bound known here is 17 % below the plans)
+            target = min(target, lo * (1 + 1e-3))
         found = window_search(inst, origin, deadline, target=target, best_first=mode)
         p = period(found)
         if p < best_p:
@@ -1219,7 +1232,7 @@ def window_search(
     assignment: dict[str, str],
     deadline: float,
     target: float | None = None,
-    best_first: bool = False,
+    best_first: bool | str = False,
 ) -> dict[str, str]:
     """First-improvement descent from `assignment` until no move improves or `deadline`: move a
     window of 1-16 consecutive layers (`_WINDOWS`, in the topological order) to another node
@@ -1230,7 +1243,8 @@ def window_search(
     of a residual block on a DAG takes. With a `target` period the key is instead the total load
     above the target (then the period): a move that puts a big tensor on a link to unload the
     bottleneck node is then not a trap, it can be undone once other moves made room.
-    `best_first` (with a target): `_best_first`'s order instead of the topological one. For the
+    `best_first` (with a target): `_best_first`'s order instead of the topological one (True or
+    "slack": slack priced by what is left of it; "linear": by the target). For the
     period, of the idle hosts of a class only the first is tried (`_idle_twins`)."""
     tb = tables(inst)
     V, K = len(tb.layers), len(tb.nodes)
@@ -1240,7 +1254,8 @@ def window_search(
     state = _Incremental(inst, [tb.node_index[assignment[name]] for name in tb.layers])
     state.set_target(target)
     if target is not None and best_first:
-        _best_first(state, ok, target, deadline)
+        pricing = best_first if isinstance(best_first, str) else "slack"
+        _best_first(state, ok, target, deadline, pricing)
         return _named(tb, state.place)
     best = state.key()
     hot: set[int] = set()  # with a target: the resources above it
@@ -1294,7 +1309,9 @@ _NEAR_BEST = 0.8  # `_best_first` commits a move within this factor of the next 
 _MAX_PASSED = 100  # or the best of this many re-costed moves
 
 
-def _best_first(state: _Incremental, ok: np.ndarray, target: float, deadline: float) -> None:
+def _best_first(
+    state: _Incremental, ok: np.ndarray, target: float, deadline: float, pricing: str = "slack"
+) -> None:
     """`window_search`'s descent towards a `target` period, best move first: a scan costs every
     window move that may help (it touches a resource above the target) and keeps those that
     lower the key; they are then committed in order of efficiency, the load taken off above
@@ -1304,12 +1321,16 @@ def _best_first(state: _Incremental, ok: np.ndarray, target: float, deadline: fl
     that no longer improves is dropped). Then a new scan, until one finds nothing. So the
     offloads that use the least of the links' capacity go first (a greedy for the knapsack of
     what the bottleneck sheds), instead of the first in topological order, which can fill a
-    link with one big tensor where two small ones would shed twice the work."""
+    link with one big tensor where two small ones would shed twice the work. `pricing` "linear"
+    prices a unit of slack at 1 / target wherever it is (Σ Δ_r / target) instead of at what is
+    left of it: a resource nearly full is then not avoided, which packs differently (neither
+    order is best everywhere: `improve_start` runs both)."""
     import heapq
 
     V = len(ok)
     best = state.key()
     hot: set[int] = set()
+    linear = pricing == "linear"
 
     def may_help(window: range) -> bool:
         place, contrib, touch = state.place, state.contrib, state.touch
@@ -1321,7 +1342,7 @@ def _best_first(state: _Incremental, ok: np.ndarray, target: float, deadline: fl
         cost = 0.0
         for x0, x1 in zip(state.load, state.last_load, strict=True):
             if x1 > x0 and x0 < target:
-                cost += (x1 - x0) / (target - x0)
+                cost += (x1 - x0) / (target if linear else target - x0)
         return (best[0] - key[0], (best[1] - key[1]) / (cost + 1e-12))
 
     cls = {k: c for c, hosts in enumerate(state.classes or []) for k in hosts}
@@ -1487,7 +1508,8 @@ def improve_start(
     tb = tables(inst)
     best = plan
     if inst.objective.kind == "throughput":
-        starts, modes = [best], [False]
+        starts: list[dict[str, str]] = [best]
+        modes: list[bool | str] = [False]
         total = tb.compute_s.sum(axis=0)
         everywhere = [k for k in range(len(tb.nodes)) if all(k in ks for ks in tb.allowed)]
         if everywhere:
@@ -1498,9 +1520,11 @@ def improve_start(
             whole = {name: tb.nodes[fastest] for name in tb.layers}
             alone = _key(inst, whole)
             if alone[0] == 0 and alone[1] <= _ONE_NODE * _key(inst, best)[1]:
-                starts.append(whole)
-                modes.append(True)
-        if tb.source in everywhere:
+                starts += [whole, whole]  # both pricings of the best-first descent
+                modes += ["slack", "linear"]
+        if tb.source in everywhere and not ("slack" in modes and fastest == tb.source):
+            # (everything on the source, descended in topological order; not when that is
+            # the fastest node's start already, descended best first)
             starts.append({name: tb.nodes[tb.source] for name in tb.layers})
             modes.append(False)
         from . import cuts
