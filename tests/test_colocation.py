@@ -405,23 +405,12 @@ def test_rounded_budgets_rise_above_the_pooled_one(optima):
 def _small_lp(row_lo: float, row_up: float):
     """min -x0 - 2 x1 over row_lo <= x0 + x1 <= row_up, x in [0, 1]², row-wise for `_dual_bound`
     and HiGHS' solution of it."""
-    import highspy
+    from splitplan.cuts import _run_lp
 
     c, lo, up = np.array([-1.0, -2.0]), np.zeros(2), np.ones(2)
     A = (np.array([0, 2], dtype=np.int32), np.array([0, 1], dtype=np.int32), np.ones(2))
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = 2, 1
-    lp.col_cost_, lp.col_lower_, lp.col_upper_ = c, lo, up
-    lp.row_lower_ = np.array([row_lo if np.isfinite(row_lo) else -highspy.kHighsInf])
-    lp.row_upper_ = np.array([row_up if np.isfinite(row_up) else highspy.kHighsInf])
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A
-    solver = highspy.Highs()
-    solver.setOptionValue("output_flag", False)
-    solver.passModel(lp)
-    solver.run()
     rows = (np.array([row_lo]), np.array([row_up]))
-    return solver, c, A, rows, lo, up
+    return _run_lp(c, lo, up, *rows, A, rowwise=True), c, A, rows, lo, up
 
 
 def test_the_dual_bound_is_weak_duality():

@@ -515,27 +515,12 @@ def _knapsack_fails(
             starts.append(len(index))
             row_lo.append(-np.inf)
             row_up.append(arcs * cap)
-    m = len(starts) - 1
-    n_col = n + 2 * len(ends)
     c = np.array(gain + [0.0] * (2 * len(ends)))
     lo_col = np.array(lower + [0.0] * (2 * len(ends)))
     up_col = np.array(upper + [1.0] * (2 * len(ends)))
     A = (np.array(starts, dtype=np.int32), np.array(index, dtype=np.int32), np.array(value))
     r_lo, r_up = np.array(row_lo), np.array(row_up)
-    lp = highspy.HighsLp()
-    lp.num_col_ = n_col
-    lp.num_row_ = m
-    lp.col_cost_ = c
-    lp.col_lower_ = lo_col
-    lp.col_upper_ = up_col
-    lp.row_lower_ = np.where(np.isfinite(r_lo), r_lo, -highspy.kHighsInf)
-    lp.row_upper_ = np.where(np.isfinite(r_up), r_up, highspy.kHighsInf)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A
-    solver = highspy.Highs()
-    solver.setOptionValue("output_flag", False)
-    solver.passModel(lp)
-    solver.run()
+    solver = _run_lp(c, lo_col, up_col, r_lo, r_up, A, rowwise=True)
     status = solver.getModelStatus()
     if status == highspy.HighsModelStatus.kInfeasible:
         # the groups that must be away already carry more than the arcs can: a dual ray proves it
@@ -543,7 +528,7 @@ def _knapsack_fails(
         if not has_ray:
             return False
         ray = np.asarray(ray, dtype=float)
-        zero = np.zeros(n_col)
+        zero = np.zeros(len(c))
         return any(
             _dual_bound(zero, A, r_lo, r_up, lo_col, up_col, sign * ray) > 0.0 for sign in (1, -1)
         )
@@ -581,6 +566,41 @@ def _dual_bound(
     if not np.isfinite(at[reduced != 0]).all():
         return -np.inf
     return float((reduced * np.where(reduced != 0, at, 0.0)).sum() + beta)
+
+
+def _run_lp(
+    c: np.ndarray,
+    col_lo: np.ndarray,
+    col_up: np.ndarray,
+    row_lo: np.ndarray,
+    row_up: np.ndarray,
+    A: tuple[np.ndarray, np.ndarray, np.ndarray],
+    rowwise: bool,
+):
+    """HiGHS, quiet, run on the LP min c.x s.t. row_lo <= A x <= row_up, col_lo <= x <= col_up
+    (infinite bounds as numpy infs; A as (starts, index, value), by rows or by columns). Returns
+    the `highspy.Highs` object, for its status, solution, duals or dual ray: the callers draw
+    only what a certificate proves (weak duality), never HiGHS' word alone."""
+    import highspy
+
+    def finite(x: np.ndarray) -> np.ndarray:
+        return np.clip(np.asarray(x, dtype=float), -highspy.kHighsInf, highspy.kHighsInf)
+
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = len(c), len(row_lo)
+    lp.col_cost_ = np.asarray(c, dtype=float)
+    lp.col_lower_, lp.col_upper_ = finite(col_lo), finite(col_up)
+    lp.row_lower_, lp.row_upper_ = finite(row_lo), finite(row_up)
+    fmt = highspy.MatrixFormat
+    lp.a_matrix_.format_ = fmt.kRowwise if rowwise else fmt.kColwise
+    lp.a_matrix_.start_ = np.asarray(A[0], dtype=np.int32)
+    lp.a_matrix_.index_ = np.asarray(A[1], dtype=np.int32)
+    lp.a_matrix_.value_ = np.asarray(A[2], dtype=float)
+    solver = highspy.Highs()
+    solver.setOptionValue("output_flag", False)
+    solver.passModel(lp)
+    solver.run()
+    return solver
 
 
 def knapsack_bound(
@@ -696,21 +716,15 @@ def _work_lp_duals(
     index[at] = mem_row[ks[has_mem]]
     value[at] = params[vs[has_mem]] / mem[ks[has_mem]]
     index[start[-1] :], value[start[-1] :] = V + np.arange(K), -1.0  # P in every load row
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = n + 1, V + K + len(limited)
-    lp.col_cost_ = np.append(np.zeros(n), 1.0)
-    lp.col_lower_ = np.zeros(n + 1)
-    lp.col_upper_ = np.append(np.ones(n), highspy.kHighsInf)
-    lp.row_lower_ = np.concatenate([np.ones(V), np.full(K + len(limited), -highspy.kHighsInf)])
-    lp.row_upper_ = np.concatenate([np.ones(V), np.zeros(K), np.ones(len(limited))])
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = np.append(start, start[-1] + K).astype(np.int32)
-    lp.a_matrix_.index_ = index
-    lp.a_matrix_.value_ = value
-    solver = highspy.Highs()
-    solver.setOptionValue("output_flag", False)
-    solver.passModel(lp)
-    solver.run()
+    solver = _run_lp(
+        np.append(np.zeros(n), 1.0),
+        np.zeros(n + 1),
+        np.append(np.ones(n), np.inf),
+        np.concatenate([np.ones(V), np.full(K + len(limited), -np.inf)]),
+        np.concatenate([np.ones(V), np.zeros(K), np.ones(len(limited))]),
+        (np.append(start, start[-1] + K).astype(np.int32), index, value),
+        rowwise=False,
+    )
     if solver.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None
     dual = np.asarray(solver.getSolution().row_dual)
