@@ -1017,14 +1017,6 @@ class _Incremental:
         top = max(load)
         if self.target is not None:  # total load above the target period, then the period
             target = self.target
-            # both on a grid of 1e-9 of the target: loads kept by additions and subtractions
-            # drift by rounding, and a "move" that lowers them by that drift alone would
-            # improve the key without end (snapped, each commit lowers one by >= a step)
-            q = 1e-9 * target
-
-            def snap(x: float) -> float:
-                return round(x / q) * q if q > 0 else x
-
             if changed is None:
                 above = sum(x - target for x in load if x > target)
             elif top <= target:
@@ -1039,7 +1031,13 @@ class _Incremental:
                         above -= x0 - target
                 above = max(above, 0.0)
             self.last_above = above  # unsnapped: what a commit keeps
-            return (infeasible, snap(above), snap(top))
+            # both on a grid of 1e-9 of the target: loads kept by additions and subtractions
+            # drift by rounding, and a "move" that lowers them by that drift alone would
+            # improve the key without end (snapped, each commit lowers one by >= a step)
+            q = 1e-9 * target
+            if q > 0:
+                above, top = round(above / q) * q, round(top / q) * q
+            return (infeasible, above, top)
         cut = top * (1 - 1e-12)
         at_top = sum(1 for x in load if x >= cut)
         below = max((x for x in load if x < cut), default=0.0)
@@ -1093,7 +1091,6 @@ class _Incremental:
                 used[q] = self._used(q, place, params)
         key = self._key(load, self.latency + d_lat, self.energy + d_energy, bad, used, changed)
         self.last_load = load  # the candidate's loads (`_best_first` prices a move by them)
-        self.last_changed = changed
         if commit:
             self.load, self.params, self.used = load, params, used
             self.latency += d_lat
@@ -1177,8 +1174,7 @@ def period_search(
     # the best-first starts first: where they apply (one node does most of the work) they are
     # what finds the plans, and their first rounds (aimed at `lower`) take the longest
     queue = [
-        (a, modes[i])
-        for _, i, a in sorted(scored, key=lambda p: isinstance(modes[p[1]], str) is False)
+        (a, modes[i]) for _, i, a in sorted(scored, key=lambda p: not isinstance(modes[p[1]], str))
     ]
     while time.perf_counter() < deadline and (not math.isfinite(hi) or hi > lo * 1.01):
         target = 0.5 * (lo + hi) if math.isfinite(hi) else math.inf
@@ -1198,6 +1194,16 @@ def period_search(
         elif not queue:
             lo = target  # not found: look higher (a heuristic bound, not a proof)
     return best if math.isfinite(best_p) else None
+
+
+def _may_help(state: _Incremental, hot: set[int], window: range) -> bool:
+    """Whether moving `window` may lower the load above a target, the resources above it being
+    `hot`: only a move of a layer on a node above it, or of one that sends or receives a tensor
+    over an arc above it, can."""
+    place, contrib, touch = state.place, state.contrib, state.touch
+    return any(place[v] in hot for v in window) or any(
+        r in hot for v in window for ti in touch[v] for r in contrib[ti][4]
+    )
 
 
 def _idle_hosts(state: _Incremental) -> list[list[int]]:
@@ -1268,14 +1274,7 @@ def window_search(
             hot.update(r for r, x in enumerate(state.load) if x > target)
 
     def may_help(window: range) -> bool:
-        """With a target, only a move of a layer on a node above it, or of one that sends or
-        receives a tensor over an arc above it, can lower the load above the target."""
-        if target is None:
-            return True
-        place, contrib, touch = state.place, state.contrib, state.touch
-        return any(place[v] in hot for v in window) or any(
-            r in hot for v in window for ti in touch[v] for r in contrib[ti][4]
-        )
+        return target is None or _may_help(state, hot, window)
 
     heat()
     long = _long_windows(tb, target) if target is not None else {}
@@ -1333,10 +1332,7 @@ def _best_first(
     linear = pricing == "linear"
 
     def may_help(window: range) -> bool:
-        place, contrib, touch = state.place, state.contrib, state.touch
-        return any(place[v] in hot for v in window) or any(
-            r in hot for v in window for ti in touch[v] for r in contrib[ti][4]
-        )
+        return _may_help(state, hot, window)
 
     def efficiency(key: tuple) -> tuple[float, float]:
         cost = 0.0
@@ -1512,6 +1508,7 @@ def improve_start(
         modes: list[bool | str] = [False]
         total = tb.compute_s.sum(axis=0)
         everywhere = [k for k in range(len(tb.nodes)) if all(k in ks for ks in tb.allowed)]
+        one_node = None  # the fastest node, where everything on it is a start
         if everywhere:
             # everything on the fastest node (the source on a tie), offloaded best first, where
             # that node alone is within _ONE_NODE of the plan's period (it does most of the
@@ -1522,7 +1519,8 @@ def improve_start(
             if alone[0] == 0 and alone[1] <= _ONE_NODE * _key(inst, best)[1]:
                 starts += [whole, whole]  # both pricings of the best-first descent
                 modes += ["slack", "linear"]
-        if tb.source in everywhere and not ("slack" in modes and fastest == tb.source):
+                one_node = fastest
+        if tb.source in everywhere and one_node != tb.source:
             # (everything on the source, descended in topological order; not when that is
             # the fastest node's start already, descended best first)
             starts.append({name: tb.nodes[tb.source] for name in tb.layers})
