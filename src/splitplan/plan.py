@@ -43,6 +43,8 @@ class Plan:
     reasons: list[str] = field(default_factory=list)
     encodings: dict[str, str] = field(default_factory=dict)  # tensors sent encoded (§10)
     termination: str | None = None
+    polish_time_s: float = 0.0  # seconds of `polish` after the solver (§11 "Polishing")
+    polish_improvements: int = 0  # better plans polishing found
 
     @property
     def gap(self) -> float | None:
@@ -114,6 +116,8 @@ class Plan:
             "solve_time_s": self.solve_time_s,
             "build_time_s": self.build_time_s,
             "bb_nodes": self.bb_nodes,
+            "polish_time_s": self.polish_time_s,
+            "polish_improvements": self.polish_improvements,
             "reasons": self.reasons,
         }
 
@@ -124,9 +128,14 @@ class Plan:
             f"instance   {inst.name}  ({len(inst.dnn.layers)} layers, "
             f"{len(inst.network.nodes)} nodes, objective {inst.objective.kind})"
         ]
+        polished = (
+            f", polish {self.polish_time_s:.3f} s: {self.polish_improvements} better plans"
+            if self.polish_time_s > 0
+            else ""
+        )
         lines.append(
             f"status     {self.status}  (solver {self.solver}, "
-            f"build {self.build_time_s:.3f} s, solve {self.solve_time_s:.3f} s)"
+            f"build {self.build_time_s:.3f} s, solve {self.solve_time_s:.3f} s{polished})"
         )
         for reason in self.reasons:
             lines.append(f"reason     {reason}")
@@ -202,17 +211,17 @@ def solve(
     (`start_budget_s`).
     """
     from .milp import BuildTimeout, build_milp
-    from .solvers import check_solver, solve_milp
+    from .solvers import PYOMO_PREFIX, check_solver, solve_milp
 
     check_solver(solver)
     began = time.perf_counter()
     tb = tables(instance)
     if tb.reasons:
         return Plan(instance, "infeasible", solver, reasons=list(tb.reasons))
-    if initial is None and (
-        instance.objective.kind == "throughput"
-        or any(tb.memory_may_bind(k) for k in range(len(tb.nodes)))
-    ):
+    hard = instance.objective.kind == "throughput" or any(
+        tb.memory_may_bind(k) for k in range(len(tb.nodes))
+    )
+    if initial is None and hard:
         from .pipeline import best_start, start_budget_s
 
         # a fast construction as the MIP start, within a share of the user's limit (the limit
@@ -251,12 +260,17 @@ def solve(
     build = time.perf_counter() - began
     # The limit covers building the model too; the solver gets what is left.
     solver_limit_s = None if deadline is None else max(deadline - time.perf_counter(), 1e-3)
+    # Where the search is hard, a share of the limit is kept to polish the solver's plan
+    # (`polish`: the model re-solved on neighbourhoods of a few nodes).
+    polish_s = 0.0
+    if hard and solver_limit_s is not None and not solver.startswith(PYOMO_PREFIX):
+        polish_s = POLISH_SHARE * solver_limit_s
     start_values = None if initial is None else milp.start_vector(initial)
     t0 = time.perf_counter()
     result, _ = solve_milp(
         milp,
         solver,
-        time_limit_s=solver_limit_s,
+        time_limit_s=None if solver_limit_s is None else solver_limit_s - polish_s,
         mip_rel_gap=mip_rel_gap,
         verbose=verbose,
         start=start_values,
@@ -265,6 +279,12 @@ def solve(
     found = None
     if result.values is not None:
         found = milp.read_assignment(result.values), milp.read_encodings(result.values)
+    polished = None
+    if polish_s > 0 and result.termination != "optimal" and deadline is not None:
+        polished = _polished(milp, solver, found, fallback, deadline)
+        if polished is not None and polished.values is not None:
+            found = polished.assignment, polished.encodings
+            result = replace(result, values=polished.values, objective=polished.milp_objective)
     plan = _verdict(
         instance,
         solver,
@@ -276,7 +296,38 @@ def solve(
         floor=milp.matrix.objective_floor,
     )
     plan.build_time_s = build
+    if polished is not None:
+        plan.polish_time_s = polished.wall_s
+        plan.polish_improvements = polished.improvements
     return plan
+
+
+POLISH_SHARE = 0.25  # of the solver's time, kept for `polish` where the search is hard
+
+
+def _polished(
+    milp,
+    solver: str,
+    found: tuple[dict[str, str], dict[str, str]] | None,
+    start: Evaluation | None,
+    deadline: float,
+):
+    """`polish.polish` from the better feasible plan of the solver's (`found`) and the MIP
+    start, until `deadline`; None when there is neither."""
+    from .polish import polish
+
+    base: tuple[float, dict[str, str], dict[str, str]] | None = None
+    if found is not None:
+        ev = evaluate(milp.instance, found[0], found[1])
+        if ev.feasible:
+            base = (ev.objective(milp.instance), found[0], found[1])
+    if start is not None and start.feasible:
+        cost = start.objective(milp.instance)
+        if base is None or cost < base[0]:
+            base = (cost, dict(start.assignment), dict(start.encodings))
+    if base is None:
+        return None
+    return polish(milp, base[1], deadline, solver, base[2])
 
 
 def _improved(instance: Instance, initial: Mapping[str, str], budget_s: float) -> dict[str, str]:

@@ -1,0 +1,158 @@
+"""`splitplan.polish`: the model re-solved on neighbourhoods of nodes (models/formulation.md §11,
+"Polishing"), against brute force."""
+
+import itertools
+import random
+
+import pytest
+from helpers import brute_force, close
+
+import splitplan
+import splitplan.solvers
+from splitplan.cost import tables
+from splitplan.generate import random_instance
+from splitplan.milp import build_milp
+from splitplan.polish import _restricted, polish
+from splitplan.solvers import SolverResult, solve_milp
+
+OBJECTIVES = ["latency", "energy", "throughput", "weighted"]
+
+
+def _instance(objective: str, seed: int, n_layers: int = 6, n_nodes: int = 4):
+    return random_instance(
+        n_layers,
+        n_nodes,
+        seed,
+        topology="mesh",
+        skip_prob=0.3,
+        objective=objective,
+        memory_fraction=0.4,
+    )
+
+
+def _feasible_plans(inst):
+    tb = tables(inst)
+    for combo in itertools.product(tb.nodes, repeat=len(tb.layers)):
+        plan = dict(zip(tb.layers, combo, strict=True))
+        ev = splitplan.evaluate(inst, plan)
+        if ev.feasible:
+            yield ev.objective(inst), plan
+
+
+def _neighbourhood_optimum(inst, plan, group: set[str]) -> float:
+    """Brute force over the plans that keep every layer off `group` in place and move the
+    layers on `group` within it."""
+    free = [name for name in inst.layer_names if plan[name] in group]
+    best = float("inf")
+    for combo in itertools.product(sorted(group), repeat=len(free)):
+        cand = dict(plan) | dict(zip(free, combo, strict=True))
+        ev = splitplan.evaluate(inst, cand)
+        if ev.feasible:
+            best = min(best, ev.objective(inst))
+    return best
+
+
+@pytest.mark.parametrize("solver", ["highs", "ortools", "ortools-cpsat"])
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_a_neighbourhood_model_has_the_brute_force_optimum_of_its_neighbourhood(solver, objective):
+    rng = random.Random(7)
+    for seed in range(3):
+        inst = _instance(objective, seed)
+        plans = sorted(_feasible_plans(inst), key=lambda p: p[0])
+        _, plan = plans[len(plans) // 2]  # a middling feasible plan
+        tb = tables(inst)
+        incumbent = splitplan.evaluate(inst, plan).period_s if objective == "throughput" else None
+        milp = build_milp(inst, incumbent_s=incumbent)
+        group = set(rng.sample(range(len(tb.nodes)), 2)) | {tb.node_index[plan[tb.layers[0]]]}
+        result, _ = solve_milp(_restricted(milp, plan, group), solver)
+        found = milp.read_assignment(result.values)
+        ev = splitplan.evaluate(inst, found)
+        names = {tb.nodes[k] for k in group}
+        assert ev.feasible
+        assert all(found[n] == plan[n] for n in inst.layer_names if plan[n] not in names)
+        assert all(found[n] in names for n in inst.layer_names if plan[n] in names)
+        assert close(ev.objective(inst), _neighbourhood_optimum(inst, plan, names)), (seed, group)
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_polish_ends_optimal_on_every_neighbourhood_of_its_last_size(objective):
+    """With no deadline polish stops after a pass over the largest neighbourhoods (all nodes
+    but one, on 4 nodes) that improved nothing: its plan is then the best of each of them, by
+    brute force; for the period, those that hold the bottleneck."""
+    from splitplan.polish import _bottleneck
+
+    for seed in range(2):
+        inst = _instance(objective, seed)
+        plans = sorted(_feasible_plans(inst), key=lambda p: p[0])
+        _, plan = plans[-1]
+        out = polish(build_milp(inst), plan, deadline=float("inf"))
+        nodes = [n.name for n in inst.network.nodes]
+        ev = splitplan.evaluate(inst, out.assignment)
+        core = _bottleneck(inst, ev) if objective == "throughput" else frozenset()
+        for group in itertools.combinations(nodes, len(nodes) - 1):
+            if core <= set(group):
+                best = _neighbourhood_optimum(inst, out.assignment, set(group))
+                assert out.cost <= best * (1 + 1e-6) + 1e-12, (seed, group)
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_polish_never_worsens_and_reports_the_evaluators_cost(objective):
+    for seed in range(3):
+        inst = _instance(objective, seed)
+        plans = sorted(_feasible_plans(inst), key=lambda p: p[0])
+        cost, plan = plans[-1]  # the worst feasible plan
+        milp = build_milp(inst)
+        out = polish(milp, plan, deadline=float("inf"))
+        ev = splitplan.evaluate(inst, out.assignment, out.encodings)
+        assert ev.feasible
+        assert close(out.cost, ev.objective(inst))
+        assert out.cost <= cost
+        assert out.cost >= plans[0][0] * (1 - 1e-9)
+        if out.improvements:
+            assert close(out.milp_objective, out.cost)
+
+
+def test_polish_refuses_an_infeasible_plan():
+    inst = _instance("latency", 0)
+    plan = {name: inst.network.nodes[1].name for name in inst.layer_names}
+    assert not splitplan.evaluate(inst, plan).feasible  # all on one node breaks its memory
+    with pytest.raises(ValueError, match="feasible plan"):
+        polish(build_milp(inst), plan, deadline=float("inf"))
+
+
+def test_solve_polishes_when_the_solver_stalls(monkeypatch):
+    """The full model's solve returns nothing (as when it stops at the limit before a plan):
+    `solve` polishes the MIP start within the share it kept, and its plan goes through the same
+    checks as the solver's (the MILP's objective of the point equals the evaluator's cost)."""
+    inst = _instance("latency", 1, n_layers=7)
+    assert any(tables(inst).memory_may_bind(k) for k in range(4))
+    plans = sorted(_feasible_plans(inst), key=lambda p: p[0])
+    worst, start = plans[-1]
+    calls = []
+
+    def stalled(milp, solver="highs", **kw):
+        calls.append(kw.get("time_limit_s"))
+        if len(calls) == 1:
+            empty = SolverResult("time_limit", None, None, None, 1e-12, 1e-6, 0.0, solver, 0, "")
+            return empty, milp.matrix
+        return solve_milp(milp, solver, **kw)
+
+    monkeypatch.setattr(splitplan.solvers, "solve_milp", stalled)
+    plan = splitplan.solve(inst, time_limit_s=30, initial=start)
+    assert len(calls) > 1
+    assert calls[0] < 30 * (1 - splitplan.plan.POLISH_SHARE) + 1e-9
+    assert plan.polish_improvements >= 1
+    assert plan.objective < worst
+    assert close(plan.objective, splitplan.evaluate(inst, plan.assignment).objective(inst))
+    assert close(plan.milp_objective, plan.objective)
+    assert plan.status == "time_limit"  # no bound was proven
+    assert plan.to_dict()["polish_improvements"] == plan.polish_improvements
+    assert "better plans" in plan.summary()
+
+
+def test_solve_does_not_polish_a_proven_optimum():
+    inst = _instance("latency", 1, n_layers=7)
+    plan = splitplan.solve(inst, time_limit_s=30)
+    assert plan.status == "optimal"
+    assert plan.polish_time_s == 0.0
+    assert close(plan.objective, brute_force(inst)[0])
