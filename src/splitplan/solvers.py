@@ -269,6 +269,7 @@ def solve_standard_form(
     start: dict[int, float] | None = None,
     mip_abs_gap: float | None = None,
     binary_at_optimum: np.ndarray | None = None,
+    presolve: bool | None = None,
 ) -> SolverResult:
     """Solve a `StandardForm` with HiGHS, OR-Tools SCIP or OR-Tools CP-SAT.
 
@@ -278,7 +279,9 @@ def solve_standard_form(
     `mip_rel_gap` and `mip_abs_gap` (the objective's unit; default 1e-9 of its largest
     coefficient) are the gap a result must close to be called optimal. `binary_at_optimum` marks
     continuous columns that some optimal solution has at 0 or 1 (CP-SAT makes them Booleans;
-    the others get a fine integer grid); None: none are.
+    the others get a fine integer grid); None: none are. `presolve` is HiGHS' on a MIP: None
+    leaves it off (`_highs` says why); True turns it on, for runs whose bound and status nobody
+    relies on (`polish` keeps a plan only after the evaluator has costed it).
     """
     if solver not in SOLVERS:
         raise ValueError(f"unknown solver {solver!r}; expected one of {', '.join(SOLVERS)}")
@@ -291,7 +294,7 @@ def solve_standard_form(
     gaps = (abs_gap / units.objective_unit, mip_rel_gap)
     start_scaled = {j: v / units.col_unit[j] for j, v in (start or {}).items()}
     if solver == "highs":
-        raw = _highs(scaled, time_limit_s, relax, gaps, threads, verbose, start_scaled)
+        raw = _highs(scaled, time_limit_s, relax, gaps, threads, verbose, start_scaled, presolve)
     elif solver == "ortools":
         raw = _scip(scaled, time_limit_s, relax, gaps, threads, verbose, start_scaled)
     else:
@@ -365,7 +368,7 @@ def _finite(value: float | None) -> float | None:
 # --------------------------------------------------------------------------- HiGHS
 
 
-def _highs(sf, time_limit_s, relax, gaps, threads, verbose, start) -> _Raw:
+def _highs(sf, time_limit_s, relax, gaps, threads, verbose, start, presolve=None) -> _Raw:
     """HiGHS on a MIP runs once, with presolve off.
 
     HiGHS 1.12's presolve proved a wrong optimum (5.72 J against 3.34 J, its bound cut off the
@@ -375,10 +378,13 @@ def _highs(sf, time_limit_s, relax, gaps, threads, verbose, start) -> _Raw:
     it; on our models presolve removes almost nothing (61 of 10,125 rows of a 300 x 16
     throughput chain) and the run without it was the faster one on every benchmark family
     (models/formulation.md §9 "Solvers"), so the check became the only run: the whole time
-    limit goes to one run whose bound is reported. LPs (`relax`) keep presolve.
+    limit goes to one run whose bound is reported. LPs (`relax`) keep presolve, and so does a
+    MIP when asked (`presolve=True`): on the neighbourhoods of `polish`, where most columns are
+    fixed, it is many times faster (`python benchmarks/polish.py --presolve`).
     """
     mip = not relax and bool(sf.integer.any())
-    return _highs_run(sf, time_limit_s, relax, gaps, threads, verbose, start, presolve=not mip)
+    on = not mip if presolve is None else presolve
+    return _highs_run(sf, time_limit_s, relax, gaps, threads, verbose, start, presolve=on)
 
 
 # HiGHS 1.12 on a MIP, between the first checks of its clock: building its MIP data, symmetry
