@@ -1,0 +1,143 @@
+"""Polishing (`splitplan.polish`, models/formulation.md §11): `solve` with and without it.
+
+    python benchmarks/polish.py                 # three families, 60 s each way (about 6 min)
+    python benchmarks/polish.py --only ResNet   # one family
+    python benchmarks/polish.py --presolve      # one neighbourhood solve, HiGHS presolve on/off
+
+For the families where the full model's search stalls (a profiled DAG's period, binding memory
+with a sum objective), `splitplan.solve(inst, time_limit_s=LIMIT)` as it is (a quarter of the
+solver's time kept for polishing) and with that share set to 0 (the whole limit to the solver),
+side by side in one run: the plan's cost, the proven bound, the gap, and what polishing found.
+`--presolve` times the first neighbourhood `polish` solves on ResNet-101 x 8 GPUs (the busiest
+node and the least busy one) with HiGHS' presolve on and off. Results: benchmarks/polish.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from _common import machine
+
+import splitplan
+import splitplan.plan
+from splitplan import pipeline
+from splitplan.generate import random_instance
+
+DATA = Path(__file__).resolve().parent / "data"
+CASES = [
+    (
+        "profiled ResNet-101 345-op DAG x 8 GPUs, throughput",
+        lambda: splitplan.load_instance(DATA / "resnet101-op-gpu8.json"),
+    ),
+    (
+        "DAG 100x8 mesh, memory, latency",
+        lambda: random_instance(100, 8, topology="mesh", skip_prob=0.3, memory_fraction=0.2),
+    ),
+    (
+        "DAG 300x8 mesh, memory, weighted",
+        lambda: random_instance(
+            300, 8, topology="mesh", skip_prob=0.2, memory_fraction=0.2, objective="weighted"
+        ),
+    ),
+]
+
+
+def run(inst: splitplan.Instance, limit: float, share: float) -> dict:
+    kept = splitplan.plan.POLISH_SHARE
+    splitplan.plan.POLISH_SHARE = share
+    try:
+        began = time.perf_counter()
+        plan = splitplan.solve(inst, time_limit_s=limit)
+        wall = time.perf_counter() - began
+    finally:
+        splitplan.plan.POLISH_SHARE = kept
+    return {
+        "status": plan.status,
+        "objective": plan.objective,
+        "bound": plan.bound,
+        "gap": plan.gap,
+        "wall_s": wall,
+        "solve_s": plan.solve_time_s,
+        "polish_s": plan.polish_time_s,
+        "polish_improvements": plan.polish_improvements,
+    }
+
+
+def presolve() -> dict:
+    """One neighbourhood of `polish` on ResNet-101 x 8 GPUs, solved with presolve on and off."""
+    from splitplan.milp import build_milp
+    from splitplan.polish import _bottleneck, _busy, _restricted
+    from splitplan.solvers import solve_milp
+
+    inst = splitplan.load_instance(DATA / "resnet101-op-gpu8.json")
+    start = pipeline.best_start(inst, 5.0)
+    ev = splitplan.evaluate(inst, start)
+    milp = build_milp(inst, incumbent_s=ev.period_s)
+    tb = milp.tables
+    core = {tb.node_index[n] for n in _bottleneck(inst, ev)}
+    busy = _busy(tb, ev)
+    other = min((k for k in range(len(tb.nodes)) if k not in core), key=lambda k: busy[k])
+    group = core | {other}
+    out = {"start_period_s": ev.period_s, "group": sorted(tb.nodes[k] for k in group)}
+    for on in (True, False):
+        began = time.perf_counter()
+        result, _ = solve_milp(
+            _restricted(milp, start, group),
+            "highs",
+            time_limit_s=60,
+            start=milp.start_vector(start),
+            presolve=on,
+        )
+        period = splitplan.evaluate(inst, milp.read_assignment(result.values)).period_s
+        out["presolve_on" if on else "presolve_off"] = {
+            "termination": result.termination,
+            "period_s": period,
+            "wall_s": time.perf_counter() - began,
+        }
+        print(f"presolve {'on' if on else 'off'}: {out['presolve_on' if on else 'presolve_off']}")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--time-limit", type=float, default=60.0)
+    ap.add_argument("--only", default=None, help="substring of the family labels")
+    ap.add_argument("--presolve", action="store_true")
+    ap.add_argument("-o", "--output", default=str(Path(__file__).with_name("polish.json")))
+    args = ap.parse_args()
+    path = Path(args.output)
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    saved["machine"] = machine()
+    if args.presolve:
+        saved["presolve"] = presolve()
+    else:
+        saved["time_limit_s"] = args.time_limit
+        rows = {row["family"]: row for row in saved.get("rows", [])}
+        print(
+            "| family | without polishing: cost, bound, gap "
+            "| with: cost, bound, gap (polish s, better plans) |"
+        )
+        print("|---|---|---|")
+        for label, make in CASES:
+            if args.only and args.only.lower() not in label.lower():
+                continue
+            without = run(make(), args.time_limit, 0.0)
+            with_ = run(make(), args.time_limit, splitplan.plan.POLISH_SHARE)
+            rows[label] = {"family": label, "without": without, "with": with_}
+            print(
+                f"| {label} | {without['objective']:.6g}, {without['bound']:.6g}, "
+                f"{100 * without['gap']:.1f} % | {with_['objective']:.6g}, {with_['bound']:.6g}, "
+                f"{100 * with_['gap']:.1f} % ({with_['polish_s']:.1f} s, "
+                f"{with_['polish_improvements']}) |",
+                flush=True,
+            )
+        saved["rows"] = list(rows.values())
+    saved["loadavg_1min_at_end"] = machine()["loadavg_1min"]
+    path.write_text(json.dumps(saved, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
