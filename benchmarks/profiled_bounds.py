@@ -16,6 +16,10 @@ search, their periods by `splitplan.evaluate`, and the gap of the period row to 
 - ResNet-101 over 16 GPUs, "tail": one GPU runs layer 4 from block 1 on, one block 0's 3x3
   and last 1x1 convolutions of layer 4, two a layer-2 middle each, eleven two layer-3 middles
   each.
+
+Last, on ResNet-101 over 8 GPUs, what offloading one residual block's middle (the "middles" above)
+to the second H100 costs that GPU and each of its links to the first, for a block of layers 2,
+3 and 4, and the same for layer 4's tail of `tail_plan` (models/formulation.md §11 quotes them).
 """
 
 from __future__ import annotations
@@ -104,6 +108,30 @@ def main() -> None:
             ev = splitplan.evaluate(inst, plan)
             gap = (ev.period_s - rows[name]) / ev.period_s
             print(f"| {name} {label} | {ev.period_s:.6g} ({ev.feasible}) | {100 * gap:.2f} % |")
+    print(
+        "\n| resnet101-op-gpu8.json: a block's middle on the second H100 "
+        "| compute us | link us each way |"
+    )
+    print("|---|---|---|")
+    for block in ("layer2.1", "layer3.1", "layer4.1", "tail"):
+        compute, link = offload(splitplan.load_instance(DATA / "resnet101-op-gpu8.json"), block)
+        print(f"| {block} | {1e6 * compute:.1f} | {1e6 * link:.0f} |")
+
+
+def offload(inst: splitplan.Instance, block: str) -> tuple[float, float]:
+    """Everything on the source but `block`'s middle, on the next GPU (the second H100): that
+    GPU's compute and the larger of the loads of its two arcs with the source (§7)."""
+    source = inst.network.source
+    gpu = next(n.name for n in inst.network.nodes if n.name != source)
+    names = inst.layer_names
+    plan = {name: source for name in names}
+    if block == "tail":  # layer 4 from block 1 to the fc, as in `tail_plan`
+        plan |= {name: gpu for name in names[names.index("layer4.0.relu''") + 1 :]}
+    else:
+        plan |= {f"{block}.{part}": gpu for part in MIDDLE}
+    ev = splitplan.evaluate(inst, plan)
+    link = max(ev.link_load_s.get((source, gpu), 0.0), ev.link_load_s.get((gpu, source), 0.0))
+    return ev.node_compute_s[gpu], link
 
 
 if __name__ == "__main__":
