@@ -156,3 +156,29 @@ def test_solve_does_not_polish_a_proven_optimum():
     assert plan.status == "optimal"
     assert plan.polish_time_s == 0.0
     assert close(plan.objective, brute_force(inst)[0])
+
+
+def test_polish_starts_from_the_mip_start_unless_the_solvers_plan_is_strictly_better(monkeypatch):
+    """Of two plans of equal cost, polishing starts from the MIP start (`plan._polished`)."""
+    import splitplan.polish
+    from splitplan.generate import pipeline_instance
+    from splitplan.plan import _polished
+
+    inst = pipeline_instance(n_layers=5, n_nodes=3, family="identical", seed=0)
+    by_cost: dict[float, list[dict]] = {}
+    for cost, plan in _feasible_plans(inst):
+        by_cost.setdefault(round(cost, 12), []).append(plan)
+    ties = next(plans for _, plans in sorted(by_cost.items()) if len(plans) > 1)
+    worse = max(by_cost)
+    seen = []
+    monkeypatch.setattr(
+        splitplan.polish, "polish", lambda milp, plan, *a, **k: seen.append(plan) or None
+    )
+    milp = build_milp(inst)
+    start = splitplan.evaluate(inst, ties[0])
+    _polished(milp, "highs", (ties[1], {}), start, deadline=0.0)
+    assert seen[-1] == ties[0]  # a tie: the start
+    _polished(milp, "highs", (ties[1], {}), splitplan.evaluate(inst, by_cost[worse][0]), 0.0)
+    assert seen[-1] == ties[1]  # the solver's plan is better
+    _polished(milp, "highs", None, start, 0.0)
+    assert seen[-1] == ties[0]

@@ -312,19 +312,23 @@ def _polished(
     start: Evaluation | None,
     deadline: float,
 ):
-    """`polish.polish` from the better feasible plan of the solver's (`found`) and the MIP
-    start, until `deadline`; None when there is neither."""
-    from .polish import polish
+    """`polish.polish` until `deadline` from the MIP start, or from the solver's plan (`found`)
+    where that is feasible and strictly better; None when neither is feasible.
+
+    On a tie the start is kept: an equally good plan from a stopped solver can be any vertex
+    it reached (on ResNet-101 x 8 GPUs one with every GPU's links near the period, which no
+    neighbourhood of a few nodes improves), where the start comes from a search that leaves the
+    resources it did not need idle."""
+    from .polish import _IMPROVE_REL, polish
 
     base: tuple[float, dict[str, str], dict[str, str]] | None = None
+    if start is not None and start.feasible:
+        base = (start.objective(milp.instance), dict(start.assignment), dict(start.encodings))
     if found is not None:
         ev = evaluate(milp.instance, found[0], found[1])
-        if ev.feasible:
-            base = (ev.objective(milp.instance), found[0], found[1])
-    if start is not None and start.feasible:
-        cost = start.objective(milp.instance)
-        if base is None or cost < base[0]:
-            base = (cost, dict(start.assignment), dict(start.encodings))
+        cost = ev.objective(milp.instance)
+        if ev.feasible and (base is None or cost < base[0] - _IMPROVE_REL * abs(base[0])):
+            base = (cost, found[0], found[1])
     if base is None:
         return None
     return polish(milp, base[1], deadline, solver, base[2])
