@@ -208,7 +208,10 @@ def solve(
     where they can be told. `verbose` shows the solver's log. `initial` ({layer: node}, e.g. a
     heuristic's plan) is handed to the solver as a MIP start; for the period, first improved by
     `pipeline.improve_start` within a fifth of the share of the limit a start gets
-    (`start_budget_s`).
+    (`start_budget_s`). Where the search is hard (the period, or memory that may bind) and a
+    limit is given, `POLISH_SHARE` of the solver's time is kept to polish its plan
+    (`splitplan.polish`, unless the solver proved it optimal; not for `pyomo:` solvers): the
+    plan's `polish_time_s` and `polish_improvements` say what that did.
     """
     from .milp import BuildTimeout, build_milp
     from .solvers import PYOMO_PREFIX, check_solver, solve_milp
