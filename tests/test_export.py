@@ -399,5 +399,7 @@ def test_readme_worked_example(tmp_path):
         outputs.append(proc.stdout)
     plan = json.loads((tmp_path / "plan.json").read_text())
     assert set(plan["assignment"].values()) == {"edge"}  # as the README says
-    assert "output max |diff| vs the unsplit model 0\n" in outputs[-1]
+    # 0 when the nodes run with the export's threads; otherwise sums in another order (1e-7)
+    diff = re.search(r"output max \|diff\| vs the unsplit model (\S+)\n", outputs[-1])
+    assert diff and float(diff.group(1)) < 1e-5, outputs[-1]
     assert "bytes 49152 predicted, 49152 sent" in outputs[-1]

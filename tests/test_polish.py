@@ -8,6 +8,7 @@ import pytest
 from helpers import brute_force, close
 
 import splitplan
+import splitplan.plan
 import splitplan.solvers
 from splitplan.cost import tables
 from splitplan.generate import random_instance
@@ -120,12 +121,15 @@ def test_polish_refuses_an_infeasible_plan():
         polish(build_milp(inst), plan, deadline=float("inf"))
 
 
-def test_solve_polishes_when_the_solver_stalls(monkeypatch):
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_solve_polishes_when_the_solver_stalls(monkeypatch, objective):
     """The full model's solve returns nothing (as when it stops at the limit before a plan):
     `solve` polishes the MIP start within the share it kept, and its plan goes through the same
     checks as the solver's (the MILP's objective of the point equals the evaluator's cost)."""
-    inst = _instance("latency", 1, n_layers=7)
+    inst = _instance(objective, 1, n_layers=7)
     assert any(tables(inst).memory_may_bind(k) for k in range(4))
+    # the start as given (for the period `solve` would first improve it by the pipeline search)
+    monkeypatch.setattr(splitplan.plan, "_improved", lambda inst, initial, budget: dict(initial))
     plans = sorted(_feasible_plans(inst), key=lambda p: p[0])
     worst, start = plans[-1]
     calls = []

@@ -31,6 +31,9 @@ from .milp import Milp
 _IMPROVE_REL = 1e-9
 _MAX_EXTRA = 3  # nodes added to the bottleneck (or to a first node) in a neighbourhood
 _MAX_PASS = 2000  # neighbourhoods tried per size before the next size
+# Less time left than this and no solve is started: the solver would stop before its root (HiGHS
+# is not even started, `solvers.HIGHS_ROOT_S_PER_NZ`), and polish would spin on such calls.
+_MIN_SOLVE_S = 0.2
 
 
 @dataclass
@@ -94,7 +97,7 @@ def _search(
         busy = _busy(tb, ev) if core else None
         for combo in _neighbourhoods(others, size, rng, busy):
             now = time.perf_counter()
-            if now >= deadline:
+            if deadline - now < _MIN_SOLVE_S:
                 return best
             # a share of what is left, at least a second: a neighbourhood that holds most of
             # the model needs that much for the solver to find the better packing it has
