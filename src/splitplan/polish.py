@@ -93,7 +93,7 @@ def _search(
         size = extra if core else extra + 1  # nodes drawn from `others`
         if len(core) + size >= K:
             break
-        improved = exhausted = False
+        improved = False
         busy = _busy(tb, ev) if core else None
         for combo in _neighbourhoods(others, size, rng, busy):
             now = time.perf_counter()
@@ -124,12 +124,8 @@ def _search(
                 best.improvements += 1
                 ev, improved = cand, True
                 break  # a new plan: new bottleneck, new neighbourhoods
-        else:
-            exhausted = True
-        if improved:
-            extra = 1
-        elif exhausted:
-            extra += 1
+        # the pass ended on a better plan, or went through every group of its size
+        extra = 1 if improved else extra + 1
     return best
 
 
