@@ -48,6 +48,11 @@ def hand_plan(inst: splitplan.Instance, per_gpu: int = 3) -> dict[str, str]:
     return plan
 
 
+def tail(names: list[str]) -> list[str]:
+    """ResNet-101's layer 4 from block 1 on, to the fc: the ops after block 0's last ReLU."""
+    return names[names.index("layer4.0.relu''") + 1 :]
+
+
 def tail_plan(inst: splitplan.Instance) -> dict[str, str]:
     """Everything on the source but what each other GPU takes, in node order: "tail" (layer 4
     from block 1 to the fc), "layer4.0" (block 0's middle and last 1x1 convolution), or a
@@ -64,7 +69,7 @@ def tail_plan(inst: splitplan.Instance) -> dict[str, str]:
     for gpu, load in zip(nodes, loads, strict=False):
         for part in load:
             if part == "tail":
-                layers = names[names.index("layer4.0.relu''") + 1 :]
+                layers = tail(names)
             elif part == "layer4.0":
                 layers = [f"layer4.0.{p}" for p in ("conv2", "bn2", "relu'", "conv3", "bn3")]
             else:
@@ -125,8 +130,8 @@ def offload(inst: splitplan.Instance, block: str) -> tuple[float, float]:
     gpu = next(n.name for n in inst.network.nodes if n.name != source)
     names = inst.layer_names
     plan = {name: source for name in names}
-    if block == "tail":  # layer 4 from block 1 to the fc, as in `tail_plan`
-        plan |= {name: gpu for name in names[names.index("layer4.0.relu''") + 1 :]}
+    if block == "tail":
+        plan |= {name: gpu for name in tail(names)}
     else:
         plan |= {f"{block}.{part}": gpu for part in MIDDLE}
     ev = splitplan.evaluate(inst, plan)
