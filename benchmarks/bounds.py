@@ -151,8 +151,7 @@ def measure(inst: Instance, cuts: bool, time_limit_s: float) -> dict:
     h.setOptionValue("presolve", "off")  # as splitplan.solve runs HiGHS on a MIP
     lp = _highs_model(sf)
     lp.integrality_ = [
-        highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
-        for i in sf.integer
+        highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous for i in sf.integer
     ]
     h.passModel(lp)
     trace: list[tuple[float, float, float]] = []

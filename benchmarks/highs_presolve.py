@@ -56,7 +56,12 @@ CASES = [
     (
         "weighted DAG 300x8 mesh memory",
         lambda s: random_instance(
-            300, 8, seed=s, topology="mesh", skip_prob=0.2, memory_fraction=0.2,
+            300,
+            8,
+            seed=s,
+            topology="mesh",
+            skip_prob=0.2,
+            memory_fraction=0.2,
             objective="weighted",
         ),
     ),

@@ -86,8 +86,18 @@ def main() -> None:
                 out = OUT / f"{model}-op-gpu{n_gpus}.json"
                 subprocess.run(
                     [
-                        sys.executable, "-m", "splitplan.cli", "profile", "--model", model,
-                        "--granularity", "op", "--network-from", str(net), "-o", str(out),
+                        sys.executable,
+                        "-m",
+                        "splitplan.cli",
+                        "profile",
+                        "--model",
+                        model,
+                        "--granularity",
+                        "op",
+                        "--network-from",
+                        str(net),
+                        "-o",
+                        str(out),
                     ],
                     check=True,
                 )

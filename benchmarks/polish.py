@@ -1,13 +1,14 @@
 """Polishing (`splitplan.polish`, models/formulation.md §11): `solve` with and without it.
 
-    python benchmarks/polish.py                 # three families, 60 s each way (about 6 min)
+    python benchmarks/polish.py                 # three families, 60 s each way (about 9 min)
     python benchmarks/polish.py --only ResNet   # one family
     python benchmarks/polish.py --presolve      # one neighbourhood solve, HiGHS presolve on/off
 
 For the families where the full model's search stalls (a profiled DAG's period, binding memory
-with a sum objective), `splitplan.solve(inst, time_limit_s=LIMIT)` as it is (a quarter of the
-solver's time kept for polishing) and with that share set to 0 (the whole limit to the solver),
-side by side in one run: the plan's cost, the proven bound, the gap, and what polishing found.
+with a sum objective), `splitplan.solve(inst, time_limit_s=LIMIT, polish=MODE)` side by side in
+one run, for the modes "off" (the whole limit to the solver), "after" (a quarter of the solver's
+time kept for polishing its plan) and "beside" (the search in a second process while the solver
+has the whole limit): the plan's cost, the proven bound, the gap, and what polishing found.
 `--presolve` times the first neighbourhood `polish` solves on ResNet-101 x 8 GPUs (the busiest
 node and the least busy one) with HiGHS' presolve on and off. Results: benchmarks/polish.json.
 """
@@ -22,11 +23,11 @@ from pathlib import Path
 from _common import machine
 
 import splitplan
-import splitplan.plan
 from splitplan import pipeline
 from splitplan.generate import random_instance
 
 DATA = Path(__file__).resolve().parent / "data"
+MODES = ("off", "after", "beside")
 CASES = [
     (
         "profiled ResNet-101 345-op DAG x 8 GPUs, throughput",
@@ -45,15 +46,10 @@ CASES = [
 ]
 
 
-def run(inst: splitplan.Instance, limit: float, share: float) -> dict:
-    kept = splitplan.plan.POLISH_SHARE
-    splitplan.plan.POLISH_SHARE = share
-    try:
-        began = time.perf_counter()
-        plan = splitplan.solve(inst, time_limit_s=limit)
-        wall = time.perf_counter() - began
-    finally:
-        splitplan.plan.POLISH_SHARE = kept
+def run(inst: splitplan.Instance, limit: float, mode: str) -> dict:
+    began = time.perf_counter()
+    plan = splitplan.solve(inst, time_limit_s=limit, polish=mode)
+    wall = time.perf_counter() - began
     return {
         "status": plan.status,
         "objective": plan.objective,
@@ -117,23 +113,25 @@ def main() -> None:
         saved["time_limit_s"] = args.time_limit
         rows = {row["family"]: row for row in saved.get("rows", [])}
         print(
-            "| family | without polishing: cost, bound, gap "
-            "| with: cost, bound, gap (polish s, better plans) |"
+            "| family | off: cost, bound, gap | after: cost, bound, gap (polish s, better plans) "
+            "| beside: cost, bound, gap (polish s, better plans) |"
         )
-        print("|---|---|---|")
+        print("|---|---|---|---|")
         for label, make in CASES:
             if args.only and args.only.lower() not in label.lower():
                 continue
-            without = run(make(), args.time_limit, 0.0)
-            with_ = run(make(), args.time_limit, splitplan.plan.POLISH_SHARE)
-            rows[label] = {"family": label, "without": without, "with": with_}
-            print(
-                f"| {label} | {without['objective']:.6g}, {without['bound']:.6g}, "
-                f"{100 * without['gap']:.1f} % | {with_['objective']:.6g}, {with_['bound']:.6g}, "
-                f"{100 * with_['gap']:.1f} % ({with_['polish_s']:.1f} s, "
-                f"{with_['polish_improvements']}) |",
-                flush=True,
-            )
+            row = {"family": label}
+            for mode in MODES:
+                row[mode] = run(make(), args.time_limit, mode)
+            rows[label] = row
+            cells = []
+            for mode in MODES:
+                r = row[mode]
+                cell = f"{r['objective']:.6g}, {r['bound']:.6g}, {100 * r['gap']:.1f} %"
+                if mode != "off":
+                    cell += f" ({r['polish_s']:.1f} s, {r['polish_improvements']})"
+                cells.append(cell)
+            print(f"| {label} | {' | '.join(cells)} |", flush=True)
         saved["rows"] = list(rows.values())
     saved["loadavg_1min_at_end"] = machine()["loadavg_1min"]
     path.write_text(json.dumps(saved, indent=1) + "\n")

@@ -43,9 +43,7 @@ def test_pyomo_model_has_the_recorded_matrix(objective, seed):
     assert sorted(names) == sorted(walked.columns)
     position = {name: j for j, name in enumerate(walked.columns)}
     perm = [position[name] for name in names]  # recorded column j is walked column perm[j]
-    np.testing.assert_allclose(
-        dense(walked, range(len(perm))), dense(recorded, perm), atol=1e-12
-    )
+    np.testing.assert_allclose(dense(walked, range(len(perm))), dense(recorded, perm), atol=1e-12)
     for field in ("row_lb", "row_ub"):
         np.testing.assert_allclose(getattr(walked, field), getattr(recorded, field))
     for field in ("col_lb", "col_ub", "c", "integer"):

@@ -42,9 +42,7 @@ from splitplan.online import (
 from splitplan.online import evaluate as evaluate_rule
 
 ROOT = Path(__file__).resolve().parents[1]
-INSTANCES = sorted(
-    p for p in (ROOT / "instances").glob("*.json") if p.name != "reference.json"
-)
+INSTANCES = sorted(p for p in (ROOT / "instances").glob("*.json") if p.name != "reference.json")
 
 
 def chain() -> Instance:

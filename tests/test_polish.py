@@ -3,6 +3,7 @@
 
 import itertools
 import random
+from pathlib import Path
 
 import pytest
 from helpers import brute_force, close
@@ -17,6 +18,7 @@ from splitplan.polish import _restricted, polish
 from splitplan.solvers import SolverResult, solve_milp
 
 OBJECTIVES = ["latency", "energy", "throughput", "weighted"]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _instance(objective: str, seed: int, n_layers: int = 6, n_nodes: int = 4):
@@ -142,7 +144,7 @@ def test_solve_polishes_when_the_solver_stalls(monkeypatch, objective):
         return solve_milp(milp, solver, **kw)
 
     monkeypatch.setattr(splitplan.solvers, "solve_milp", stalled)
-    plan = splitplan.solve(inst, time_limit_s=30, initial=start)
+    plan = splitplan.solve(inst, time_limit_s=30, initial=start, polish="after")
     assert len(calls) > 1
     assert calls[0] < 30 * (1 - splitplan.plan.POLISH_SHARE) + 1e-9
     assert plan.polish_improvements >= 1
@@ -154,12 +156,85 @@ def test_solve_polishes_when_the_solver_stalls(monkeypatch, objective):
     assert "better plans" in plan.summary()
 
 
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_solve_polishes_beside_a_stalled_solver(monkeypatch, objective):
+    """As above, with the search in a second process while the solver has the whole limit:
+    its plans come back and pass the same checks."""
+    inst = _instance(objective, 1, n_layers=7)
+    monkeypatch.setattr(splitplan.plan, "_improved", lambda inst, initial, budget: dict(initial))
+    worst, start = max(_feasible_plans(inst), key=lambda p: p[0])
+    calls = []
+
+    def stalled(milp, solver="highs", **kw):
+        calls.append(kw)
+        empty = SolverResult("time_limit", None, None, None, 1e-12, 1e-6, 0.0, solver, 0, "")
+        return empty, milp.matrix
+
+    monkeypatch.setattr(splitplan.solvers, "solve_milp", stalled)
+    plan = splitplan.solve(inst, time_limit_s=4, initial=start, polish="beside")
+    assert len(calls) == 1
+    assert calls[0]["time_limit_s"] > 3  # the whole limit, less the build
+    assert callable(calls[0]["on_incumbent"])
+    assert plan.polish_improvements >= 1
+    assert 0 < plan.polish_time_s < 4 + 1
+    assert plan.objective < worst
+    assert close(plan.objective, splitplan.evaluate(inst, plan.assignment).objective(inst))
+    assert close(plan.milp_objective, plan.objective)
+    assert plan.status == "time_limit"
+
+
+def test_the_search_beside_starts_from_the_solvers_first_plan_and_takes_better_ones():
+    """Without a feasible start the second process waits for the solver's first plan; a better
+    plan from the solver replaces the search's own (`polish._take`)."""
+    import time
+
+    from splitplan.polish import PolishProcess
+
+    inst = _instance("latency", 2, n_layers=7)
+    plans = sorted(_feasible_plans(inst), key=lambda p: p[0])
+    milp = build_milp(inst)
+
+    def point(plan):
+        res, _ = solve_milp(_restricted(milp, plan, set()), "highs", start=milp.start_vector(plan))
+        return res.values
+
+    proc = PolishProcess(milp, None, time.perf_counter() + 20)
+    proc.offer(point(plans[-1][1]))  # the worst plan: the search starts there
+    out = proc.finish(time.perf_counter() + 20)
+    assert proc.completed
+    assert out is not None and out.improvements >= 1
+    assert close(out.cost, plans[0][0])  # 7 layers: the search reaches the optimum
+
+    class Offers:
+        def __init__(self):
+            self.sent = [point(plans[0][1])]  # the optimum, from "the solver"
+
+        def latest(self):
+            return self.sent.pop() if self.sent else None
+
+        def stopped(self):
+            return False
+
+        def improved(self, best):
+            raise AssertionError("nothing beats the optimum")
+
+    out = polish(milp, plans[-1][1], float("inf"), exchange=Offers())
+    assert close(out.cost, plans[0][0]) and out.improvements == 0
+    assert close(out.milp_objective, out.cost)
+
+
 def test_solve_does_not_polish_a_proven_optimum():
     inst = _instance("latency", 1, n_layers=7)
-    plan = splitplan.solve(inst, time_limit_s=30)
-    assert plan.status == "optimal"
-    assert plan.polish_time_s == 0.0
-    assert close(plan.objective, brute_force(inst)[0])
+    for mode in ("auto", "beside", "after"):
+        plan = splitplan.solve(inst, time_limit_s=30, polish=mode)
+        assert plan.status == "optimal"
+        assert plan.polish_time_s == 0.0
+        assert close(plan.objective, brute_force(inst)[0])
+
+
+def test_solve_refuses_an_unknown_polish_mode():
+    with pytest.raises(ValueError, match="polish must be one of"):
+        splitplan.solve(_instance("latency", 1), polish="sometimes")
 
 
 def test_polish_starts_from_the_mip_start_unless_the_solvers_plan_is_strictly_better(monkeypatch):
@@ -186,3 +261,19 @@ def test_polish_starts_from_the_mip_start_unless_the_solvers_plan_is_strictly_be
     assert seen[-1] == ties[1]  # the solver's plan is better
     _polished(milp, "highs", None, start, 0.0)
     assert seen[-1] == ties[0]
+
+
+def test_the_search_beside_takes_an_instance_file_with_its_read_only_mappings():
+    """An instance read from a file holds read-only mappings (pins, measured times), which
+    `pickle` refuses by itself: the second process gets them all the same."""
+    import time
+
+    from splitplan.polish import PolishProcess
+
+    inst = splitplan.load_instance(ROOT / "instances" / "skip-dag.json")
+    assert inst.constraints.pin
+    plan = splitplan.solve(inst)
+    proc = PolishProcess(build_milp(inst), plan.assignment, time.perf_counter() + 20)
+    out = proc.finish(time.perf_counter() + 20)
+    assert proc.completed
+    assert out is None  # the optimum: nothing better

@@ -151,6 +151,14 @@ class _Solve(Command):
         parser.add_argument(
             "--time-limit", type=_positive_seconds, metavar="S", help="stop after S seconds"
         )
+        parser.add_argument(
+            "--polish",
+            choices=("auto", "beside", "after", "off"),
+            default="auto",
+            help="where the search is hard, improve the solver's plan on neighbourhoods of a "
+            "few nodes: beside the solver in a second process, after it (a quarter of the "
+            "limit), or not (default: auto, beside with two cores or more)",
+        )
         parser.add_argument("--json", action="store_true", help="print one JSON object")
         parser.add_argument("--verbose", action="store_true", help="show the solver's log")
         parser.add_argument(
@@ -170,7 +178,7 @@ class _Solve(Command):
         limit = args.time_limit
         if limit is not None:  # --time-limit covers the whole command, reading the file included
             limit = max(limit - (time.perf_counter() - args.started_s), 1e-3)
-        plan = solve(inst, solver=args.solver, time_limit_s=limit, verbose=args.verbose)
+        plan = solve(inst, args.solver, limit, verbose=args.verbose, polish=args.polish)
         if args.json:
             print(json.dumps(plan.to_dict()))
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -199,6 +200,7 @@ def solve(
     mip_rel_gap: float = 1e-6,
     verbose: bool = False,
     initial: Mapping[str, str] | None = None,
+    polish: str = "auto",
 ) -> Plan:
     """The optimal plan of an instance, solved as the MILP of models/formulation.md.
 
@@ -209,14 +211,20 @@ def solve(
     heuristic's plan) is handed to the solver as a MIP start; for the period, first improved by
     `pipeline.improve_start` within a fifth of the share of the limit a start gets
     (`start_budget_s`). Where the search is hard (the period, or memory that may bind) and a
-    limit is given, `POLISH_SHARE` of the solver's time is kept to polish its plan
-    (`splitplan.polish`, unless the solver proved it optimal; not for `pyomo:` solvers): the
-    plan's `polish_time_s` and `polish_improvements` say what that did.
+    limit is given, the plan is polished (`splitplan.polish`; not for `pyomo:` solvers):
+    `polish` = "beside" runs the search in a second process while the solver has the whole
+    limit (the solver's better plans go to the search as it finds them); "after" keeps
+    `POLISH_SHARE` of the solver's time to polish its plan, unless it proved it optimal; "off"
+    does neither; "auto" is "beside" for HiGHS and SCIP with at least two cores and
+    `BESIDE_MIN_S` seconds for the solver, else "after". The plan's `polish_time_s` and
+    `polish_improvements` say what polishing did (0 when the solver proved optimality first).
     """
     from .milp import BuildTimeout, build_milp
-    from .solvers import PYOMO_PREFIX, check_solver, solve_milp
+    from .solvers import check_solver, solve_milp
 
     check_solver(solver)
+    if polish not in POLISH_MODES:
+        raise ValueError(f"polish must be one of {', '.join(POLISH_MODES)}, not {polish!r}")
     began = time.perf_counter()
     tb = tables(instance)
     if tb.reasons:
@@ -266,28 +274,43 @@ def solve(
     # Where the search is hard, a share of the limit is kept to polish the solver's plan
     # (`polish`: the model re-solved on neighbourhoods of a few nodes).
     polish_s = 0.0
-    if hard and solver_limit_s is not None and not solver.startswith(PYOMO_PREFIX):
-        polish_s = POLISH_SHARE * solver_limit_s
+    beside = None
+    mode = _polish_mode(polish, hard, solver, solver_limit_s)
+    if mode == "beside" and deadline is not None:
+        beside = _start_beside(milp, solver, fallback, deadline, verbose)
+    if mode != "off" and beside is None and solver_limit_s is not None:
+        polish_s = POLISH_SHARE * solver_limit_s  # "after", or a second process failed
     start_values = None if initial is None else milp.start_vector(initial)
     t0 = time.perf_counter()
-    result, _ = solve_milp(
-        milp,
-        solver,
-        time_limit_s=None if solver_limit_s is None else solver_limit_s - polish_s,
-        mip_rel_gap=mip_rel_gap,
-        verbose=verbose,
-        start=start_values,
-    )
+    try:
+        result, _ = solve_milp(
+            milp,
+            solver,
+            time_limit_s=None if solver_limit_s is None else solver_limit_s - polish_s,
+            mip_rel_gap=mip_rel_gap,
+            verbose=verbose,
+            start=start_values,
+            **({"on_incumbent": beside.offer} if beside is not None else {}),
+        )
+    except BaseException:
+        if beside is not None:
+            beside.kill()
+        raise
     build += time.perf_counter() - t0 - result.solve_time_s  # reading the matrix back
     found = None
     if result.values is not None:
         found = milp.read_assignment(result.values), milp.read_encodings(result.values)
     polished = None
-    if polish_s > 0 and result.termination != "optimal" and deadline is not None:
+    if beside is not None and deadline is not None:
+        if result.termination in ("optimal", "infeasible"):
+            beside.kill()  # the solver's word is checked below; the search's plans are moot
+        else:
+            polished = _better(milp.instance, beside.finish(deadline), found)
+    elif polish_s > 0 and result.termination != "optimal" and deadline is not None:
         polished = _polished(milp, solver, found, fallback, deadline)
-        if polished is not None and polished.values is not None:
-            found = polished.assignment, polished.encodings
-            result = replace(result, values=polished.values, objective=polished.milp_objective)
+    if polished is not None and polished.values is not None:
+        found = polished.assignment, polished.encodings
+        result = replace(result, values=polished.values, objective=polished.milp_objective)
     plan = _verdict(
         instance,
         solver,
@@ -299,13 +322,74 @@ def solve(
         floor=milp.matrix.objective_floor,
     )
     plan.build_time_s = build
-    if polished is not None:
+    if beside is not None and polished is not None:
+        plan.polish_time_s = beside.wall_s
+        plan.polish_improvements = polished.improvements
+    elif polished is not None:
         plan.polish_time_s = polished.wall_s
         plan.polish_improvements = polished.improvements
     return plan
 
 
-POLISH_SHARE = 0.25  # of the solver's time, kept for `polish` where the search is hard
+POLISH_MODES = ("auto", "beside", "after", "off")
+POLISH_SHARE = 0.25  # of the solver's time, kept for `polish` "after" the solver
+# "auto" polishes beside the solver only with this much time for it: the second process takes
+# about a second to start (a fresh interpreter importing numpy, HiGHS and splitplan).
+BESIDE_MIN_S = 2.0
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _polish_mode(mode: str, hard: bool, solver: str, solver_limit_s: float | None) -> str:
+    """How `solve` polishes: "beside", "after" or "off" (`solve`'s `polish`)."""
+    from .solvers import PYOMO_PREFIX
+
+    if mode == "off" or not hard or solver_limit_s is None or solver.startswith(PYOMO_PREFIX):
+        return "off"
+    if mode == "auto":
+        # CP-SAT runs its own workers on every core; HiGHS and SCIP search on one
+        beside = solver in ("highs", "ortools") and _cores() >= 2
+        return "beside" if beside and solver_limit_s >= BESIDE_MIN_S else "after"
+    return mode
+
+
+def _start_beside(milp, solver: str, start: Evaluation | None, deadline: float, verbose: bool):
+    """A `polish.PolishProcess` from the MIP start (from the solver's first plan when the start
+    is not feasible); None where the process could not be started (then no polishing)."""
+    from .polish import PolishProcess
+
+    base = start if start is not None and start.feasible else None
+    try:
+        return PolishProcess(
+            milp,
+            None if base is None else dict(base.assignment),
+            deadline,
+            solver,
+            None if base is None else dict(base.encodings),
+            verbose=verbose,
+        )
+    except OSError:
+        return None
+
+
+def _better(instance: Instance, polished, found: tuple[dict[str, str], dict[str, str]] | None):
+    """`polished` where its plan costs strictly less than the solver's `found` (or the solver
+    has none), else None."""
+    from .polish import _IMPROVE_REL
+
+    if polished is None or polished.values is None or found is None:
+        return polished
+    ev = evaluate(instance, found[0], found[1])
+    cost = ev.objective(instance)
+    if ev.feasible and polished.cost >= cost - _IMPROVE_REL * abs(cost):
+        return None
+    return polished
 
 
 def _polished(

@@ -12,6 +12,7 @@ solver's termination, its point, that point's objective and the bound it proved 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -270,6 +271,7 @@ def solve_standard_form(
     mip_abs_gap: float | None = None,
     binary_at_optimum: np.ndarray | None = None,
     presolve: bool | None = None,
+    on_incumbent: Callable[[np.ndarray], None] | None = None,
 ) -> SolverResult:
     """Solve a `StandardForm` with HiGHS, OR-Tools SCIP or OR-Tools CP-SAT.
 
@@ -281,7 +283,9 @@ def solve_standard_form(
     continuous columns that some optimal solution has at 0 or 1 (CP-SAT makes them Booleans;
     the others get a fine integer grid); None: none are. `presolve` is HiGHS' on a MIP: None
     leaves it off (`_highs` says why); True turns it on, for runs whose bound and status nobody
-    relies on (`polish` keeps a plan only after the evaluator has costed it).
+    relies on (`polish` keeps a plan only after the evaluator has costed it). `on_incumbent`
+    (HiGHS on a MIP only; the other backends ignore it) is called with each better point the
+    solver finds, in the model's units, while it runs (`polish.PolishProcess.offer`).
     """
     if solver not in SOLVERS:
         raise ValueError(f"unknown solver {solver!r}; expected one of {', '.join(SOLVERS)}")
@@ -294,7 +298,16 @@ def solve_standard_form(
     gaps = (abs_gap / units.objective_unit, mip_rel_gap)
     start_scaled = {j: v / units.col_unit[j] for j, v in (start or {}).items()}
     if solver == "highs":
-        raw = _highs(scaled, time_limit_s, relax, gaps, threads, verbose, start_scaled, presolve)
+        found = None
+        if on_incumbent is not None:
+            col_unit = units.col_unit
+
+            def found(values: np.ndarray) -> None:
+                on_incumbent(values * col_unit)
+
+        raw = _highs(
+            scaled, time_limit_s, relax, gaps, threads, verbose, start_scaled, presolve, found
+        )
     elif solver == "ortools":
         raw = _scip(scaled, time_limit_s, relax, gaps, threads, verbose, start_scaled)
     else:
@@ -368,7 +381,9 @@ def _finite(value: float | None) -> float | None:
 # --------------------------------------------------------------------------- HiGHS
 
 
-def _highs(sf, time_limit_s, relax, gaps, threads, verbose, start, presolve=None) -> _Raw:
+def _highs(
+    sf, time_limit_s, relax, gaps, threads, verbose, start, presolve=None, on_incumbent=None
+) -> _Raw:
     """HiGHS on a MIP runs once, with presolve off.
 
     HiGHS 1.12's presolve proved a wrong optimum (5.72 J against 3.34 J, its bound cut off the
@@ -384,7 +399,7 @@ def _highs(sf, time_limit_s, relax, gaps, threads, verbose, start, presolve=None
     """
     mip = not relax and bool(sf.integer.any())
     on = not mip if presolve is None else presolve
-    return _highs_run(sf, time_limit_s, relax, gaps, threads, verbose, start, presolve=on)
+    return _highs_run(sf, time_limit_s, relax, gaps, threads, verbose, start, on, on_incumbent)
 
 
 # HiGHS 1.12 on a MIP, between the first checks of its clock: building its MIP data, symmetry
@@ -397,7 +412,9 @@ def _highs(sf, time_limit_s, relax, gaps, threads, verbose, start, presolve=None
 HIGHS_ROOT_S_PER_NZ = 7e-6
 
 
-def _highs_run(sf, time_limit_s, relax, gaps, threads, verbose, start, presolve: bool) -> _Raw:
+def _highs_run(
+    sf, time_limit_s, relax, gaps, threads, verbose, start, presolve: bool, on_incumbent=None
+) -> _Raw:
     """One HiGHS run on the scaled `sf`, stopped at `time_limit_s` seconds after the call.
 
     HiGHS checks its `time_limit` (and calls its interrupt callbacks, at the same places) only
@@ -462,6 +479,11 @@ def _highs_run(sf, time_limit_s, relax, gaps, threads, verbose, start, presolve:
                 "time limit reached before HiGHS was run",
             )
         h.setOptionValue("time_limit", left)
+    if on_incumbent is not None and mip:
+        improving = highspy.cb.HighsCallbackType.kCallbackMipImprovingSolution
+        h.callbacks[int(improving)].subscribe(
+            lambda event: on_incumbent(np.array(event.data_out.mip_solution, dtype=float))
+        )
     h.run()
     elapsed = time.perf_counter() - began
     ms = h.getModelStatus()
