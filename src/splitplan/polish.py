@@ -6,12 +6,14 @@ small enough for the solver to close or nearly close, and its answer is costed b
 before it is kept. It is the primal side of `splitplan.solve` where the full model's search
 stalls: binding memory over many nodes, the period on profiled DAGs.
 
-Neighbourhoods: for the period, the nodes of the bottleneck (the busiest node, or both ends of
-the busiest arc) plus m other nodes; for the other objectives, any m + 1 nodes. m starts at 1 and
-grows by one after a pass over the neighbourhoods of its size has improved nothing, up to
-`_MAX_EXTRA` and never to every node (that is the full model again); each pass visits its
-neighbourhoods in a seeded random order, at most `_MAX_PASS` of them. The search ends at the
-deadline or after the last size's pass.
+Neighbourhoods, by level: for the period, the nodes of the bottleneck (the busiest node, or both
+ends of the busiest arc) plus m other nodes; for the other objectives, any m + 1 nodes (m = 1 ..
+`_MAX_EXTRA`, never every node: that is the full model again), interleaved with windows of a
+third and of half of the layers (topological order; after m = 1 and m = 2), free to move to any
+node. The search starts at the first
+level, returns to it after every improvement and goes one level on after a pass over a level's
+neighbourhoods (in a seeded random order, at most `_MAX_PASS` of them) has improved nothing. It
+ends at the deadline or after the last level's pass.
 
 `PolishProcess` runs the same search in a second process while the solver runs on the full
 model (`splitplan.solve` on a machine with two cores or more): the solver keeps the whole limit
@@ -32,6 +34,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -49,6 +52,7 @@ _MAX_PASS = 2000  # neighbourhoods tried per size before the next size
 # Less time left than this and no solve is started: the solver would stop before its root (HiGHS
 # is not even started, `solvers.HIGHS_ROOT_S_PER_NZ`), and polish would spin on such calls.
 _MIN_SOLVE_S = 0.2
+_MAX_SOLVE_S = 5.0  # the longest a neighbourhood is solved
 
 
 @dataclass
@@ -118,17 +122,33 @@ def _search(
     if not ev.feasible:
         raise ValueError(f"polish needs a feasible plan: {'; '.join(ev.violations)}")
     best = Polished(dict(ev.assignment), dict(ev.encodings), ev.objective(inst), None, None)
-    K = len(tb.nodes)
-    extra = 1
-    while extra <= _MAX_EXTRA:
-        core = _bottleneck(inst, ev) if inst.objective.kind == "throughput" else frozenset()
-        others = [k for k in range(K) if tb.nodes[k] not in core]
-        size = extra if core else extra + 1  # nodes drawn from `others`
-        if len(core) + size >= K:
-            break
+    K, n = len(tb.nodes), len(tb.layers)
+    # node groups and layer windows, interleaved: where the groups of a size are exhausted, a
+    # window often still moves the splits (models/formulation.md §11)
+    windows = [("layers", length) for length in _window_lengths(n)]
+    levels = []
+    for m in range(1, _MAX_EXTRA + 1):
+        levels.append(("nodes", m))
+        levels += windows[m - 1 : m]
+    level = 0
+    while level < len(levels):
+        kind, size = levels[level]
+        if kind == "nodes":
+            core = _bottleneck(inst, ev) if inst.objective.kind == "throughput" else frozenset()
+            others = [k for k in range(K) if tb.nodes[k] not in core]
+            drawn = size if core else size + 1  # nodes drawn from `others`
+            if len(core) + drawn >= K:
+                level += 1
+                continue
+            busy = _busy(tb, ev) if core else None
+            fixed = {tb.node_index[n] for n in core}
+            hoods: Iterator[tuple[set[int], set[int] | None]] = (
+                (fixed | set(combo), None) for combo in _neighbourhoods(others, drawn, rng, busy)
+            )
+        else:
+            hoods = ((set(range(K)), window) for window in _windows(n, size, rng))
         improved = False
-        busy = _busy(tb, ev) if core else None
-        for combo in _neighbourhoods(others, size, rng, busy):
+        for group, layers in hoods:
             now = time.perf_counter()
             if deadline - now < _MIN_SOLVE_S:
                 return best
@@ -139,12 +159,13 @@ def _search(
                 if taken is not None:  # the solver's plan is better: search around it
                     ev, improved = taken, True
                     break
-            # a share of what is left, at least a second: a neighbourhood that holds most of
-            # the model needs that much for the solver to find the better packing it has
-            limit = min(deadline - now, max(1.0, (deadline - began) / 4))
-            group = {tb.node_index[n] for n in core} | set(combo)
+            # a share of the time, at least a second (a neighbourhood that holds most of the
+            # model needs that much for the solver to find the better packing it has) and at
+            # most `_MAX_SOLVE_S` (a long search otherwise spends it on few windows)
+            share = min(_MAX_SOLVE_S, (deadline - began) / 4)
+            limit = min(deadline - now, max(1.0, share))
             result, _ = solve_milp(
-                _restricted(milp, best.assignment, group),
+                _restricted(milp, best.assignment, group, layers),
                 solver,
                 time_limit_s=limit,
                 start=milp.start_vector(best.assignment),
@@ -167,8 +188,8 @@ def _search(
                 if exchange is not None:
                     exchange.improved(best)
                 break  # a new plan: new bottleneck, new neighbourhoods
-        # the pass ended on a better plan, or went through every group of its size
-        extra = 1 if improved else extra + 1
+        # the pass ended on a better plan, or went through every neighbourhood of its level
+        level = 0 if improved else level + 1
     return best
 
 
@@ -205,6 +226,22 @@ def _neighbourhoods(
             yield tuple(sorted(rng.sample(others, size)))
 
 
+def _window_lengths(n: int) -> list[int]:
+    """The lengths of the layer windows (`_windows`): a third and a half of the layers, where
+    that is at least 2 layers and not all of them."""
+    return sorted({m for m in (math.ceil(n / 3), math.ceil(n / 2)) if 2 <= m < n})
+
+
+def _windows(n: int, length: int, rng: random.Random) -> list[set[int]]:
+    """Windows of `length` consecutive layers (topological order), overlapping by half, the
+    last one ending at the last layer; in a random order."""
+    step = max(1, length // 2)
+    starts = sorted(set(range(0, n - length + 1, step)) | {n - length})
+    windows = [set(range(a, a + length)) for a in starts]
+    rng.shuffle(windows)
+    return windows
+
+
 def _busy(tb, ev: Evaluation) -> dict[int, float]:
     """Per node, the larger of its compute and of the loads of the arcs at it (§7): what it has
     left to take a share of the bottleneck's work is the period minus that."""
@@ -227,14 +264,17 @@ def _bottleneck(inst, ev: Evaluation) -> frozenset[str]:
     return frozenset(out)
 
 
-def _restricted(milp: Milp, assignment: dict[str, str], group: set[int]) -> Milp:
-    """The model with every layer off `group` fixed where `assignment` puts it, and the layers
-    on `group` kept within it (column bounds only: the rows are shared)."""
+def _restricted(
+    milp: Milp, assignment: dict[str, str], group: set[int], layers: set[int] | None = None
+) -> Milp:
+    """The model with the layers on `group` (or, given, the `layers`) kept within `group` and
+    every other layer fixed where `assignment` puts it (column bounds only: the rows are
+    shared)."""
     tb, sf = milp.tables, milp.matrix
     lb, ub = sf.col_lb.copy(), sf.col_ub.copy()
     node_of = [tb.node_index[assignment[name]] for name in tb.layers]
     for (v, k), j in milp.x.items():
-        if node_of[v] in group:
+        if node_of[v] in group if layers is None else v in layers:
             if k not in group:
                 ub[j] = 0.0
         else:
