@@ -3,14 +3,18 @@
     python benchmarks/polish.py                 # three families, 60 s each way (about 9 min)
     python benchmarks/polish.py --only ResNet   # one family
     python benchmarks/polish.py --presolve      # one neighbourhood solve, HiGHS presolve on/off
+    python benchmarks/polish.py --only DAG --modes after,beside --seeds 1,2,3   # other seeds
 
 For the families where the full model's search stalls (a profiled DAG's period, binding memory
 with a sum objective), `splitplan.solve(inst, time_limit_s=LIMIT, polish=MODE)` side by side in
 one run, for the modes "off" (the whole limit to the solver), "after" (a quarter of the solver's
 time kept for polishing its plan) and "beside" (the search in a second process while the solver
 has the whole limit): the plan's cost, the proven bound, the gap, and what polishing found.
-`--presolve` times the first neighbourhood `polish` solves on ResNet-101 x 8 GPUs (the busiest
-node and the least busy one) with HiGHS' presolve on and off. Results: benchmarks/polish.json.
+`--seeds` reruns the modes with the search's neighbourhoods visited in the order of other seeds
+(`splitplan.plan.POLISH_SEED`; `solve` uses 0): a local search's end depends on it. Results go
+to the file's "seeds" rows. `--presolve` times the first neighbourhood `polish` solves on
+ResNet-101 x 8 GPUs (the busiest node and the least busy one) with HiGHS' presolve on and
+off. Results: benchmarks/polish.json.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 from _common import machine
 
 import splitplan
+import splitplan.plan
 from splitplan import pipeline
 from splitplan.generate import random_instance
 
@@ -46,11 +51,17 @@ CASES = [
 ]
 
 
-def run(inst: splitplan.Instance, limit: float, mode: str) -> dict:
-    began = time.perf_counter()
-    plan = splitplan.solve(inst, time_limit_s=limit, polish=mode)
-    wall = time.perf_counter() - began
+def run(inst: splitplan.Instance, limit: float, mode: str, seed: int = 0) -> dict:
+    kept = splitplan.plan.POLISH_SEED
+    splitplan.plan.POLISH_SEED = seed
+    try:
+        began = time.perf_counter()
+        plan = splitplan.solve(inst, time_limit_s=limit, polish=mode)
+        wall = time.perf_counter() - began
+    finally:
+        splitplan.plan.POLISH_SEED = kept
     return {
+        "seed": seed,
         "status": plan.status,
         "objective": plan.objective,
         "bound": plan.bound,
@@ -102,13 +113,36 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--only", default=None, help="substring of the family labels")
     ap.add_argument("--presolve", action="store_true")
+    ap.add_argument("--modes", default=",".join(MODES), help="comma-separated: off,after,beside")
+    ap.add_argument("--seeds", default=None, help="comma-separated seeds of the search")
     ap.add_argument("-o", "--output", default=str(Path(__file__).with_name("polish.json")))
     args = ap.parse_args()
     path = Path(args.output)
     saved = json.loads(path.read_text()) if path.exists() else {}
     saved["machine"] = machine()
+    modes = [m for m in args.modes.split(",") if m]
     if args.presolve:
         saved["presolve"] = presolve()
+    elif args.seeds:
+        seeds = [int(x) for x in args.seeds.split(",")]
+        rows = saved.setdefault("seeds", [])
+        for label, make in CASES:
+            if args.only and args.only.lower() not in label.lower():
+                continue
+            for mode in modes:
+                for seed in seeds:
+                    r = run(make(), args.time_limit, mode, seed)
+                    rows[:] = [
+                        x
+                        for x in rows
+                        if (x["family"], x["mode"], x["seed"]) != (label, mode, seed)
+                    ]
+                    rows.append({"family": label, "mode": mode, **r})
+                    print(
+                        f"{label} | {mode} | seed {seed} | {r['objective']:.6g}, "
+                        f"{r['bound']:.6g}, {100 * r['gap']:.1f} %",
+                        flush=True,
+                    )
     else:
         saved["time_limit_s"] = args.time_limit
         rows = {row["family"]: row for row in saved.get("rows", [])}
@@ -121,11 +155,11 @@ def main() -> None:
             if args.only and args.only.lower() not in label.lower():
                 continue
             row = {"family": label}
-            for mode in MODES:
+            for mode in modes:
                 row[mode] = run(make(), args.time_limit, mode)
             rows[label] = row
             cells = []
-            for mode in MODES:
+            for mode in modes:
                 r = row[mode]
                 cell = f"{r['objective']:.6g}, {r['bound']:.6g}, {100 * r['gap']:.1f} %"
                 if mode != "off":

@@ -333,6 +333,7 @@ def solve(
 
 POLISH_MODES = ("auto", "beside", "after", "off")
 POLISH_SHARE = 0.25  # of the solver's time, kept for `polish` "after" the solver
+POLISH_SEED = 0  # the seed of the neighbourhoods' order (benchmarks/polish.py --seeds)
 # "auto" polishes beside the solver only with this much time for it: the second process takes
 # about a second to start (a fresh interpreter importing numpy, HiGHS and splitplan).
 BESIDE_MIN_S = 2.0
@@ -372,6 +373,7 @@ def _start_beside(milp, solver: str, start: Evaluation | None, deadline: float, 
             deadline,
             solver,
             None if base is None else dict(base.encodings),
+            POLISH_SEED,
             verbose=verbose,
         )
     except OSError:
@@ -418,7 +420,7 @@ def _polished(
             base = (cost, found[0], found[1])
     if base is None:
         return None
-    return polish(milp, base[1], deadline, solver, base[2])
+    return polish(milp, base[1], deadline, solver, base[2], POLISH_SEED)
 
 
 def _improved(instance: Instance, initial: Mapping[str, str], budget_s: float) -> dict[str, str]:
