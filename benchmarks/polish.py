@@ -3,6 +3,7 @@
     python benchmarks/polish.py                 # three families, 60 s each way (about 9 min)
     python benchmarks/polish.py --only ResNet   # one family
     python benchmarks/polish.py --presolve      # one neighbourhood solve, HiGHS presolve on/off
+    python benchmarks/polish.py --starts        # the MIP start on the memory families
     python benchmarks/polish.py --only DAG --modes after,beside --seeds 1,2,3   # other seeds
 
 For the families where the full model's search stalls (a profiled DAG's period, binding memory
@@ -14,7 +15,8 @@ has the whole limit): the plan's cost, the proven bound, the gap, and what polis
 (`splitplan.plan.POLISH_SEED`; `solve` uses 0): a local search's end depends on it. Results go
 to the file's "seeds" rows. `--presolve` times the first neighbourhood `polish` solves on
 ResNet-101 x 8 GPUs (the busiest node and the least busy one) with HiGHS' presolve on and
-off. Results: benchmarks/polish.json.
+off. `--starts` costs `best_start` (1 s and 5 s) and its priced beam on the memory families.
+Results: benchmarks/polish.json.
 """
 
 from __future__ import annotations
@@ -108,11 +110,39 @@ def presolve() -> dict:
     return out
 
 
+def starts() -> list[dict]:
+    """`best_start` with 1 s and 5 s budgets (`solve` gives it min(5 s, 10 % of the limit) on
+    these families) and, inside it, the priced beam's plan with half of each budget."""
+    rows = []
+    for label, make in CASES:
+        inst = make()
+        if inst.objective.kind == "throughput":
+            continue
+        for budget in (1.0, 5.0):
+            row: dict = {"family": label, "budget_s": budget}
+            began = time.perf_counter()
+            plan = pipeline.best_start(inst, budget)
+            row["best_start"] = splitplan.evaluate(inst, plan).objective(inst)
+            row["best_start_s"] = time.perf_counter() - began
+            began = time.perf_counter()
+            plan = pipeline.priced_beam(inst, began + budget / 2)
+            row["priced_beam"] = splitplan.evaluate(inst, plan).objective(inst)
+            row["priced_beam_s"] = time.perf_counter() - began
+            rows.append(row)
+            print(
+                f"{label} | {budget:g} s | best_start {row['best_start']:.6g} | "
+                f"priced beam {row['priced_beam']:.6g} ({row['priced_beam_s']:.2f} s)",
+                flush=True,
+            )
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--only", default=None, help="substring of the family labels")
     ap.add_argument("--presolve", action="store_true")
+    ap.add_argument("--starts", action="store_true")
     ap.add_argument("--modes", default=",".join(MODES), help="comma-separated: off,after,beside")
     ap.add_argument("--seeds", default=None, help="comma-separated seeds of the search")
     ap.add_argument("-o", "--output", default=str(Path(__file__).with_name("polish.json")))
@@ -123,6 +153,8 @@ def main() -> None:
     modes = [m for m in args.modes.split(",") if m]
     if args.presolve:
         saved["presolve"] = presolve()
+    elif args.starts:
+        saved["starts"] = starts()
     elif args.seeds:
         seeds = [int(x) for x in args.seeds.split(",")]
         rows = saved.setdefault("seeds", [])

@@ -1,5 +1,7 @@
 """The evaluator against costs worked out by hand from models/formulation.md."""
 
+import math
+
 import pytest
 
 import splitplan
@@ -130,3 +132,9 @@ def test_route_terms_equal_the_path_cost(topology):
                 assert arcs == cost.arcs
                 assert energy == pytest.approx(cost.energy_j, rel=1e-12, abs=1e-300)
                 assert loads == pytest.approx(list(cost.loads_s), rel=1e-12)
+        every = tb.route_energy(size)  # all pairs at once (the baselines' pair costs)
+        for a in range(K):
+            for b in range(K):
+                cost = tb.path_cost(size, a, b)
+                want = math.inf if cost is None else cost.energy_j
+                assert every[a, b] == pytest.approx(want, rel=1e-12, abs=1e-300)

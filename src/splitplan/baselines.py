@@ -71,8 +71,7 @@ def pair_costs(tb: Tables, wl: float, we: float) -> Callable[[float], np.ndarray
             dist, _ = tb.shortest_paths(size)
             cost = wl * dist
             if we != 0.0:
-                for p, q in zip(*np.nonzero(np.isfinite(dist)), strict=True):
-                    cost[p, q] += we * tb.route_energy_j(size, int(p), int(q))
+                cost = cost + we * tb.route_energy(size)
             cache[size] = cost
         return cache[size]
 

@@ -195,6 +195,7 @@ class Tables:
         self._routing_of: dict[float, int] = {}
         self._routing_ids: dict[bytes, int] = {}
         self._route_terms: dict[int, dict[tuple[int, int], tuple]] = {}
+        self._energy_terms: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.reasons: list[str] = []  # why the instance is infeasible, when it can be told upfront
         self.allowed = self._allowed_nodes()
 
@@ -270,6 +271,24 @@ class Tables:
         """(transmit energy in J, arc indices, load in s per arc) of the route a -> b of a tensor
         of `size_bytes` (§2, §5, §7), as `path_cost` gives them; b must be reachable."""
         return self.routing(size_bytes).terms(a, b)
+
+    def route_energy(self, size_bytes: float) -> np.ndarray:
+        """K x K transmit energy in J of the route p -> q of a tensor of `size_bytes` (§5; 0 on
+        the diagonal, inf where q cannot be reached): `route_energy_j` for every pair at once,
+        from the routing's terms, linear in the size on a fixed route and cached per routing."""
+        size = float(size_bytes)
+        dist, _ = self.shortest_paths(size)
+        key = self._routing_of[size]
+        lin = self._energy_terms.get(key)
+        if lin is None:
+            routing = self.routing(size)
+            K = len(self.nodes)
+            e0, e1 = np.full((K, K), np.inf), np.zeros((K, K))
+            for p, q in zip(*np.nonzero(np.isfinite(dist)), strict=True):
+                routing.terms(int(p), int(q))
+                _, e0[p, q], e1[p, q], _ = routing.routes[int(p), int(q)]
+            lin = self._energy_terms[key] = (e0, e1)
+        return lin[0] + size * lin[1]
 
     def routing(self, size_bytes: float) -> Routing:
         """The routes of a tensor of `size_bytes`, for the MILP: it asks for the route terms of

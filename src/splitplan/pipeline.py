@@ -805,6 +805,154 @@ def _fill(tb: Tables, allowed, cap, order: list[int], target: float) -> list[int
     return place
 
 
+# --------------------------------------------------------------------------- priced beam
+
+_BEAM_WIDTH = 2  # partial plans kept per node of the last layer (more: slower, rarely better)
+_PRICE_ROUNDS = 100  # at most this many price updates (the deadline usually ends them first)
+_PRICE_DECAY = 0.98  # the step shrinks by this factor each round
+_PRICE_STEP = 0.25  # the first step, in units of `scale` (below)
+
+
+@dataclass(frozen=True)
+class _SumCosts:
+    """What the beam needs of a sum objective: weighted compute (V x K, inf where a layer may
+    not run), each tensor's K x K transfer cost, and the tensors each layer reads."""
+
+    compute: np.ndarray
+    send: list[np.ndarray]
+    reads: list[list[int]]
+
+    @classmethod
+    def of(cls, inst: Instance) -> _SumCosts:
+        from .baselines import additive_weights, compute_costs, pair_costs
+
+        wl, we = additive_weights(inst)
+        tb = tables(inst)
+        pair = pair_costs(tb, wl, we)
+        reads: list[list[int]] = [[] for _ in tb.layers]
+        for ti, t in enumerate(tb.tensors):
+            for c in dict.fromkeys(t.consumers):  # a layer reading a tensor twice gets one copy
+                reads[c].append(ti)
+        return cls(compute_costs(tb, wl, we), [pair(t.size_bytes) for t in tb.tensors], reads)
+
+
+def _beam(
+    tb: Tables,
+    sc: _SumCosts,
+    prices: np.ndarray,
+    width: int,
+    fit: bool,
+    deadline: float = math.inf,
+) -> tuple[np.ndarray, float, np.ndarray] | None:
+    """Partial plans of the layers in topological order, the `width` cheapest kept per node of
+    the last layer placed. A plan's cost is exact for a sum objective without encodings: a
+    layer pays its compute, plus each input tensor's route from its producer's node the first
+    time the tensor reaches that node (§3: one copy per node), plus `prices[k]` per parameter
+    byte on node k. With `fit` a layer goes only where the node's memory, as the partial plan
+    uses it, still holds it (§6); without, only where it fits alone. Returns (node per layer,
+    cost without the prices, memory used per node) of the cheapest full plan, None when no
+    plan survives or `deadline` (perf_counter) passes."""
+    V, K = len(tb.layers), len(tb.nodes)
+    T = len(tb.tensors)
+    cap = np.array([math.inf if m is None else m * (1 + 1e-9) for m in tb.memory_bytes])
+    ks = np.arange(K)
+    place = np.zeros((1, V), dtype=np.int64)
+    holder = np.zeros((1, T), dtype=np.int64)  # the node that produced tensor ti
+    holder[0, 0] = tb.source
+    reached = np.zeros((1, T), dtype=np.int64)  # bit k: tensor ti is on node k
+    reached[0, 0] = 1 << tb.source
+    params = np.zeros((1, K))
+    work = np.zeros((1, K))
+    cost = np.zeros(1)  # without the prices
+    value = np.zeros(1)  # with them: what the beam ranks by
+    for v in range(V):
+        if v % 64 == 63 and time.perf_counter() > deadline:
+            return None
+        add = np.broadcast_to(sc.compute[v], (len(cost), K)).copy()
+        for ti in sc.reads[v]:
+            there = (reached[:, ti][:, None] >> ks[None, :]) & 1
+            add += np.where(there == 1, 0.0, sc.send[ti][holder[:, ti]])
+        pv, wv = tb.param_bytes[v], tb.work_bytes[v]
+        need = params + pv + np.maximum(work, wv) if fit else np.full_like(params, pv + wv)
+        ok = (need <= cap[None, :]) & np.isfinite(add)
+        priced = np.where(ok, value[:, None] + add + prices[None, :] * pv, np.inf)
+        order = np.argsort(priced, axis=0, kind="stable")[:width]  # parents, per node q
+        ps, qs = order.T.ravel(), np.repeat(ks, order.shape[0])
+        keep = np.isfinite(priced[ps, qs])
+        if not keep.any():
+            return None
+        ps, qs = ps[keep], qs[keep]
+        rows = np.arange(len(ps))
+        cost = cost[ps] + add[ps, qs]
+        value = priced[ps, qs]
+        place = place[ps]
+        place[:, v] = qs
+        holder = holder[ps]
+        holder[:, v + 1] = qs
+        reached = reached[ps]
+        for ti in sc.reads[v]:
+            reached[:, ti] |= 1 << qs
+        reached[:, v + 1] = 1 << qs
+        params = params[ps]
+        params[rows, qs] += pv
+        work = work[ps]
+        work[rows, qs] = np.maximum(work[rows, qs], wv)
+    if tb.sink is not None:  # the output to the sink, unless a consumer took it there
+        out = tb.output + 1
+        there = (reached[:, out] >> tb.sink) & 1
+        last = np.where(there == 1, 0.0, sc.send[out][holder[:, out], tb.sink])
+        cost, value = cost + last, value + last
+    s = int(np.argmin(value))
+    if not np.isfinite(cost[s]):
+        return None
+    return place[s], float(cost[s]), params[s] + work[s]
+
+
+def priced_beam(inst: Instance, deadline: float, width: int = _BEAM_WIDTH) -> dict[str, str] | None:
+    """A plan for a sum objective (latency, energy, weighted) under memory limits: the beam
+    (`_beam`) over the topological order, first as is (EdgeShard's latency DP, generalised to
+    DAGs and to `width` paths per node), then with a price per parameter byte on each node
+    that memory binds, raised by subgradient steps where the beam run without memory checks
+    overfills a node and lowered where it leaves room (Lagrangian relaxation of the memory
+    rows, §6). A greedy pass in topological order fills the fast nodes with the first layers;
+    the prices steer the layers whose parameters buy the least time elsewhere. Each priced
+    round's beam with memory checks gives a plan; the cheapest is returned (None if no round
+    found one; the first round runs whatever `deadline`, later ones stop at it)."""
+    tb = tables(inst)
+    if tb.reasons or not inst.objective.additive:
+        return None
+    sc = _SumCosts.of(inst)
+    K = len(tb.nodes)
+    cap = np.array([math.inf if m is None else m for m in tb.memory_bytes])
+    binds = np.array([tb.memory_may_bind(k) for k in range(K)])
+    prices = np.zeros(K)
+    found = _beam(tb, sc, prices, width, fit=True)
+    best = None if found is None else (found[1], found[0])
+    if not binds.any():
+        return None if best is None else _named(tb, list(best[1]))
+    # a price step moves a node's price by about one layer's cost per parameter byte when the
+    # node is overfilled by its own memory
+    finite = sc.compute[np.isfinite(sc.compute)]
+    positive = tb.param_bytes[tb.param_bytes > 0]
+    if not len(finite) or not len(positive):
+        return None if best is None else _named(tb, list(best[1]))
+    scale = float(np.median(finite) / np.median(positive))
+    step = _PRICE_STEP
+    for _ in range(_PRICE_ROUNDS):
+        free = _beam(tb, sc, prices, 1, fit=False, deadline=deadline)
+        if free is None:
+            break
+        over = np.where(binds, (free[2] - cap) / np.where(binds, cap, 1.0), 0.0)
+        if (over <= 1e-9).all() and (best is None or free[1] < best[0]):
+            best = (free[1], free[0])  # it fits as it is
+        prices = np.maximum(0.0, prices + step * scale * over)
+        step *= _PRICE_DECAY
+        found = _beam(tb, sc, prices, width, fit=True, deadline=deadline)
+        if found is not None and (best is None or found[1] < best[0]):
+            best = (found[1], found[0])
+    return None if best is None else _named(tb, list(best[1]))
+
+
 # --------------------------------------------------------------------------- local search
 
 
@@ -1420,7 +1568,8 @@ def best_start(inst: Instance, time_budget_s: float = 1.0) -> dict[str, str] | N
     `time_budget_s` seconds (wall clock; a first pass of a DP may overrun it when nothing else
     is feasible): for the period, PipeEdge's class DP (anytime; over the topological order for
     DAGs), and where it finds nothing the linear DP over nodes by speed and first fit; otherwise
-    first fit, greedy, and for a chain the exact chain DP when memory cannot bind and
+    first fit, where memory may bind `priced_beam` (half the budget), greedy (where that found
+    nothing), and for a chain the exact chain DP when memory cannot bind and
     EdgeShard's latency DP when it can. None when none is feasible."""
     from .baselines import NotApplicable, chain_dp, greedy
 
@@ -1467,7 +1616,12 @@ def best_start(inst: Instance, time_budget_s: float = 1.0) -> dict[str, str] | N
             attempt(lambda: first_fit(inst))
     else:  # greedy minimises a sum: no use for the period
         attempt(lambda: first_fit(inst))
-        attempt(lambda: greedy(inst))
+        if any(tb.memory_may_bind(k) for k in range(len(tb.nodes))):
+            # (its first round is greedy's pass with two paths kept per node: greedy only
+            # where it found nothing)
+            attempt(lambda: priced_beam(inst, start + 0.5 * time_budget_s))
+        if len(feasible()) < 2:
+            attempt(lambda: greedy(inst))
         if kind != "throughput" and is_chain(inst):
             try:
                 plan = chain_dp(inst)
