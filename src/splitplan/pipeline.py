@@ -19,6 +19,8 @@ Methods (registered in `splitplan.baselines.METHODS`):
   layer, tracking the memory used on each node along the best path to a state.
 - `stages-dp`: the textbook bottleneck DP that cuts a chain into at most K contiguous stages for
   K identical workers, over (layer, stages used).
+- `priced-beam` (ours, not a peer's): `priced_beam`, a beam over the topological order for sum
+  objectives under memory limits, steered by Lagrangian prices on each node's memory.
 - `pipedream`: PipeDream's optimizer (Narayanan et al., SOSP 2019) without stage replication
   (our model runs each layer once): the same recurrence over a topological order of a DAG, a cut
   sending every tensor that crosses it to the next stage; identical workers.
@@ -811,6 +813,7 @@ _BEAM_WIDTH = 2  # partial plans kept per node of the last layer (more: slower, 
 _PRICE_ROUNDS = 100  # at most this many price updates (the deadline usually ends them first)
 _PRICE_DECAY = 0.98  # the step shrinks by this factor each round
 _PRICE_STEP = 0.25  # the first step, in units of `scale` (below)
+_PRICE_STALL = 30  # rounds without a better plan that end them
 
 
 @dataclass(frozen=True)
@@ -917,7 +920,9 @@ def priced_beam(inst: Instance, deadline: float, width: int = _BEAM_WIDTH) -> di
     rows, §6). A greedy pass in topological order fills the fast nodes with the first layers;
     the prices steer the layers whose parameters buy the least time elsewhere. Each priced
     round's beam with memory checks gives a plan; the cheapest is returned (None if no round
-    found one; the first round runs whatever `deadline`, later ones stop at it)."""
+    found one; the first round runs whatever `deadline`, later ones stop at it, at
+    `_PRICE_ROUNDS`, after `_PRICE_STALL` rounds without a better plan, or when the unchecked
+    plan fits and no price sits on a node with room)."""
     tb = tables(inst)
     if tb.reasons or not inst.objective.additive:
         return None
@@ -938,19 +943,36 @@ def priced_beam(inst: Instance, deadline: float, width: int = _BEAM_WIDTH) -> di
         return None if best is None else _named(tb, list(best[1]))
     scale = float(np.median(finite) / np.median(positive))
     step = _PRICE_STEP
+    since = 0  # rounds since the best plan last improved
     for _ in range(_PRICE_ROUNDS):
         free = _beam(tb, sc, prices, 1, fit=False, deadline=deadline)
         if free is None:
             break
         over = np.where(binds, (free[2] - cap) / np.where(binds, cap, 1.0), 0.0)
-        if (over <= 1e-9).all() and (best is None or free[1] < best[0]):
-            best = (free[1], free[0])  # it fits as it is
+        since += 1
+        if (over <= 1e-9).all():
+            if best is None or free[1] < best[0]:
+                best, since = (free[1], free[0]), 0  # it fits as it is
+            if not np.any((prices > 0) & (over < -1e-9)):
+                break  # the prices pay only for full nodes: no step would move them
+        if since > _PRICE_STALL:
+            break
         prices = np.maximum(0.0, prices + step * scale * over)
         step *= _PRICE_DECAY
         found = _beam(tb, sc, prices, width, fit=True, deadline=deadline)
         if found is not None and (best is None or found[1] < best[0]):
-            best = (found[1], found[0])
+            best, since = (found[1], found[0]), 0
     return None if best is None else _named(tb, list(best[1]))
+
+
+def priced_beam_plan(inst: Instance, time_limit_s: float = 1.0) -> Plan:
+    """`priced_beam` as a `compare` method (`priced-beam`), its rounds within `time_limit_s`."""
+    from .baselines import method_plan
+
+    start = time.perf_counter()
+    if not inst.objective.additive:
+        raise _not_applicable("the priced beam minimises a sum over layers, not the period")
+    return method_plan(inst, "priced-beam", priced_beam(inst, start + time_limit_s), start)
 
 
 # --------------------------------------------------------------------------- local search
