@@ -114,10 +114,6 @@ def is_chain(inst: Instance) -> bool:
     )
 
 
-def _memory_binds(tb: Tables) -> bool:
-    return any(tb.memory_may_bind(k) for k in range(len(tb.nodes)))
-
-
 # --------------------------------------------------------------------------- exact chain DP
 
 
@@ -134,7 +130,7 @@ def chain_dp(inst: Instance) -> Plan:
         raise NotApplicable("the DNN is not a chain (some layer has a skip or branch input)")
     wl, we = additive_weights(inst)
     tb = tables(inst)
-    if _memory_binds(tb):
+    if tb.memory_binds:
         raise NotApplicable("memory limits can bind, which the DP does not model")
     if inst.constraints.max_latency_s is not None and inst.objective.kind != "latency":
         raise NotApplicable("a latency limit with a non-latency objective couples the stages")
@@ -276,7 +272,7 @@ def min_cut(inst: Instance) -> Plan:
         ev = evaluate(inst, a)
         if ev.feasible and (best is None or ev.objective(inst) < best[0]):
             best = (ev.objective(inst), a)
-    exact = len(tb.nodes) == 2 and inst.constraints.max_latency_s is None and not _memory_binds(tb)
+    exact = len(tb.nodes) == 2 and inst.constraints.max_latency_s is None and not tb.memory_binds
     return method_plan(inst, "min-cut", best[1] if best else None, start, exact=exact)
 
 

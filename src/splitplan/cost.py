@@ -106,6 +106,17 @@ class Routing:
         self.tb, self.size, self.routes = tb, size_bytes, routes
 
     def terms(self, a: int, b: int) -> tuple[float, tuple[int, ...], list[float]]:
+        arcs, e0, e1, inv_bw = self._route(a, b)
+        size = self.size
+        return e0 + size * e1, arcs, [size * inv for inv in inv_bw]
+
+    def energy_terms(self, a: int, b: int) -> tuple[float, float]:
+        """(e0, e1): the route a -> b's transmit energy is e0 + e1 x size, for every size this
+        routing serves."""
+        _, e0, e1, _ = self._route(a, b)
+        return e0, e1
+
+    def _route(self, a: int, b: int) -> tuple:
         hit = self.routes.get((a, b))
         if hit is None:
             tb = self.tb
@@ -118,9 +129,7 @@ class Routing:
             e0 = sum(tb.arcs[i].latency_s * w for i, w in zip(arcs, tx, strict=True))
             e1 = sum(w * inv for w, inv in zip(tx, inv_bw, strict=True))
             hit = self.routes[a, b] = (arcs, e0, e1, inv_bw)
-        arcs, e0, e1, inv_bw = hit
-        size = self.size
-        return e0 + size * e1, arcs, [size * inv for inv in inv_bw]
+        return hit
 
 
 class Tables:
@@ -285,8 +294,7 @@ class Tables:
             K = len(self.nodes)
             e0, e1 = np.full((K, K), np.inf), np.zeros((K, K))
             for p, q in zip(*np.nonzero(np.isfinite(dist)), strict=True):
-                routing.terms(int(p), int(q))
-                _, e0[p, q], e1[p, q], _ = routing.routes[int(p), int(q)]
+                e0[p, q], e1[p, q] = routing.energy_terms(int(p), int(q))
             lin = self._energy_terms[key] = (e0, e1)
         return lin[0] + size * lin[1]
 
@@ -371,6 +379,11 @@ class Tables:
             and bool(on)
             and (self.param_bytes[on].sum() + self.work_bytes[on].max() > cap)
         )
+
+    @cached_property
+    def memory_binds(self) -> bool:
+        """Whether some node's memory may bind (`memory_may_bind` for any node)."""
+        return any(self.memory_may_bind(k) for k in range(len(self.nodes)))
 
     def _exceeds_memory(self, v: int, k: int) -> bool:
         mem = self.memory_bytes[k]

@@ -19,11 +19,11 @@ Methods (registered in `splitplan.baselines.METHODS`):
   layer, tracking the memory used on each node along the best path to a state.
 - `stages-dp`: the textbook bottleneck DP that cuts a chain into at most K contiguous stages for
   K identical workers, over (layer, stages used).
-- `priced-beam` (ours, not a peer's): `priced_beam`, a beam over the topological order for sum
-  objectives under memory limits, steered by Lagrangian prices on each node's memory.
 - `pipedream`: PipeDream's optimizer (Narayanan et al., SOSP 2019) without stage replication
   (our model runs each layer once): the same recurrence over a topological order of a DAG, a cut
   sending every tensor that crosses it to the next stage; identical workers.
+- `priced-beam` (ours, not a peer's): `priced_beam`, a beam over the topological order for sum
+  objectives under memory limits, steered by Lagrangian prices on each node's memory.
 
 The stage DPs minimise the period: the class DP (`pipeedge`, `edgeshard`) by bisection on the
 period with a reachability pass over its states (relative tolerance 1e-9), the linear DP
@@ -933,18 +933,15 @@ def priced_beam(inst: Instance, deadline: float, width: int = _BEAM_WIDTH) -> di
     prices = np.zeros(K)
     found = _beam(tb, sc, prices, width, fit=True)
     best = None if found is None else (found[1], found[0])
-    if not binds.any():
-        return None if best is None else _named(tb, list(best[1]))
-    # a price step moves a node's price by about one layer's cost per parameter byte when the
-    # node is overfilled by its own memory
     finite = sc.compute[np.isfinite(sc.compute)]
     positive = tb.param_bytes[tb.param_bytes > 0]
-    if not len(finite) or not len(positive):
-        return None if best is None else _named(tb, list(best[1]))
-    scale = float(np.median(finite) / np.median(positive))
+    # a price step moves a node's price by about one layer's cost per parameter byte when the
+    # node is overfilled by its own memory (no rounds where no memory binds or none is priced)
+    rounds = _PRICE_ROUNDS if binds.any() and len(finite) and len(positive) else 0
+    scale = float(np.median(finite) / np.median(positive)) if rounds else 0.0
     step = _PRICE_STEP
     since = 0  # rounds since the best plan last improved
-    for _ in range(_PRICE_ROUNDS):
+    for _ in range(rounds):
         free = _beam(tb, sc, prices, 1, fit=False, deadline=deadline)
         if free is None:
             break
@@ -1590,8 +1587,8 @@ def best_start(inst: Instance, time_budget_s: float = 1.0) -> dict[str, str] | N
     `time_budget_s` seconds (wall clock; a first pass of a DP may overrun it when nothing else
     is feasible): for the period, PipeEdge's class DP (anytime; over the topological order for
     DAGs), and where it finds nothing the linear DP over nodes by speed and first fit; otherwise
-    first fit, where memory may bind `priced_beam` (half the budget), greedy (where that found
-    nothing), and for a chain the exact chain DP when memory cannot bind and
+    first fit, where memory may bind `priced_beam` (half the budget), greedy (unless both found a
+    feasible plan), and for a chain the exact chain DP when memory cannot bind and
     EdgeShard's latency DP when it can. None when none is feasible."""
     from .baselines import NotApplicable, chain_dp, greedy
 
@@ -1638,9 +1635,9 @@ def best_start(inst: Instance, time_budget_s: float = 1.0) -> dict[str, str] | N
             attempt(lambda: first_fit(inst))
     else:  # greedy minimises a sum: no use for the period
         attempt(lambda: first_fit(inst))
-        if any(tb.memory_may_bind(k) for k in range(len(tb.nodes))):
+        if tb.memory_binds:
             # (its first round is greedy's pass with two paths kept per node: greedy only
-            # where it found nothing)
+            # where first fit and the beam did not both find a feasible plan)
             attempt(lambda: priced_beam(inst, start + 0.5 * time_budget_s))
         if len(feasible()) < 2:
             attempt(lambda: greedy(inst))

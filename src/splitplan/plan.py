@@ -229,9 +229,7 @@ def solve(
     tb = tables(instance)
     if tb.reasons:
         return Plan(instance, "infeasible", solver, reasons=list(tb.reasons))
-    hard = instance.objective.kind == "throughput" or any(
-        tb.memory_may_bind(k) for k in range(len(tb.nodes))
-    )
+    hard = instance.objective.kind == "throughput" or tb.memory_binds
     if initial is None and hard:
         from .pipeline import best_start, start_budget_s
 
