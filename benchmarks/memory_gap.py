@@ -36,12 +36,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
+import highspy
 import numpy as np
 import scipy.sparse as sp
 
@@ -181,6 +183,296 @@ def with_runs(milp: Milp) -> tuple[StandardForm, int]:
     return extended, len(runs)
 
 
+# --------------------------------------------------------------------------- node contents
+
+
+def _pair_cost(tb, weights, size_bytes: float) -> np.ndarray:
+    """K x K: the objective's cost of sending a tensor of `size_bytes` from p to q (§3, §5)."""
+    dist, _ = tb.shortest_paths(size_bytes)
+    cost = weights.latency * dist
+    if weights.energy:
+        cost = cost + weights.energy * tb.route_energy(size_bytes)
+    return cost
+
+
+class NodeContents:
+    """The model's LP with a Dantzig-Wolfe master over each node's contents, by column generation.
+
+    A column (k, S) says node k runs exactly the layers S, which fit its memory (Σ π + the
+    largest working set ≤ mem_k); λ[k,S] ≥ 0 with Σ_S λ[k,S] = 1 for every node (the empty set
+    included) and x[v,k] = Σ_{S ∋ v} λ[k,S]. Two rows per tensor t (made by layer u, read by the
+    layers C, and by the sink d when it feeds it) tie the model's own cost of t (its priced
+    transfer columns) to the sets:
+    - `leaves`: cost_t ≥ Σ_k Σ_S a_t(k) λ[k,S] over the sets holding u and not all of C (or
+      any set holding u on k ≠ d when t feeds the sink), with a_t(k) the cheapest send from k to
+      a node some reader of t may run on (W_t(k, d) for the sink);
+    - `arrives`: cost_t ≥ Σ_k Σ_S b_t(k) λ[k,S] over the sets holding some reader of t and not
+      u (on d: every set without u when t feeds the sink), b_t(k) the cheapest send to k from a
+      node u may run on.
+    Both hold for every plan (its node contents are sets of this kind; t leaves u's node when a
+    reader is elsewhere, and reaches each other node holding a reader once, at its own cost), so
+    the master's LP is a relaxation and its value a lower bound on the optimum. Unlike the
+    model's LP, it cannot keep a fraction of every layer on a node without paying for the
+    borders of the sets that fraction is made of.
+
+    The master is solved by column generation: the pricing problem of node k is a MILP over the
+    layers it may run (a knapsack with the memory row, and an indicator per tensor row with a
+    positive dual). The bound is Lagrangian (`lagrangian`), valid for any multipliers, so it is
+    valid at every iteration; duals are smoothed towards the best bound's (Wentges, α = 0.5).
+    Additive objectives without encodings only.
+    """
+
+    def __init__(self, milp: Milp) -> None:
+        inst, tb, sf = milp.instance, milp.tables, milp.matrix
+        if not inst.objective.additive or tb.has_encodings:
+            raise ValueError("node contents: additive objectives without encodings only")
+        self.milp, self.tb = milp, tb
+        weights = inst.objective.weights()
+        V, K = len(tb.layers), len(tb.nodes)
+        self.V, self.K = V, K
+        self.runs_on = [[v for v in range(V) if k in tb.allowed[v]] for k in range(K)]
+        d = tb.sink
+        # (t, u, readers, feeds the sink, a_t, b_t, the model's cost terms of t)
+        self.tensors: list[tuple[int, int, list[int], bool, np.ndarray, np.ndarray, list]] = []
+        for ti, terms in _transfer_costs(milp).items():
+            t = tb.tensors[ti]
+            if t.producer < 0:
+                continue
+            u, readers = t.producer, list(t.consumers)
+            W = _pair_cost(tb, weights, t.size_bytes)
+            targets = {q for c in readers for q in tb.allowed[c]} | ({d} if t.to_sink else set())
+            a, b = np.zeros(K), np.zeros(K)
+            for k in range(K):
+                if t.to_sink and k != d:
+                    a[k] = W[k, d]
+                else:
+                    a[k] = min((W[k, q] for q in targets if q != k), default=0.0)
+                b[k] = min((W[p, k] for p in tb.allowed[u] if p != k), default=0.0)
+            a[~np.isfinite(a)] = 0.0
+            b[~np.isfinite(b)] = 0.0
+            self.tensors.append((ti, u, readers, t.to_sink, a, b, terms))
+        m0, n0 = len(sf.row_lb), len(sf.c)
+        rows: list[tuple[float, list[tuple[int, float]], float]] = []
+        self.link: dict[tuple[int, int], int] = {}
+        for (v, k), col in milp.x.items():
+            self.link[v, k] = m0 + len(rows)
+            rows.append((0.0, [(col, 1.0)], 0.0))
+        self.conv = {}
+        for k in range(K):
+            self.conv[k] = m0 + len(rows)
+            rows.append((1.0, [], 1.0))
+        self.leaves, self.arrives = {}, {}
+        for ti, *_, terms in self.tensors:
+            self.leaves[ti] = m0 + len(rows)
+            rows.append((0.0, terms, np.inf))
+            self.arrives[ti] = m0 + len(rows)
+            rows.append((0.0, terms, np.inf))
+        A = sp.csr_matrix((sf.A_value, sf.A_index, sf.A_start), shape=(m0, n0))
+        index = [c for _, terms, _ in rows for c, _ in terms]
+        value = [x for _, terms, _ in rows for _, x in terms]
+        starts = np.cumsum([0, *(len(terms) for _, terms, _ in rows)])
+        self.A = sp.vstack([A, sp.csr_matrix((value, index, starts), shape=(len(rows), n0))])
+        self.A = self.A.tocsr()
+        self.row_lb = np.concatenate([sf.row_lb, [r[0] for r in rows]])
+        self.row_ub = np.concatenate([sf.row_ub, [r[2] for r in rows]])
+        self.n0 = n0
+        h = self.h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = n0, len(self.row_lb)
+        lp.col_cost_, lp.offset_ = sf.c, sf.offset
+        lp.col_lower_, lp.col_upper_ = sf.col_lb, sf.col_ub
+        lp.row_lower_, lp.row_upper_ = self.row_lb, self.row_ub
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+        lp.a_matrix_.start_, lp.a_matrix_.index_ = self.A.indptr, self.A.indices
+        lp.a_matrix_.value_ = self.A.data
+        h.passModel(lp)
+        self.columns: set[tuple[int, frozenset[int]]] = set()
+
+    # ---------------------------------------------------------------- columns
+
+    def fits(self, k: int, layers: list[int]) -> bool:
+        cap = self.tb.memory_bytes[k]
+        if cap is None or not layers:
+            return True
+        total = self.tb.param_bytes[layers].sum() + self.tb.work_bytes[layers].max()
+        return bool(total <= cap * (1 + 1e-12))
+
+    def entries(self, k: int, layers: list[int]) -> tuple[list[int], list[float]]:
+        """The master's rows and coefficients of column (k, layers)."""
+        held = set(layers)
+        rows, vals = [self.conv[k], *(self.link[v, k] for v in layers)], [1.0] + [-1.0] * len(held)
+        d = self.tb.sink
+        for ti, u, readers, sink, a, b, _ in self.tensors:
+            if u in held:
+                if a[k] > 0 and ((sink and k != d) or any(c not in held for c in readers)):
+                    rows.append(self.leaves[ti])
+                    vals.append(-a[k])
+            elif b[k] > 0 and ((sink and k == d) or any(c in held for c in readers)):
+                rows.append(self.arrives[ti])
+                vals.append(-b[k])
+        return rows, vals
+
+    def add(self, k: int, layers: list[int]) -> bool:
+        key = (k, frozenset(layers))
+        if key in self.columns:
+            return False
+        self.columns.add(key)
+        rows, vals = self.entries(k, sorted(layers))
+        self.h.addCol(0.0, 0.0, np.inf, len(rows), np.array(rows, np.int32), np.array(vals))
+        return True
+
+    def add_plan(self, plan: dict[str, str]) -> None:
+        tb = self.tb
+        for k in range(self.K):
+            self.add(k, [v for v, name in enumerate(tb.layers) if tb.node_index[plan[name]] == k])
+
+    def add_windows(self) -> None:
+        """The empty set, each layer alone and the longest window of the topological order from
+        each layer that fits, on every node it may run on (a master the pricing can start from)."""
+        for k in range(self.K):
+            self.add(k, [])
+            for i in self.runs_on[k]:
+                window: list[int] = []
+                for j in range(i, self.V):
+                    if k not in self.tb.allowed[j] or not self.fits(k, [*window, j]):
+                        break
+                    window.append(j)
+                self.add(k, [i])
+                self.add(k, window)
+
+    # ---------------------------------------------------------------- pricing and the bound
+
+    def price(self, k: int, y: np.ndarray) -> tuple[float, float, list[int]]:
+        """min over the sets S that fit node k of Σ_rows −y·(the column's entries), without the
+        convexity row's dual: (value of the set found, the MILP's proven bound, the set)."""
+        tb, d = self.tb, self.tb.sink
+        layers = self.runs_on[k]
+        pos = {v: i for i, v in enumerate(layers)}
+        cost = [float(y[self.link[v, k]]) for v in layers]
+        extra: list[float] = []
+        rows: list[tuple[float, dict[int, float], float]] = []
+        const = 0.0
+
+        def indicator(price: float) -> int:
+            extra.append(price)
+            return len(layers) + len(extra) - 1
+
+        for ti, u, readers, sink, a, b, _ in self.tensors:
+            pay = float(y[self.leaves[ti]]) * a[k]
+            if pay > 1e-12 and u in pos:
+                if sink and k != d:
+                    cost[pos[u]] += pay
+                else:
+                    o = indicator(pay)  # o >= s_u - s_c
+                    for c in readers:
+                        row = {o: 1.0, pos[u]: -1.0} | ({pos[c]: 1.0} if c in pos else {})
+                        rows.append((0.0, row, np.inf))
+            pay = float(y[self.arrives[ti]]) * b[k]
+            if pay > 1e-12:
+                if sink and k == d:
+                    const += pay
+                    if u in pos:
+                        cost[pos[u]] -= pay
+                else:
+                    inside = [c for c in readers if c in pos]
+                    if inside:
+                        i = indicator(pay)  # i >= s_c - s_u
+                        for c in inside:
+                            row = {i: 1.0, pos[c]: -1.0} | ({pos[u]: 1.0} if u in pos else {})
+                            rows.append((0.0, row, np.inf))
+        cap = tb.memory_bytes[k]
+        n = len(layers) + len(extra) + (cap is not None)
+        ub = np.ones(n)
+        if cap is not None:
+            m = n - 1  # the largest working set
+            ub[m] = np.inf
+            extra.append(0.0)
+            params = {pos[v]: float(tb.param_bytes[v]) for v in layers}
+            rows.append((-np.inf, params | {m: 1.0}, cap))
+            rows += [(0.0, {m: 1.0, pos[v]: -float(tb.work_bytes[v])}, np.inf) for v in layers]
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("mip_rel_gap", 1e-9)
+        h.setOptionValue("mip_abs_gap", 1e-12)
+        none = np.array([], np.int32)
+        h.addCols(n, np.array(cost + extra), np.zeros(n), ub, 0, none, none, np.array([]))
+        for lo, row, hi in rows:
+            h.addRow(lo, hi, len(row), np.array(list(row), np.int32), np.array(list(row.values())))
+        binary = np.arange(len(layers), dtype=np.int32)
+        h.changeColsIntegrality(
+            len(binary), binary, np.full(len(binary), highspy.HighsVarType.kInteger)
+        )
+        h.run()
+        info, values = h.getInfo(), h.getSolution().col_value
+        chosen = [v for v in layers if values[pos[v]] > 0.5]
+        return info.objective_function_value + const, info.mip_dual_bound + const, chosen
+
+    def lagrangian(self, y: np.ndarray, best_sets: list[float]) -> float:
+        """A lower bound on the master's LP for any row multipliers y: each row's bound times y
+        (the convexity rows left to the sets), each model column at its cheapest bound under its
+        reduced cost, plus each node's cheapest set (`best_sets`, proven bounds of `price`)."""
+        keep = np.ones(len(y), dtype=bool)
+        keep[list(self.conv.values())] = False
+        y = np.where(np.abs(y) < 1e-12, 0.0, y)
+        side = np.where(y > 0, self.row_lb, self.row_ub)
+        if not np.all(np.isfinite(side[keep & (y != 0)])):
+            return -np.inf
+        total = float(np.dot(y[keep & (y != 0)], side[keep & (y != 0)]))
+        sf = self.milp.matrix
+        rc = sf.c - self.A.T @ y
+        rc = np.where(np.abs(rc) < 1e-12, 0.0, rc)
+        at = np.where(rc > 0, sf.col_lb, np.where(rc < 0, sf.col_ub, 0.0))
+        if not np.all(np.isfinite(at[rc != 0])):
+            return -np.inf
+        return total + float(np.dot(rc[rc != 0], at[rc != 0])) + sum(best_sets) + sf.offset
+
+    def solve(self, time_limit_s: float, alpha: float = 0.5, log=lambda line: None) -> dict:
+        """Column generation until no set has a negative reduced cost, the bound meets the
+        master, or `time_limit_s`: {bound, master, iterations, columns, converged, seconds}."""
+        began = time.perf_counter()
+        best, stable = -np.inf, None
+        iterations, converged = 0, False
+        master = None
+        while True:
+            iterations += 1
+            self.h.run()
+            if self.h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+                raise RuntimeError("node contents: the master has no optimum (no plan given?)")
+            master = self.h.getInfo().objective_function_value
+            y = np.array(self.h.getSolution().row_dual)
+            added = 0
+            while True:
+                at = y if stable is None else alpha * stable + (1 - alpha) * y
+                found = [self.price(k, at) for k in range(self.K)]
+                bound = self.lagrangian(at, [min(b, 0.0) for _, b, _ in found])
+                if bound > best:
+                    best, stable = bound, at
+                for k, (_, _, chosen) in enumerate(found):
+                    rows, vals = self.entries(k, chosen)
+                    if -float(np.dot(y[rows], vals)) < -1e-9 and self.add(k, chosen):
+                        added += 1
+                if added or at is y:
+                    break
+                stable = None  # mispricing: price at the master's duals
+            elapsed = time.perf_counter() - began
+            log(
+                f"iteration {iterations}: master {master:.6g} bound {best:.6g} "
+                f"columns {len(self.columns)} ({elapsed:.0f} s)"
+            )
+            converged = added == 0 or master - best <= 1e-9 * max(1.0, abs(master))
+            if converged or elapsed > time_limit_s:
+                break
+        return {
+            "bound": best,
+            "master": master,
+            "iterations": iterations,
+            "columns": len(self.columns),
+            "converged": converged,
+            "seconds": time.perf_counter() - began,
+        }
+
+
 # --------------------------------------------------------------------------- the other measures
 
 
@@ -308,6 +600,21 @@ def measure(label: str, inst: Instance, time_limit_s: float) -> dict:
     return row
 
 
+def node_contents(inst: Instance, time_limit_s: float, log=lambda line: None) -> dict:
+    """The model's root LP, `best_start`'s plan (5 s at most) and the node-contents bound
+    (`NodeContents`, started from that plan and the windows) within `time_limit_s`."""
+    from splitplan.pipeline import best_start
+
+    milp = build_milp(inst)
+    root = solve_standard_form(milp.matrix, "highs", relax=True).objective
+    plan = best_start(inst, min(5.0, time_limit_s))
+    row = {"root_lp": root, "start": splitplan.evaluate(inst, plan).objective(inst)}
+    relaxation = NodeContents(milp)
+    relaxation.add_windows()
+    relaxation.add_plan(plan)
+    return row | relaxation.solve(time_limit_s, log=log)
+
+
 def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.4g}"
 
@@ -318,10 +625,29 @@ def main() -> None:
     parser.add_argument(
         "--time-limit", type=float, help="seconds per MIP or LP (default 60; 5 with --quick)"
     )
-    parser.add_argument("-o", "--output", default=str(Path(__file__).with_name("memory_gap.json")))
+    parser.add_argument(
+        "--node-contents",
+        action="store_true",
+        help="only the node-contents bound (column generation), to memory_gap_node_contents.json",
+    )
+    parser.add_argument("-o", "--output", help="default: memory_gap[_node_contents].json")
     args = parser.parse_args()
     families = QUICK if args.quick else FAMILIES
     limit = args.time_limit or (5.0 if args.quick else 60.0)
+    name = "memory_gap_node_contents.json" if args.node_contents else "memory_gap.json"
+    output = Path(args.output or Path(__file__).with_name(name))
+    if args.node_contents:
+        rows = []
+        for label, make in families:
+            inst = make()
+            row = {"family": label, "instance": inst.name}
+            log = functools.partial(print, label, flush=True)
+            row |= node_contents(inst, limit, log=log)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        result = {"machine": machine(), "time_limit_s": limit, "rows": rows}
+        output.write_text(json.dumps(result, indent=1) + "\n")
+        return
     rows = []
     for label, make in families:
         row = measure(label, make(), limit)
@@ -338,7 +664,7 @@ def main() -> None:
             flush=True,
         )
     result = {"machine": machine(), "time_limit_s": limit, "rows": rows}
-    Path(args.output).write_text(json.dumps(result, indent=1) + "\n")
+    output.write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":

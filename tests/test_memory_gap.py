@@ -145,3 +145,56 @@ def test_memory_gap_measures_the_quick_instance():
     )
     assert row["runs"]["root_lp"] is None or row["runs"]["root_lp"] <= best
     assert row["compute_only"]["lp"] <= row["best_plan"]["compute"] * (1 + 1e-9)
+
+
+def _node_contents(inst, time_limit_s: float = 60.0) -> tuple[dict, float]:
+    """The node-contents relaxation solved from `best_start`'s plan and the windows, and the
+    model's root LP."""
+    from splitplan.pipeline import best_start
+
+    milp = build_milp(inst)
+    relaxation = memory_gap.NodeContents(milp)
+    relaxation.add_windows()
+    relaxation.add_plan(best_start(inst, 1.0))
+    root = solve_standard_form(milp.matrix, "highs", relax=True).objective
+    return relaxation.solve(time_limit_s), root
+
+
+@pytest.fixture(scope="module")
+def node_contents() -> list:
+    return [_node_contents(inst) for inst in CASES]
+
+
+@pytest.mark.parametrize("i", range(len(CASES)))
+def test_node_contents_bound_lies_between_the_root_lp_and_the_optimum(i, optima, node_contents):
+    """Column generation converges on the tiny cases; its bound is the master's value, at most
+    the brute-force optimum (every plan is a point of the master) and at least the model's root
+    LP (the master keeps the model's rows)."""
+    (result, root), best = node_contents[i], optima[i]
+    assert result["converged"], result
+    assert result["bound"] <= best[0] * (1 + 1e-7) + 1e-12, (result, best[0])
+    assert result["bound"] >= root - 1e-7 * max(1.0, abs(root))
+    assert abs(result["master"] - result["bound"]) <= 1e-6 * max(1.0, abs(result["master"]))
+
+
+def test_node_contents_bound_rises_above_the_root_lp(node_contents):
+    """The sets' borders cost something: on most tiny cases the bound is above the model's root
+    LP, and on some it reaches the optimum where the root LP does not."""
+    raised = sum(result["bound"] > root * (1 + 1e-6) for result, root in node_contents)
+    assert raised >= len(CASES) // 2, [(r["bound"], root) for r, root in node_contents]
+
+
+def test_node_contents_bound_is_valid_before_it_converges():
+    """Stopped after its first pricing round, the Lagrangian bound is still at most the optimum
+    (it holds for any multipliers), on a case where column generation needs more rounds."""
+    inst = random_instance(8, 3, seed=4, topology="mesh", skip_prob=0.5, memory_fraction=0.3)
+    best = brute_force(inst)
+    result, _ = _node_contents(inst, time_limit_s=0.0)
+    assert result["iterations"] == 1 and not result["converged"]
+    assert result["bound"] <= best[0] * (1 + 1e-7) + 1e-12
+
+
+def test_node_contents_refuses_the_period():
+    inst = random_instance(5, 3, seed=0, skip_prob=0.5, memory_fraction=0.3, objective="throughput")
+    with pytest.raises(ValueError, match="additive"):
+        memory_gap.NodeContents(build_milp(inst))
