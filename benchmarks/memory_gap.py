@@ -2,6 +2,7 @@
 
     python benchmarks/memory_gap.py            # the two issue-13 rows (about 10 min on 2 cores)
     python benchmarks/memory_gap.py --quick    # a 30 x 4 instance (seconds)
+    python benchmarks/memory_gap.py --node-contents --time-limit 900   # the node-contents bound
 
 For the `latency DAG 100x8 mesh memory` and `weighted DAG 300x8 mesh memory` families of
 `benchmarks/bounds.py`, it measures where the root LP's value and the best known plan's cost go,
@@ -26,6 +27,10 @@ optimum; models/formulation.md §9, "Tried and left out", reads the numbers):
   layer i-1's output to layer i costs at least that route; tests/test_memory_gap.py checks it
   against brute force). The relaxation may still keep a fraction of every layer of a window
   heavier than node k's memory on k, but now pays for moving that fraction off k and back.
+
+- `node_contents` (`--node-contents`, its own file `memory_gap_node_contents.json`): the
+  model's LP with a Dantzig-Wolfe master over what each node runs (`NodeContents`), solved by
+  column generation within the time limit; its Lagrangian bound holds at every iteration.
 
 The best plan is `splitplan.pipeline.best_start` (5 s at most), improved by HiGHS from that start
 and then by `pipeline.local_search`. Timings on a shared machine are noisy; the load averages are
@@ -645,8 +650,8 @@ def main() -> None:
             row |= node_contents(inst, limit, log=log)
             rows.append(row)
             print(json.dumps(row), flush=True)
-        result = {"machine": machine(), "time_limit_s": limit, "rows": rows}
-        output.write_text(json.dumps(result, indent=1) + "\n")
+            result = {"machine": machine(), "time_limit_s": limit, "rows": rows}
+            output.write_text(json.dumps(result, indent=1) + "\n")  # after each row
         return
     rows = []
     for label, make in families:
