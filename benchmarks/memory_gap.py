@@ -432,10 +432,15 @@ class NodeContents:
             return -np.inf
         return total + float(np.dot(rc[rc != 0], at[rc != 0])) + sum(best_sets) + sf.offset
 
-    def solve(self, time_limit_s: float, alpha: float = 0.5, log=lambda line: None) -> dict:
+    def solve(
+        self, time_limit_s: float, alpha: float = 0.5, interior: bool = False, log=lambda line: None
+    ) -> dict:
         """Column generation until no set has a negative reduced cost, the bound meets the
         master, or `time_limit_s`: {bound, master, iterations, columns, converged, seconds}."""
         began = time.perf_counter()
+        if interior:  # the master's duals from the interior point method, without crossover
+            self.h.setOptionValue("solver", "ipm")
+            self.h.setOptionValue("run_crossover", "off")
         best, stable = -np.inf, None
         iterations, converged = 0, False
         master = None
@@ -465,8 +470,8 @@ class NodeContents:
                 f"iteration {iterations}: master {master:.6g} bound {best:.6g} "
                 f"columns {len(self.columns)} ({elapsed:.0f} s)"
             )
-            converged = added == 0 or master - best <= 1e-9 * max(1.0, abs(master))
-            if converged or elapsed > time_limit_s:
+            converged = master - best <= 1e-7 * max(1.0, abs(master))
+            if converged or not added or elapsed > time_limit_s:
                 break
         return {
             "bound": best,
