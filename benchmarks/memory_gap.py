@@ -338,12 +338,17 @@ class NodeContents:
     def add_windows(self) -> None:
         """The empty set, each layer alone and the longest window of the topological order from
         each layer that fits, on every node it may run on (a master the pricing can start from)."""
+        tb = self.tb
         for k in range(self.K):
             self.add(k, [])
+            cap = np.inf if tb.memory_bytes[k] is None else tb.memory_bytes[k] * (1 + 1e-12)
             for i in self.runs_on[k]:
                 window: list[int] = []
+                params = work = 0.0
                 for j in range(i, self.V):
-                    if k not in self.tb.allowed[j] or not self.fits(k, [*window, j]):
+                    params += tb.param_bytes[j]
+                    work = max(work, tb.work_bytes[j])
+                    if k not in tb.allowed[j] or params + work > cap:
                         break
                     window.append(j)
                 self.add(k, [i])
@@ -351,10 +356,13 @@ class NodeContents:
 
     # ---------------------------------------------------------------- pricing and the bound
 
-    def price(self, k: int, y: np.ndarray) -> tuple[float, float, list[list[int]]]:
+    def price(
+        self, k: int, y: np.ndarray, time_limit_s: float = np.inf
+    ) -> tuple[float, float, list[list[int]]]:
         """min over the sets S that fit node k of Σ_rows −y·(the column's entries), without the
         convexity row's dual: (value of the best set, the MILP's proven bound, the sets found,
-        the best last: each better set the MILP met on its way)."""
+        the best last: each better set the MILP met on its way). Stopped by `time_limit_s`, the
+        bound is the MILP's proven one and the sets those it found."""
         tb, d = self.tb, self.tb.sink
         layers = self.runs_on[k]
         pos = {v: i for i, v in enumerate(layers)}
@@ -405,6 +413,7 @@ class NodeContents:
         h.setOptionValue("mip_rel_gap", 1e-9)
         h.setOptionValue("mip_abs_gap", 1e-12)
         h.setOptionValue("mip_improving_solution_save", True)
+        h.setOptionValue("time_limit", max(float(time_limit_s), 0.1))
         none = np.array([], np.int32)
         h.addCols(n, np.array(cost + extra), np.zeros(n), ub, 0, none, none, np.array([]))
         for lo, row, hi in rows:
@@ -460,7 +469,8 @@ class NodeContents:
             added = 0
             while True:
                 at = y if stable is None else alpha * stable + (1 - alpha) * y
-                found = [self.price(k, at) for k in range(self.K)]
+                left = time_limit_s - (time.perf_counter() - began)
+                found = [self.price(k, at, max(left, 1.0) / self.K) for k in range(self.K)]
                 bound = self.lagrangian(at, [min(b, 0.0) for _, b, _ in found])
                 if bound > best:
                     best, stable = bound, at
