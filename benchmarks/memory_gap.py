@@ -53,6 +53,7 @@ import numpy as np
 import scipy.sparse as sp
 
 import splitplan
+from splitplan.baselines import pair_costs
 from splitplan.cost import tables
 from splitplan.generate import random_instance
 from splitplan.instance import Instance
@@ -191,15 +192,6 @@ def with_runs(milp: Milp) -> tuple[StandardForm, int]:
 # --------------------------------------------------------------------------- node contents
 
 
-def _pair_cost(tb, weights, size_bytes: float) -> np.ndarray:
-    """K x K: the objective's cost of sending a tensor of `size_bytes` from p to q (§3, §5)."""
-    dist, _ = tb.shortest_paths(size_bytes)
-    cost = weights.latency * dist
-    if weights.energy:
-        cost = cost + weights.energy * tb.route_energy(size_bytes)
-    return cost
-
-
 class NodeContents:
     """The model's LP with a Dantzig-Wolfe master over each node's contents, by column generation.
 
@@ -236,6 +228,7 @@ class NodeContents:
             raise ValueError("node contents: additive objectives without encodings only")
         self.milp, self.tb = milp, tb
         weights = inst.objective.weights()
+        pair = pair_costs(tb, weights.latency, weights.energy)
         V, K = len(tb.layers), len(tb.nodes)
         self.V, self.K = V, K
         self.runs_on = [[v for v in range(V) if k in tb.allowed[v]] for k in range(K)]
@@ -247,7 +240,7 @@ class NodeContents:
             if t.producer < 0:
                 continue
             u, readers = t.producer, list(t.consumers)
-            W = _pair_cost(tb, weights, t.size_bytes)
+            W = pair(t.size_bytes)
             targets = {q for c in readers for q in tb.allowed[c]} | ({d} if t.to_sink else set())
             a, b = np.zeros(K), np.zeros(K)
             for k in range(K):
@@ -283,7 +276,6 @@ class NodeContents:
         self.A = self.A.tocsr()
         self.row_lb = np.concatenate([sf.row_lb, [r[0] for r in rows]])
         self.row_ub = np.concatenate([sf.row_ub, [r[2] for r in rows]])
-        self.n0 = n0
         h = self.h = highspy.Highs()
         h.setOptionValue("output_flag", False)
         lp = highspy.HighsLp()
@@ -299,17 +291,11 @@ class NodeContents:
 
     # ---------------------------------------------------------------- columns
 
-    def fits(self, k: int, layers: list[int]) -> bool:
-        cap = self.tb.memory_bytes[k]
-        if cap is None or not layers:
-            return True
-        total = self.tb.param_bytes[layers].sum() + self.tb.work_bytes[layers].max()
-        return bool(total <= cap * (1 + 1e-12))
-
     def entries(self, k: int, layers: list[int]) -> tuple[list[int], list[float]]:
         """The master's rows and coefficients of column (k, layers)."""
         held = set(layers)
-        rows, vals = [self.conv[k], *(self.link[v, k] for v in layers)], [1.0] + [-1.0] * len(held)
+        rows = [self.conv[k], *(self.link[v, k] for v in layers)]
+        vals = [1.0] + [-1.0] * len(layers)
         d = self.tb.sink
         for ti, u, readers, sink, a, b, _ in self.tensors:
             if u in held:
@@ -321,12 +307,15 @@ class NodeContents:
                 vals.append(-b[k])
         return rows, vals
 
-    def add(self, k: int, layers: list[int]) -> bool:
+    def add(
+        self, k: int, layers: list[int], entries: tuple[list[int], list[float]] | None = None
+    ) -> bool:
+        """Column (k, layers), unless the master has it; `entries` when already computed."""
         key = (k, frozenset(layers))
         if key in self.columns:
             return False
         self.columns.add(key)
-        rows, vals = self.entries(k, sorted(layers))
+        rows, vals = entries or self.entries(k, layers)
         self.h.addCol(0.0, 0.0, np.inf, len(rows), np.array(rows, np.int32), np.array(vals))
         return True
 
@@ -432,13 +421,13 @@ class NodeContents:
         """A lower bound on the master's LP for any row multipliers y: each row's bound times y
         (the convexity rows left to the sets), each model column at its cheapest bound under its
         reduced cost, plus each node's cheapest set (`best_sets`, proven bounds of `price`)."""
-        keep = np.ones(len(y), dtype=bool)
-        keep[list(self.conv.values())] = False
         y = np.where(np.abs(y) < 1e-12, 0.0, y)
-        side = np.where(y > 0, self.row_lb, self.row_ub)
-        if not np.all(np.isfinite(side[keep & (y != 0)])):
+        priced = y != 0
+        priced[list(self.conv.values())] = False
+        side = np.where(y > 0, self.row_lb, self.row_ub)[priced]
+        if not np.all(np.isfinite(side)):
             return -np.inf
-        total = float(np.dot(y[keep & (y != 0)], side[keep & (y != 0)]))
+        total = float(np.dot(y[priced], side))
         sf = self.milp.matrix
         rc = sf.c - self.A.T @ y
         rc = np.where(np.abs(rc) < 1e-12, 0.0, rc)
@@ -476,9 +465,11 @@ class NodeContents:
                     best, stable = bound, at
                 for k, (_, _, sets) in enumerate(found):
                     for chosen in sets:
+                        if (k, frozenset(chosen)) in self.columns:
+                            continue
                         rows, vals = self.entries(k, chosen)
-                        if -float(np.dot(y[rows], vals)) < -1e-9 and self.add(k, chosen):
-                            added += 1
+                        if -float(np.dot(y[rows], vals)) < -1e-9:
+                            added += self.add(k, chosen, (rows, vals))
                 if added or at is y:
                     break
                 stable = None  # mispricing: price at the master's duals
