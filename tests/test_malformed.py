@@ -81,6 +81,7 @@ INSTANCES: dict[str, tuple] = {
     "source-unknown": (_set(("network", "source"), "mars"), "network.source"),
     "pin-unknown-node": (_set(("constraints", "pin"), {"conv1": ["mars"]}), "constraints.pin"),
     "pin-a-number": (_set(("constraints", "pin"), {"conv1": 3}), "constraints.pin.conv1"),
+    "pin-nan": (_set(("constraints", "pin"), float("nan")), "constraints.pin"),
     "max-latency-negative": (_set(("constraints", "max_latency_s"), -1), "max_latency_s"),
     "objective-unknown": (_set(("objective",), {"kind": "speed"}), "objective.kind"),
     "objective-weight-1e300": (
@@ -94,6 +95,16 @@ INSTANCES: dict[str, tuple] = {
         "dnn.layers[2].encodings[0].accuracy_loss",
     ),
 }
+
+
+def test_integer_beyond_int64_is_a_number(tmp_path, capsys):
+    """JSON integers are unbounded; 2**70 parameter bytes is a (hopeless) size, not a crash: the
+    layer fits no node, exit 3 with that reason (it was an OverflowError in the cost tables)."""
+    path = _write(tmp_path, "param-2-70", _layer(1, "param_bytes", 2**70), BASE)
+    assert main(["validate", str(path)]) == 3
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err and "internal error" not in out.err
+    assert "fits none of its nodes" in out.out + out.err
 
 
 def _write(tmp_path: Path, name: str, spec, base: dict) -> Path:

@@ -156,8 +156,8 @@ class Tables:
                 for layer in dnn.layers
             ]
         ).reshape(V, K)
-        self.compute_power_w = np.array([n.compute_power_w for n in net.nodes])
-        self.tx_power_w = np.array([n.tx_power_w for n in net.nodes])
+        self.compute_power_w = np.array([n.compute_power_w for n in net.nodes], dtype=float)
+        self.tx_power_w = np.array([n.tx_power_w for n in net.nodes], dtype=float)
         self.memory_bytes = [n.memory_bytes for n in net.nodes]
 
         self.arcs: list[Arc] = []
@@ -192,9 +192,9 @@ class Tables:
         self.tensor_index = {t.name: i for i, t in enumerate(self.tensors)}
         self.has_encodings = any(t.encodings for t in self.tensors)
         # §6 working memory of a layer: its distinct input tensors plus its output.
-        self.param_bytes = np.array([la.param_bytes for la in dnn.layers])
+        self.param_bytes = np.array([la.param_bytes for la in dnn.layers], dtype=float)
         self.work_bytes = np.array(
-            [sum(out_bytes[s] for s in la.inputs) + la.out_bytes for la in dnn.layers]
+            [sum(out_bytes[s] for s in la.inputs) + la.out_bytes for la in dnn.layers], dtype=float
         )
         self._paths: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         self._path_costs: dict[tuple[float, int, int], PathCost | None] = {}

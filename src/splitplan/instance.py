@@ -773,7 +773,10 @@ def instance_from_dict(data: Any) -> Instance:
     )
     cd = _obj(d.get("constraints", {}), "constraints", _CONS_KEYS)
     pins = {}
-    pin_raw = _obj(cd.get("pin", {}), "constraints.pin", set(cd.get("pin", {}) or {}))
+    pin_given = cd.get("pin", {})
+    pin_raw = _obj(
+        pin_given, "constraints.pin", set(pin_given) if isinstance(pin_given, dict) else set()
+    )
     for layer, allowed in pin_raw.items():
         allowed = [allowed] if isinstance(allowed, str) else allowed
         allowed = _list(allowed, f"constraints.pin.{layer}")
