@@ -3,6 +3,7 @@
     python benchmarks/memory_gap.py            # the two issue-13 rows (about 10 min on 2 cores)
     python benchmarks/memory_gap.py --quick    # a 30 x 4 instance (seconds)
     python benchmarks/memory_gap.py --node-contents --time-limit 900   # the node-contents bound
+    python benchmarks/memory_gap.py --prove --time-limit 3600   # HiGHS alone, long: the optimum
 
 For the `latency DAG 100x8 mesh memory` and `weighted DAG 300x8 mesh memory` families of
 `benchmarks/bounds.py`, it measures where the root LP's value and the best known plan's cost go,
@@ -31,6 +32,10 @@ optimum; models/formulation.md §9, "Tried and left out", reads the numbers):
 - `node_contents` (`--node-contents`, its own file `memory_gap_node_contents.json`): the
   model's LP with a Dantzig-Wolfe master over what each node runs (`NodeContents`), solved by
   column generation within the time limit; its Lagrangian bound holds at every iteration.
+
+- `prove` (`--prove`, its own file `memory_gap_prove.json`): HiGHS alone on the full model, one
+  thread, for a long time: where it proves optimality, the optimum that the other measures are
+  read against, and the times its better plans came.
 
 The best plan is `splitplan.pipeline.best_start` (5 s at most), improved by HiGHS from that start
 and then by `pipeline.local_search`. Timings on a shared machine are noisy; the load averages are
@@ -633,6 +638,50 @@ def node_contents(inst: Instance, time_limit_s: float, log=lambda line: None) ->
     return row | relaxation.solve(time_limit_s, log=log)
 
 
+def prove(inst: Instance, time_limit_s: float, log=lambda line: None) -> dict:
+    """HiGHS alone on the full model (one thread, its default settings in `solve_standard_form`:
+    presolve off), from `best_start`'s plan (5 s) improved by `local_search` (20 s; each at most
+    the limit), for up to
+    `time_limit_s`: its status, plan, bound and each better plan with its time. Where it proves
+    optimality, the optimum is known for every other measure of the family (its gap to the best
+    plan found fast, the relaxations' share of the gap). The plan is costed by the evaluator."""
+    from splitplan.pipeline import best_start, local_search
+
+    began = time.perf_counter()
+    start = best_start(inst, min(5.0, time_limit_s))
+    start = local_search(inst, start, time.perf_counter() + min(20.0, time_limit_s))
+    milp = build_milp(inst)
+    found: list[dict] = []
+
+    def better(values: np.ndarray) -> None:
+        cost = splitplan.evaluate(inst, milp.read_assignment(values)).objective(inst)
+        found.append({"t_s": round(time.perf_counter() - began, 1), "value": cost})
+        log(f"{found[-1]['t_s']} s: a plan of {cost:.6g}")
+
+    solve_began = time.perf_counter()
+    res = solve_standard_form(
+        milp.matrix,
+        "highs",
+        time_limit_s=time_limit_s,
+        threads=1,
+        start=milp.start_vector(start),
+        on_incumbent=better,
+    )
+    row = {
+        "start": splitplan.evaluate(inst, start).objective(inst),
+        "start_s": round(solve_began - began, 1),
+        "status": res.termination,
+        "solve_s": round(time.perf_counter() - solve_began, 1),
+        "bound": res.bound,
+        "improvements": found,
+    }
+    if res.values is not None:
+        plan = milp.read_assignment(res.values)
+        ev = splitplan.evaluate(inst, plan)
+        row |= {"value": ev.objective(inst), "feasible": ev.feasible, "assignment": plan}
+    return row
+
+
 def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.4g}"
 
@@ -648,19 +697,35 @@ def main() -> None:
         action="store_true",
         help="only the node-contents bound (column generation), to memory_gap_node_contents.json",
     )
-    parser.add_argument("-o", "--output", help="default: memory_gap[_node_contents].json")
+    parser.add_argument(
+        "--prove",
+        action="store_true",
+        help="only HiGHS on the full model, one thread, to memory_gap_prove.json (the optimum "
+        "where it proves it; give a long --time-limit)",
+    )
+    parser.add_argument(
+        "--family", help="only the families whose name contains this text (e.g. 100x8)"
+    )
+    parser.add_argument("-o", "--output", help="default: memory_gap[_node_contents|_prove].json")
     args = parser.parse_args()
     families = QUICK if args.quick else FAMILIES
+    families = [f for f in families if args.family is None or args.family in f[0]]
     limit = args.time_limit or (5.0 if args.quick else 60.0)
-    name = "memory_gap_node_contents.json" if args.node_contents else "memory_gap.json"
-    output = Path(args.output or Path(__file__).with_name(name))
-    if args.node_contents:
-        rows = []
+    suffix = "_node_contents" if args.node_contents else "_prove" if args.prove else ""
+    output = Path(args.output or Path(__file__).with_name(f"memory_gap{suffix}.json"))
+    if args.node_contents or args.prove:
+        # rows of the other families stay (a run of one family, `--family`, updates its own)
+        rows = [
+            row
+            for row in (json.loads(output.read_text())["rows"] if output.exists() else [])
+            if all(row["family"] != label for label, _ in families)
+        ]
         for label, make in families:
             inst = make()
-            row = {"family": label, "instance": inst.name}
+            row = {"family": label, "instance": inst.name, "time_limit_s": limit}
+            row["machine"] = machine()  # each row its own: a file may hold several runs
             log = functools.partial(print, label, flush=True)
-            row |= node_contents(inst, limit, log=log)
+            row |= (node_contents if args.node_contents else prove)(inst, limit, log=log)
             rows.append(row)
             print(json.dumps(row), flush=True)
             result = {"machine": machine(), "time_limit_s": limit, "rows": rows}

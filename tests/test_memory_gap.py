@@ -3,6 +3,7 @@ models/formulation.md §9 quotes from it ("Tried and left out") are bounds on th
 benchmarks/bounds.py --families reruns some rows and keeps the others."""
 
 import importlib.util
+import itertools
 import json
 import subprocess
 import sys
@@ -198,3 +199,32 @@ def test_node_contents_refuses_the_period():
     inst = random_instance(5, 3, seed=0, skip_prob=0.5, memory_fraction=0.3, objective="throughput")
     with pytest.raises(ValueError, match="additive"):
         memory_gap.NodeContents(build_milp(inst))
+
+
+@pytest.mark.parametrize("i", [0, 4, 8])
+def test_prove_finds_and_proves_the_brute_force_optimum(i, optima):
+    """`--prove`'s run (HiGHS alone, one thread) on tiny cases: status optimal, the evaluator's
+    cost of its plan is the brute-force optimum, and its bound matches; each better plan it
+    reports is no worse than the one before."""
+    row = memory_gap.prove(CASES[i], 30.0)
+    assert row["status"] == "optimal" and row["feasible"]
+    assert close(row["value"], optima[i][0])
+    assert row["bound"] <= row["value"] * (1 + 1e-6) + 1e-12
+    values = [row["start"]] + [found["value"] for found in row["improvements"]]
+    assert all(b <= a * (1 + 1e-9) for a, b in itertools.pairwise(values))
+
+
+def test_prove_run_of_one_family_keeps_the_other_rows(tmp_path):
+    """`--prove --family` (like `--node-contents`) replaces its own row of the output file and
+    keeps the other families' rows."""
+    out = tmp_path / "prove.json"
+    other = {"family": "some other family", "value": 1.0}
+    stale = {"family": "latency DAG 30x4 mesh memory", "stale": True}
+    out.write_text(json.dumps({"rows": [other, stale]}))
+    args = ["--quick", "--prove", "--family", "30x4", "--time-limit", "1", "-o", str(out)]
+    subprocess.run(
+        [sys.executable, str(BENCH / "memory_gap.py"), *args], check=True, capture_output=True
+    )
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["family"] for r in rows] == ["some other family", "latency DAG 30x4 mesh memory"]
+    assert "stale" not in rows[1] and rows[1]["time_limit_s"] == 1.0 and "machine" in rows[1]
