@@ -214,17 +214,33 @@ def test_prove_finds_and_proves_the_brute_force_optimum(i, optima):
     assert all(b <= a * (1 + 1e-9) for a, b in itertools.pairwise(values))
 
 
-def test_prove_run_of_one_family_keeps_the_other_rows(tmp_path):
+def test_prove_run_of_one_family_keeps_the_other_rows(tmp_path, monkeypatch):
     """`--prove --family` (like `--node-contents`) replaces its own row of the output file and
-    keeps the other families' rows."""
+    keeps the other families' rows; `--from-known` then proves again from the row's plan and
+    keeps that run in the row."""
     out = tmp_path / "prove.json"
     other = {"family": "some other family", "value": 1.0}
     stale = {"family": "latency DAG 30x4 mesh memory", "stale": True}
     out.write_text(json.dumps({"rows": [other, stale]}))
-    args = ["--quick", "--prove", "--family", "30x4", "--time-limit", "1", "-o", str(out)]
-    subprocess.run(
-        [sys.executable, str(BENCH / "memory_gap.py"), *args], check=True, capture_output=True
-    )
+    args = ["memory_gap.py", "--quick", "--prove", "--family", "30x4", "--time-limit", "2"]
+    monkeypatch.setattr(sys, "argv", [*args, "-o", str(out)])
+    memory_gap.main()
     rows = json.loads(out.read_text())["rows"]
     assert [r["family"] for r in rows] == ["some other family", "latency DAG 30x4 mesh memory"]
-    assert "stale" not in rows[1] and rows[1]["time_limit_s"] == 1.0 and "machine" in rows[1]
+    assert "stale" not in rows[1] and rows[1]["time_limit_s"] == 2.0 and "machine" in rows[1]
+    monkeypatch.setattr(sys, "argv", [*args, "--time-limit", "30", "--from-known", "-o", str(out)])
+    memory_gap.main()
+    again = json.loads(out.read_text())["rows"]
+    assert again[0] == other and {k: v for k, v in again[1].items() if k != "from_known"} == rows[1]
+    known = again[1]["from_known"]
+    assert known["start"] == rows[1]["value"] and known["status"] == "optimal"
+    assert known["value"] <= rows[1]["value"] * (1 + 1e-9)
+
+
+def test_from_known_needs_a_plan(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "none.json"
+    argv = ["memory_gap.py", "--quick", "--prove", "--from-known", "-o", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit):
+        memory_gap.main()
+    assert "run --prove first" in capsys.readouterr().err
