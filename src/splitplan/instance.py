@@ -626,11 +626,13 @@ _OBJ_KEYS = {"kind", "latency", "energy", "accuracy"}
 _CONS_KEYS = {"pin", "max_latency_s", "max_accuracy_loss"}
 
 
-def _obj(value: Any, path: str, keys: set[str], required: tuple[str, ...] = ()) -> dict:
+def _obj(value: Any, path: str, keys: set[str] | None, required: tuple[str, ...] = ()) -> dict:
+    """`value` as an object with only `keys` (None: any key, a map such as `pin` or `time_s`)
+    and every `required` one."""
     if not isinstance(value, dict):
         raise InstanceError(path, f"must be an object, got {type(value).__name__}")
     for key in value:
-        if key not in keys:
+        if keys is not None and key not in keys:
             raise InstanceError(
                 f"{path}.{key}" if path else key,
                 f"unknown field; expected one of {', '.join(sorted(keys))}",
@@ -664,7 +666,7 @@ def _str(d: dict, key: str, path: str, default: Any = None) -> Any:
 def _times(d: dict, key: str, path: str) -> MappingProxyType:
     """A {device class: seconds} map."""
     raw = d.get(key, {})
-    times = _obj(raw, f"{path}.{key}", set(raw) if isinstance(raw, dict) else set())
+    times = _obj(raw, f"{path}.{key}", None)
     for cls in times:
         _num(times, cls, f"{path}.{key}")
     return MappingProxyType(dict(times))
@@ -773,10 +775,7 @@ def instance_from_dict(data: Any) -> Instance:
     )
     cd = _obj(d.get("constraints", {}), "constraints", _CONS_KEYS)
     pins = {}
-    pin_given = cd.get("pin", {})
-    pin_raw = _obj(
-        pin_given, "constraints.pin", set(pin_given) if isinstance(pin_given, dict) else set()
-    )
+    pin_raw = _obj(cd.get("pin", {}), "constraints.pin", None)
     for layer, allowed in pin_raw.items():
         allowed = [allowed] if isinstance(allowed, str) else allowed
         allowed = _list(allowed, f"constraints.pin.{layer}")
